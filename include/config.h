@@ -1,0 +1,86 @@
+/* config.h -- the service configuration: JSON file -> validated structs.
+ *
+ * Unknown keys, wrong types and bad values are errors; every error found is
+ * reported, one line each, prefixed with its JSON path:
+ *     endpoints[0].backends[1]: unknown key "urll"
+ * A loaded config is immutable: it is published before the threads that
+ * read it start (or swapped whole on reload) and never written again.
+ * Ownership: fo_config_parse/load return a config the caller frees with
+ * fo_config_destroy; every string and array inside belongs to it.
+ * Threads: parse/load/destroy from one thread; a loaded config may be read
+ * from any thread. */
+#ifndef FO_CONFIG_H
+#define FO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "tmpl.h"
+
+/* One backend call of a configured endpoint. */
+struct fo_backend_conf {
+    char *name;          /* Unique within the endpoint; the key in the result. */
+    char *url;           /* Template source text. */
+    struct fo_tmpl *tmpl; /* Compiled 'url'. */
+    char *method;        /* "GET" unless given; upper-case token. */
+    char **headers;      /* "Name: value" lines, nheaders of them; NULL if none. */
+    size_t nheaders;
+    int64_t timeout_ms;  /* Own cap, 0 = only the request deadline. */
+    bool required;       /* Its failure fails the whole request. */
+    bool merge;          /* Lift an object body's members to the top level. */
+};
+
+/* One configured endpoint. */
+struct fo_endpoint_conf {
+    char *path;                       /* Pattern text, e.g. "/api/dashboard/{id}". */
+    struct fo_path *pattern;          /* Compiled 'path'. */
+    char *method;                     /* "GET" unless given. */
+    int64_t timeout_ms;               /* 0 = the global timeout only. */
+    bool report;                      /* Add the "_fanout" report. */
+    struct fo_backend_conf *backends; /* nbackends >= 1 of them. */
+    size_t nbackends;
+};
+
+/* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */
+struct fo_aggregate_conf {
+    bool enabled;        /* allow_hosts was given and non-empty. */
+    char *path;          /* Default "/aggregate". */
+    char **allow_hosts;  /* "host:port" entries compared verbatim. */
+    size_t nallow;
+    size_t max_requests; /* Calls per batch, default 32. */
+    int64_t timeout_ms;  /* Cap on the batch's own timeout_ms, default 1000. */
+};
+
+struct fo_config {
+    char *listen_host;          /* Numeric address to bind, e.g. "127.0.0.1" or "::". */
+    uint16_t listen_port;       /* Port to bind. */
+    unsigned workers;           /* Backend worker threads; default online CPUs. */
+    unsigned server_threads;    /* HTTP front threads; default online CPUs. */
+    int64_t timeout_ms;         /* Global request deadline, default 1000. */
+    size_t max_body_bytes;      /* Client request body cap, default 1 MiB. */
+    size_t max_response_bytes;  /* Backend response body cap, default 8 MiB. */
+    unsigned max_json_depth;    /* Nesting cap for any JSON read, default FO_JSON_DEFAULT_DEPTH. */
+    struct fo_endpoint_conf *endpoints; /* nendpoints of them (may be 0). */
+    size_t nendpoints;
+    struct fo_aggregate_conf aggregate;
+};
+
+/* Parse and validate config text (n bytes). On success returns 0 and sets
+ * *out. Otherwise returns -EINVAL and appends one line per error to
+ * 'errors' (each "path: message\n"), or -ENOMEM. */
+int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors);
+
+/* Read 'path' and parse it. A missing or unreadable file is an error line
+ * naming the file and the reason (returns -ENOENT, -EACCES, ... or -EINVAL). */
+int fo_config_load(struct fo_config **out, const char *path, struct fo_buf *errors);
+
+/* Free a config. NULL is a no-op. */
+void fo_config_destroy(struct fo_config *cfg);
+
+/* Parse "host:port", "[v6]:port" or ":port" (any address) into a numeric
+ * host and a port. Returns 0 or -EINVAL. */
+int fo_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
+
+#endif /* FO_CONFIG_H */

@@ -1,0 +1,54 @@
+/* merge.h -- fan-in: the merged JSON document sent to the client.
+ *
+ * Writes one object from the results of a request's backend calls:
+ *  - each successful result goes under its name, as the raw bytes the
+ *    backend sent (numbers keep every digit);
+ *  - a result marked 'merge' whose body is an object has its members lifted
+ *    into the top level instead (a non-object is kept under its name);
+ *  - keys appear in result order (config order, never arrival order); on a
+ *    clash the later result wins and the key keeps its first position;
+ *  - failed results are absent;
+ *  - with a report, a last member "_fanout" says what happened to each call.
+ * Ownership: everything is borrowed; output is appended to the caller's buf.
+ * Threads: pure functions, thread-safe. */
+#ifndef FO_MERGE_H
+#define FO_MERGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "json.h"
+#include "outcome.h"
+
+/* One backend call's result, as merge sees it. */
+struct fo_result {
+    const char *name;         /* Borrowed; the key in the document. */
+    bool merge;               /* Lift an object's members to the top level. */
+    enum fo_outcome outcome;  /* FO_OK or why it failed. */
+    int status;               /* HTTP status, 0 when none arrived. */
+    double ms;                /* How long the call took. */
+    struct fo_json_span body; /* Validated JSON value; used only when FO_OK. */
+};
+
+/* What the "_fanout" member reports beyond the per-call results. */
+struct fo_report {
+    bool complete;     /* Every call succeeded. */
+    double elapsed_ms; /* Whole request, as the client saw it so far. */
+};
+
+/* Append the merged object for results r[0..n) to 'out'. 'report' may be
+ * NULL (no "_fanout" member). Bodies must already be validated.
+ * Returns 0, or -E2BIG / -ENOMEM from 'out' (whose contents are then
+ * unspecified). */
+int fo_merge_write(struct fo_buf *out, const struct fo_result *r, size_t n,
+                   const struct fo_report *report);
+
+/* Append {"error":{"code":..,"message":..[,"backend":..]}} to 'out', and
+ * when 'report' is not NULL a "_fanout" member for results r[0..n) as in
+ * fo_merge_write. 'backend' may be NULL. Returns 0 or the fo_buf errors. */
+int fo_merge_error(struct fo_buf *out, const char *code, const char *message,
+                   const char *backend, const struct fo_result *r, size_t n,
+                   const struct fo_report *report);
+
+#endif /* FO_MERGE_H */

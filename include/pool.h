@@ -1,0 +1,125 @@
+/* pool.h -- the worker pool: backend calls run concurrently on W threads.
+ *
+ * Each worker thread owns one libcurl multi handle, driven through its own
+ * epoll loop (curl_multi_socket_action), so one thread runs many transfers
+ * at once and keeps connections to backends alive between requests. Work
+ * arrives as a fan-out: all the calls of one client request, submitted
+ * together to one worker (round robin) over that worker's inbox channel,
+ * followed by one wakeup on the worker's eventfd.
+ *
+ * Fan-in: as each call ends, the worker fills in its result and sends the
+ * call on the fan-out's 'fanin' channel; after the last one it invokes
+ * 'done' once. The submitter (the HTTP front) resumes its suspended client
+ * connection from 'done' and drains the channel on its own thread.
+ *
+ * Context: every call gets min(its own timeout, time left on the fan-out's
+ * context) as its curl timeout, and carries "X-Timeout-Ms: <ms left>". A
+ * failing required call cancels the context and aborts the rest (fail fast).
+ * While a fan-out runs, the worker watches 'client_fd' for a hang-up and
+ * cancels the fan-out when the client goes away. Aborting a call removes it
+ * from the multi, which closes its connection.
+ *
+ * Ownership: a submitted fan-out, its calls, their strings and the channel
+ * are borrowed by the pool from a successful fo_pool_submit until 'done'
+ * returns; result bodies are malloc()ed by the pool and belong to the call
+ * (free with fo_call_clear). */
+#ifndef FO_POOL_H
+#define FO_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chan.h"
+#include "ctx.h"
+#include "json.h"
+#include "outcome.h"
+
+/* One backend call. */
+struct fo_call {
+    /* Set by the submitter; read-only to the pool. */
+    const char *url;             /* Borrowed: absolute http(s) URL. */
+    const char *method;          /* Borrowed: NULL means GET. */
+    const char *const *headers;  /* Borrowed: nheaders "Name: value" lines. */
+    size_t nheaders;
+    const char *body;            /* Borrowed: JSON request body or NULL. */
+    size_t body_len;
+    int64_t timeout_ms;          /* Own cap; 0 = the context's deadline only. */
+    bool required;               /* Failure cancels the fan-out. */
+
+    /* Set by the pool before the call is sent on the fan-in channel. */
+    enum fo_outcome outcome;
+    int status;                  /* HTTP status, 0 when none arrived. */
+    double ms;                   /* From the worker picking it up to its end. */
+    char *resp;                  /* From malloc(): the response body (kept for FO_OK
+                                    and FO_ERR_STATUS), NULL otherwise. */
+    size_t resp_len;
+    struct fo_json_span json;    /* FO_OK: the validated value inside 'resp'. */
+};
+
+/* Free a call's result and reset its result fields. */
+void fo_call_clear(struct fo_call *call);
+
+struct fo_fanout;
+/* Called once per fan-out on the worker thread, after every call has been
+ * sent on the fan-in channel. The pool does not touch the fan-out again
+ * after calling it, so the callee may free it (or hand it to a thread that
+ * does). Must not block. */
+typedef void (*fo_fanout_done_cb)(struct fo_fanout *f);
+
+/* The calls of one client request. */
+struct fo_fanout {
+    struct fo_call *calls;   /* Borrowed: ncalls >= 1 calls. */
+    size_t ncalls;
+    struct fo_ctx *ctx;      /* Borrowed: deadline and cancellation. */
+    struct fo_chan *fanin;   /* Borrowed: capacity >= ncalls; receives each call. */
+    int client_fd;           /* Watched for hang-up; -1 for none. */
+    fo_fanout_done_cb done;  /* Required. */
+    void *data;              /* The submitter's; the pool never reads it. */
+
+    /* Pool-private (set by fo_pool_submit, worker thread only after that). */
+    struct fo_worker *worker;          /* Owning worker. */
+    size_t pending;                    /* Calls not yet ended. */
+    struct fo_fanout *prev, *next;     /* Worker's list of running fan-outs. */
+    struct fo_xfer *xfers;             /* Running transfers of this fan-out. */
+    int watching;                      /* client_fd is in the worker's epoll. */
+};
+
+struct fo_pool_opts {
+    unsigned workers;            /* Threads, >= 1. */
+    size_t max_response_bytes;   /* Bodies over it end as FO_ERR_TOO_LARGE. */
+    unsigned max_json_depth;     /* Nesting cap when validating bodies. */
+    size_t queue_cap;            /* Inbox capacity per worker (fan-outs). */
+    long max_host_connections;   /* Per-worker cap on connections to one host; 0 = none. */
+};
+
+struct fo_pool; /* Opaque. */
+
+/* Start the workers. Returns 0 and sets *out, or a negative errno. */
+int fo_pool_create(struct fo_pool **out, const struct fo_pool_opts *opts);
+
+/* Stop and join the workers, then free the pool. Every submitted fan-out
+ * must have completed. NULL is a no-op. Not from a worker thread. */
+void fo_pool_destroy(struct fo_pool *pool);
+
+/* Hand 'f' to a worker. Returns 0 (then 'done' will be called exactly once),
+ * or -EAGAIN when the worker's inbox is full, or -EPIPE after shutdown (then
+ * 'done' is never called and the caller keeps 'f'). Thread-safe. */
+int fo_pool_submit(struct fo_pool *pool, struct fo_fanout *f);
+
+/* Ask every worker to re-check the context of each running fan-out and abort
+ * those that are done (use after cancelling a shared parent context).
+ * Thread-safe. */
+void fo_pool_sweep(struct fo_pool *pool);
+
+/* Counters for metrics; a snapshot summed over workers. Thread-safe. */
+struct fo_pool_stats {
+    uint64_t fanouts;          /* Fan-outs completed. */
+    uint64_t calls;            /* Calls completed. */
+    uint64_t connections;      /* New backend connections opened. */
+    uint64_t queued;           /* Fan-outs waiting in inboxes now. */
+    uint64_t running;          /* Calls in flight now. */
+};
+void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out);
+
+#endif /* FO_POOL_H */

@@ -19,6 +19,10 @@
  * sane API document, shallow enough that a hostile body costs nothing. */
 #define FO_JSON_DEFAULT_DEPTH 64
 
+/* Largest nesting fo_json_validate can check without allocating; a larger
+ * 'max_depth' counts as this. */
+#define FO_JSON_MAX_DEPTH 4096
+
 /* A run of bytes inside someone else's buffer. */
 struct fo_json_span {
     const char *p; /* Borrowed. */
@@ -28,7 +32,8 @@ struct fo_json_span {
 /* Check that [p, p+len) is exactly one JSON value, optionally surrounded by
  * whitespace: RFC 8259 grammar, strings valid UTF-8 (no overlongs, no
  * surrogates encoded in UTF-8, \u escapes well formed), arrays and objects
- * nested at most 'max_depth' deep (a scalar is depth 0, [] is depth 1).
+ * nested at most 'max_depth' deep (a scalar is depth 0, [] is depth 1;
+ * capped at FO_JSON_MAX_DEPTH).
  * On success sets *out (may be NULL) to the value without the whitespace.
  * Returns 0, -EINVAL (not JSON, trailing bytes, bad UTF-8) or -E2BIG (too
  * deep). */

@@ -51,8 +51,8 @@ struct fo_call {
     enum fo_outcome outcome;
     int status;                  /* HTTP status, 0 when none arrived. */
     double ms;                   /* From the worker picking it up to its end. */
-    char *resp;                  /* From malloc(): the response body (kept for FO_OK
-                                    and FO_ERR_STATUS), NULL otherwise. */
+    char *resp;                  /* From malloc(): the response body for FO_OK,
+                                    NULL otherwise. */
     size_t resp_len;
     struct fo_json_span json;    /* FO_OK: the validated value inside 'resp'. */
 };
@@ -76,13 +76,6 @@ struct fo_fanout {
     int client_fd;           /* Watched for hang-up; -1 for none. */
     fo_fanout_done_cb done;  /* Required. */
     void *data;              /* The submitter's; the pool never reads it. */
-
-    /* Pool-private (set by fo_pool_submit, worker thread only after that). */
-    struct fo_worker *worker;          /* Owning worker. */
-    size_t pending;                    /* Calls not yet ended. */
-    struct fo_fanout *prev, *next;     /* Worker's list of running fan-outs. */
-    struct fo_xfer *xfers;             /* Running transfers of this fan-out. */
-    int watching;                      /* client_fd is in the worker's epoll. */
 };
 
 struct fo_pool_opts {

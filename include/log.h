@@ -1,0 +1,30 @@
+/* log.h -- structured log lines: one JSON object per line on stdout.
+ *
+ *   {"ts":"2026-11-28T05:00:00.123Z","level":"info","event":"listening","port":8080}
+ *
+ * Each line is built in a local buffer and written with a single write(2),
+ * so lines from different threads never interleave and no lock is taken.
+ * Only the service layer (main, server) logs; library modules return errors.
+ * Threads: thread-safe. */
+#ifndef FO_LOG_H
+#define FO_LOG_H
+
+#include <stddef.h>
+
+enum fo_log_level { FO_LOG_DEBUG, FO_LOG_INFO, FO_LOG_WARN, FO_LOG_ERROR, FO_LOG_OFF };
+
+/* Lines below this level are dropped. Set once at start-up. */
+void fo_log_set_level(enum fo_log_level lvl);
+
+/* Write one line with "ts", "level", "event" and then the members produced
+ * by 'fmt' (printf-style, JSON member text such as "\"port\":%d"; may be
+ * NULL). String values must be escaped by the caller: use %s only with
+ * fo_log_quote() output or trusted text. */
+void fo_log(enum fo_log_level lvl, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Quote 's' as a JSON string into buf (cap bytes, truncating safely).
+ * Returns buf. */
+const char *fo_log_quote(char *buf, size_t cap, const char *s);
+
+#endif /* FO_LOG_H */

@@ -1,0 +1,79 @@
+/* log.c -- structured log lines on stdout. See log.h. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int min_level = FO_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+void fo_log_set_level(enum fo_log_level lvl)
+{
+    atomic_store_explicit(&min_level, (int)lvl, memory_order_relaxed);
+}
+
+void fo_log(enum fo_log_level lvl, const char *event, const char *fmt, ...)
+{
+    if ((int)lvl < atomic_load_explicit(&min_level, memory_order_relaxed) || lvl >= FO_LOG_OFF)
+        return;
+    char line[4096];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line,
+                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"%s\"",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[lvl], event);
+    if (fmt && n > 0 && (size_t)n < sizeof line - 3) {
+        line[n++] = ',';
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+        va_end(ap);
+        if (m > 0)
+            n += m;
+    }
+    if (n < 0 || (size_t)n > sizeof line - 3)
+        n = (int)sizeof line - 3; /* Truncated: still one line. */
+    line[n++] = '}';
+    line[n++] = '\n';
+    ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
+    (void)w;
+}
+
+const char *fo_log_quote(char *buf, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    if (cap < 3) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    buf[o++] = '"';
+    for (; *s && o + 8 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            buf[o++] = '\\';
+            buf[o++] = 'u';
+            buf[o++] = '0';
+            buf[o++] = '0';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}

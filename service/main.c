@@ -1,0 +1,207 @@
+/* main.c -- the fanout command: options, start-up, signals, shutdown.
+ *
+ * Every signal the service cares about is blocked in all threads and taken
+ * synchronously here with sigwait(), so no code runs in signal context:
+ * SIGTERM/SIGINT drain and stop. Threads inherit the blocked mask, so the
+ * mask is set before any thread (libcurl, MHD, workers) starts. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "demo.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "version.h"
+
+/* Requests in flight get this long to finish on SIGTERM. */
+#define DRAIN_MS 10000
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fanout [-c FILE] [--listen HOST:PORT]\n"
+            "       fanout --check -c FILE\n"
+            "       fanout --version | --help\n"
+            "\n"
+            "  -c, --config FILE     configuration (JSON); without it, the embedded demo:\n"
+            "                        built-in backends and GET /api/dashboard/{id}\n"
+            "  -l, --listen H:P      listen address, overrides \"listen\" (port 0: any)\n"
+            "  -k, --check           validate the configuration and exit\n"
+            "  -V, --version         print the version and exit\n"
+            "  -h, --help            print this help and exit\n");
+}
+
+/* Print each collected error line with a prefix. */
+static void print_errors(const char *prefix, const struct fo_buf *errors)
+{
+    const char *p = errors->data ? errors->data : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(stderr, "%s%.*s\n", prefix, (int)n, p);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"check", no_argument, NULL, 'k'},        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *listen = NULL;
+    bool check = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:kVh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'V':
+            printf("fanout %s\n", FO_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fanout: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (check && !config_path) {
+        fprintf(stderr, "fanout: --check needs -c FILE\n");
+        return 2;
+    }
+
+    int status = 1;
+    struct fo_config *cfg = NULL;
+    struct fo_demo *demo = NULL;
+    struct fo_pool *pool = NULL;
+    struct fo_server *srv = NULL;
+    struct fo_buf errors;
+    fo_buf_init(&errors, 1 << 20);
+
+    /* Block the signals we wait for before any thread exists. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "fanout: curl_global_init failed\n");
+        return 1;
+    }
+
+    int rc;
+    if (config_path) {
+        rc = fo_config_load(&cfg, config_path, &errors);
+        if (rc < 0) {
+            print_errors(check ? "" : "fanout: ", &errors);
+            goto out;
+        }
+        if (check) {
+            printf("%s: ok\n", config_path);
+            status = 0;
+            goto out;
+        }
+    } else {
+        rc = fo_demo_create(&demo);
+        if (rc < 0) {
+            fprintf(stderr, "fanout: cannot start the demo backends: %s\n", strerror(-rc));
+            goto out;
+        }
+        struct fo_buf text;
+        fo_buf_init(&text, FO_BUF_UNLIMITED);
+        rc = fo_demo_config(demo, &text);
+        if (rc == 0)
+            rc = fo_config_parse(&cfg, text.data, text.len, &errors);
+        fo_buf_free(&text);
+        if (rc < 0) {
+            print_errors("fanout: demo config: ", &errors);
+            goto out;
+        }
+    }
+    if (listen) {
+        char host[64];
+        uint16_t port;
+        if (fo_listen_parse(listen, host, sizeof host, &port) < 0) {
+            fprintf(stderr, "fanout: --listen %s: expected HOST:PORT with a numeric host\n",
+                    listen);
+            status = 2;
+            goto out;
+        }
+        char *h = strdup(host);
+        if (!h)
+            goto out;
+        free(cfg->listen_host);
+        cfg->listen_host = h;
+        cfg->listen_port = port;
+    }
+
+    struct fo_pool_opts po = {
+        .workers = cfg->workers,
+        .max_response_bytes = cfg->max_response_bytes,
+        .max_json_depth = cfg->max_json_depth,
+        .queue_cap = 4096,
+    };
+    rc = fo_pool_create(&pool, &po);
+    if (rc < 0) {
+        fprintf(stderr, "fanout: cannot start workers: %s\n", strerror(-rc));
+        goto out;
+    }
+    char err[256] = "";
+    rc = fo_server_create(&srv, cfg, pool, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "fanout: %s\n", err);
+        goto out;
+    }
+    char qhost[96];
+    fo_log(FO_LOG_INFO, "listening", "\"host\":%s,\"port\":%u,\"workers\":%u,\"config\":%s",
+           fo_log_quote(qhost, sizeof qhost, cfg->listen_host), fo_server_port(srv), cfg->workers,
+           config_path ? "\"file\"" : "\"embedded-demo\"");
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP)
+            continue; /* Reload is not supported yet; ignore rather than die. */
+        fo_log(FO_LOG_INFO, "stopping", "\"signal\":%d", sig);
+        break;
+    }
+    fo_server_stop(srv, DRAIN_MS);
+    status = 0;
+    fo_log(FO_LOG_INFO, "stopped", NULL);
+out:
+    fo_server_destroy(srv);
+    fo_pool_destroy(pool);
+    fo_config_destroy(cfg);
+    fo_demo_destroy(demo);
+    fo_buf_free(&errors);
+    curl_global_cleanup();
+    return status;
+}

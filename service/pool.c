@@ -1,0 +1,732 @@
+/* pool.c -- the worker pool: W threads, each an epoll loop around one curl multi.
+ *
+ * DESIGN
+ * Each worker owns everything it touches: an epoll set, a curl multi handle
+ * driven with curl_multi_socket_action, its running jobs (one job per
+ * submitted fan-out) and free lists of transfers (whose easy handles are
+ * reused, so per-call setup is a handful of setopts) and jobs. The only
+ * shared state is the worker's inbox channel, an eventfd that wakes it, and
+ * relaxed atomic counters. Nothing in a worker takes a lock apart from the
+ * inbox's, and no lock is held while calling out (curl, 'done').
+ *
+ * The epoll set holds three kinds of descriptor: the wake eventfd and the
+ * client sockets of running jobs (EPOLLRDHUP only: a hang-up, not pipelined
+ * data, is what we look for), both as pointers to a 'watch' header, and the
+ * sockets curl asks us to watch, as the fd itself tagged in the low bit.
+ * Curl sockets carry no pointer because curl may close one while we are
+ * still walking a batch of events that names it; a stale fd is harmless to
+ * curl_multi_socket_action, a stale pointer is not. Jobs are never freed
+ * while the worker runs (they are recycled), and a recycled job is marked so
+ * that a stale client event for it is ignored.
+ *
+ * A job ends when its last transfer ends. Transfers end by curl (done,
+ * failed, timed out: every transfer carries a curl timeout no later than the
+ * fan-out's deadline, so deadlines need no timer of ours) or by an abort
+ * (client hang-up, failed required sibling, sweep after a parent context was
+ * cancelled), which removes the easy handle from the multi and so closes its
+ * connection. Before calling 'done' the worker drops the client socket from
+ * its epoll set, since 'done' resumes the client connection and the HTTP
+ * front may close that socket at any time after. */
+#include "pool.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "version.h"
+
+enum watch_kind { WATCH_WAKE, WATCH_CLIENT };
+
+/* epoll_data.u64 of a curl socket: (fd << 1) | SOCK_TAG. Pointers are even. */
+#define SOCK_TAG 1u
+
+/* curl_multi_assign marker: "this socket is in the epoll set already". */
+static char sock_known;
+
+/* First member of everything an epoll event can point at. */
+struct watch {
+    enum watch_kind kind;
+    int fd;
+};
+
+struct job;
+
+/* One running backend call. Recycled through the worker's free list. */
+struct xfer {
+    CURL *easy;                /* Reused between calls (keeps its buffers). */
+    struct fo_call *call;      /* Borrowed from the fan-out. */
+    struct job *job;           /* Owning job. */
+    struct xfer *prev, *next;  /* Job's running list, or the free list (next only). */
+    struct curl_slist *hdrs;   /* Request headers, from curl_slist_append. */
+    struct fo_buf body;        /* Response body, capped at max_response_bytes. */
+    int64_t start_us;          /* When the worker started it. */
+    bool too_large;            /* The write callback refused more bytes. */
+};
+
+/* One submitted fan-out while a worker runs it. */
+struct job {
+    struct watch w;            /* WATCH_CLIENT on f->client_fd. */
+    struct fo_fanout *f;       /* Borrowed until 'done'. */
+    struct xfer *xfers;        /* Running transfers. */
+    size_t pending;            /* Calls not ended yet. */
+    struct job *prev, *next;   /* Worker's running list, or the free list. */
+    bool watching;             /* w.fd is in the epoll set. */
+};
+
+struct fo_worker {
+    struct fo_pool *pool;      /* Back pointer, for options. */
+    pthread_t thread;
+    int epfd;                  /* epoll set: wake fd, curl sockets, client sockets. */
+    struct watch wake;         /* WATCH_WAKE on an eventfd. */
+    CURLM *multi;              /* All transfers of this worker. */
+    struct fo_chan *inbox;     /* Submitted fan-outs (struct fo_fanout *). */
+    int64_t timer_due_ms;      /* When curl wants CURL_SOCKET_TIMEOUT, -1 = never. */
+    struct job *running;       /* Jobs in flight (doubly linked). */
+    struct job *free_jobs;     /* Recycled jobs (via next). */
+    struct xfer *free_xfers;   /* Recycled transfers with their easy handles (via next). */
+    atomic_bool stop;          /* Set by fo_pool_destroy. */
+    atomic_bool sweep;         /* Set by fo_pool_sweep. */
+    /* Statistics: written by the worker, read by anyone (relaxed). */
+    atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
+};
+
+struct fo_pool {
+    struct fo_pool_opts opts;  /* Copied at create. */
+    struct fo_worker *workers; /* opts.workers of them, from calloc(). */
+    unsigned nstarted;         /* Threads started (for unwinding). */
+    atomic_uint next;          /* Round-robin cursor. */
+    atomic_bool closed;        /* No more submits. */
+};
+
+static void *xmalloc(size_t n)
+{
+    void *p = calloc(1, n);
+    if (!p) {
+        fprintf(stderr, "fanout: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
+void fo_call_clear(struct fo_call *call)
+{
+    free(call->resp);
+    call->resp = NULL;
+    call->resp_len = 0;
+    call->json.p = NULL;
+    call->json.len = 0;
+    call->outcome = FO_OK;
+    call->status = 0;
+    call->ms = 0;
+}
+
+/* ---- curl callbacks (worker thread) ---- */
+
+static size_t on_write(char *data, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    if (fo_buf_append(&x->body, data, len) < 0) {
+        x->too_large = true;
+        return 0; /* Abort the transfer: CURLE_WRITE_ERROR. */
+    }
+    return len;
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
+{
+    struct fo_worker *w = arg;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (sockp) {
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
+            curl_multi_assign(w->multi, s, NULL);
+        }
+        return 0;
+    }
+    struct epoll_event ev = {.events = 0};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    ev.data.u64 = ((uint64_t)(unsigned)s << 1) | SOCK_TAG;
+    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (!sockp)
+        curl_multi_assign(w->multi, s, &sock_known);
+    if (epoll_ctl(w->epfd, op, s, &ev) < 0 && errno == EEXIST)
+        epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *arg)
+{
+    struct fo_worker *w = arg;
+    (void)multi;
+    w->timer_due_ms = timeout_ms < 0 ? -1 : fo_clock_ms() + timeout_ms;
+    return 0;
+}
+
+/* ---- transfers and jobs (worker thread) ---- */
+
+static struct xfer *xfer_get(struct fo_worker *w)
+{
+    struct xfer *x = w->free_xfers;
+    if (x) {
+        w->free_xfers = x->next;
+        x->next = NULL;
+        return x;
+    }
+    x = xmalloc(sizeof *x);
+    x->easy = curl_easy_init();
+    if (!x->easy) {
+        fprintf(stderr, "fanout: curl_easy_init failed\n");
+        abort();
+    }
+    fo_buf_init(&x->body, w->pool->opts.max_response_bytes);
+    /* Options that never change between calls. */
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "fanout/" FO_VERSION);
+    curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE,
+                     (curl_off_t)w->pool->opts.max_response_bytes);
+    curl_easy_setopt(x->easy, CURLOPT_TCP_NODELAY, 1L);
+    return x;
+}
+
+static void xfer_put(struct fo_worker *w, struct xfer *x)
+{
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    x->call = NULL;
+    x->job = NULL;
+    x->too_large = false;
+    fo_buf_reset(&x->body);
+    x->prev = NULL;
+    x->next = w->free_xfers;
+    w->free_xfers = x;
+}
+
+static struct job *job_get(struct fo_worker *w)
+{
+    struct job *j = w->free_jobs;
+    if (j) {
+        w->free_jobs = j->next;
+        memset(j, 0, sizeof *j);
+        return j;
+    }
+    return xmalloc(sizeof *j);
+}
+
+/* Drop one count from the job; the last completes it: the client socket
+ * leaves the epoll set, the job is recycled and 'done' is called. The job
+ * must not be touched after a release that may have been the last. */
+static void job_release(struct fo_worker *w, struct job *j)
+{
+    if (--j->pending > 0)
+        return;
+    struct fo_fanout *f = j->f;
+    if (j->watching)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, j->w.fd, NULL);
+    j->watching = false;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        w->running = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    j->next = w->free_jobs;
+    w->free_jobs = j;
+    atomic_fetch_add_explicit(&w->n_fanouts, 1, memory_order_relaxed);
+    f->done(f);
+}
+
+/* Hand an ended call to the fan-in channel and release its count. */
+static void call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
+{
+    int rc = fo_chan_send(j->f->fanin, call, 0);
+    if (rc < 0) { /* Capacity >= ncalls is the submitter's promise. */
+        fprintf(stderr, "fanout: fan-in channel refused a result (%d)\n", rc);
+        abort();
+    }
+    atomic_fetch_add_explicit(&w->n_calls, 1, memory_order_relaxed);
+    job_release(w, j);
+}
+
+/* End a call that never started or was aborted, without a response. */
+static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
+                      enum fo_outcome outcome, double ms)
+{
+    call->outcome = outcome;
+    call->status = 0;
+    call->ms = ms;
+    call_end(w, j, call);
+}
+
+static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome);
+
+/* Classify a finished transfer and fill in its call's result. */
+static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
+{
+    struct fo_call *call = x->call;
+    struct job *j = x->job;
+    long status = 0;
+    long connects = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+    if (connects > 0)
+        atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
+    call->status = (int)status;
+    call->ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
+
+    switch (res) {
+    case CURLE_OK:
+        if (status < 200 || status > 299) {
+            call->outcome = FO_ERR_STATUS;
+        } else if (fo_json_validate(x->body.data ? x->body.data : "", x->body.len,
+                                    w->pool->opts.max_json_depth, &call->json) < 0) {
+            call->outcome = FO_ERR_INVALID_JSON;
+        } else {
+            call->outcome = FO_OK;
+        }
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        call->outcome = FO_ERR_TIMEOUT;
+        break;
+    case CURLE_FILESIZE_EXCEEDED:
+        call->outcome = FO_ERR_TOO_LARGE;
+        break;
+    case CURLE_WRITE_ERROR:
+        call->outcome = x->too_large ? FO_ERR_TOO_LARGE : FO_ERR_CONNECT;
+        break;
+    default:
+        call->outcome = FO_ERR_CONNECT;
+        break;
+    }
+    if (call->outcome == FO_OK) {
+        /* Hand the body over; the span stays valid since release keeps the pointer. */
+        call->resp = fo_buf_release(&x->body, &call->resp_len);
+        if (!call->resp) {
+            fprintf(stderr, "fanout: out of memory\n");
+            abort();
+        }
+    } else {
+        call->json.p = NULL;
+        call->json.len = 0;
+    }
+
+    /* Unlink from the job, recycle, then report. */
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        j->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    bool fail_fast = call->outcome != FO_OK && call->required && j->xfers;
+    xfer_put(w, x);
+    if (!fail_fast) {
+        call_end(w, j, call);
+        return;
+    }
+    /* Siblings are still running, so this end cannot complete the job. */
+    call_end(w, j, call);
+    fo_ctx_cancel(j->f->ctx, -ECANCELED);
+    abort_job(w, j, FO_ERR_CANCELLED);
+}
+
+/* Abort every running transfer of 'j' with 'outcome'. The list is detached
+ * first: the last call_fail may complete (and recycle) the job. */
+static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome)
+{
+    struct xfer *list = j->xfers;
+    j->xfers = NULL;
+    while (list) {
+        struct xfer *x = list;
+        list = x->next;
+        struct fo_call *call = x->call;
+        double ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
+        curl_multi_remove_handle(w->multi, x->easy);
+        atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
+        xfer_put(w, x);
+        call_fail(w, j, call, outcome, ms);
+    }
+}
+
+/* Outcome for calls cut short because the context is done. */
+static enum fo_outcome ctx_outcome(int err)
+{
+    return err == -ETIMEDOUT ? FO_ERR_TIMEOUT : FO_ERR_CANCELLED;
+}
+
+/* Set the per-call options and add the transfer to the multi. */
+static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
+{
+    struct xfer *x = xfer_get(w);
+    CURL *e = x->easy;
+    x->call = call;
+    x->job = j;
+    x->start_us = fo_clock_us();
+
+    char tmo[40];
+    snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
+    struct curl_slist *h = curl_slist_append(NULL, tmo);
+    for (size_t i = 0; h && i < call->nheaders; i++)
+        h = curl_slist_append(h, call->headers[i]);
+    if (h)
+        h = curl_slist_append(h, "Accept: application/json");
+    if (h && call->body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    if (h)
+        h = curl_slist_append(h, "Expect:"); /* No 100-continue round trip. */
+    if (!h) {
+        xfer_put(w, x);
+        return -ENOMEM;
+    }
+    x->hdrs = h;
+
+    curl_easy_setopt(e, CURLOPT_URL, call->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
+    const char *m = call->method;
+    if (call->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m && strcmp(m, "POST") != 0 ? m : NULL);
+    } else if (m && strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m && strcmp(m, "GET") != 0 ? m : NULL);
+    }
+
+    CURLMcode mc = curl_multi_add_handle(w->multi, e);
+    if (mc != CURLM_OK) {
+        xfer_put(w, x);
+        return -ENOMEM;
+    }
+    atomic_fetch_add_explicit(&w->n_running, 1, memory_order_relaxed);
+    x->prev = NULL;
+    x->next = j->xfers;
+    if (j->xfers)
+        j->xfers->prev = x;
+    j->xfers = x;
+    return 0;
+}
+
+/* Take one fan-out from the inbox and start all its calls. */
+static void job_start(struct fo_worker *w, struct fo_fanout *f)
+{
+    struct job *j = job_get(w);
+    j->w.kind = WATCH_CLIENT;
+    j->w.fd = f->client_fd;
+    j->f = f;
+    /* One extra count keeps the job alive until every call is started. */
+    j->pending = f->ncalls + 1;
+    j->next = w->running;
+    if (w->running)
+        w->running->prev = j;
+    w->running = j;
+
+    if (f->client_fd >= 0) {
+        struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = &j->w};
+        j->watching = epoll_ctl(w->epfd, EPOLL_CTL_ADD, f->client_fd, &ev) == 0;
+    }
+
+    int64_t now = fo_clock_ms();
+    for (size_t i = 0; i < f->ncalls; i++) {
+        struct fo_call *call = &f->calls[i];
+        call->resp = NULL;
+        call->resp_len = 0;
+        call->json.p = NULL;
+        call->json.len = 0;
+        int err = fo_ctx_err(f->ctx);
+        if (err < 0) {
+            call_fail(w, j, call, ctx_outcome(err), 0);
+            continue;
+        }
+        int64_t budget = fo_ctx_remaining_ms(f->ctx, now);
+        if (call->timeout_ms > 0 && call->timeout_ms < budget)
+            budget = call->timeout_ms;
+        if (budget > 3600000)
+            budget = 3600000;
+        if (budget <= 0) {
+            call_fail(w, j, call, FO_ERR_TIMEOUT, 0);
+            continue;
+        }
+        if (xfer_start(w, j, call, budget) < 0)
+            call_fail(w, j, call, FO_ERR_CONNECT, 0);
+    }
+    /* Release the extra count; this ends the job if every call already ended. */
+    job_release(w, j);
+}
+
+/* Abort the running jobs whose context is done (after fo_pool_sweep). */
+static void sweep_jobs(struct fo_worker *w)
+{
+    struct job *j = w->running;
+    while (j) {
+        /* Aborting may recycle j: read the successor first. A job whose
+         * calls are all being aborted is only ever completed by abort_job. */
+        struct job *next = j->next;
+        int err = fo_ctx_err(j->f->ctx);
+        if (err < 0)
+            abort_job(w, j, ctx_outcome(err));
+        j = next;
+    }
+}
+
+/* Collect the transfers curl has finished. */
+static void drain_done(struct fo_worker *w)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = msg->easy_handle;
+        CURLcode res = msg->data.result;
+        struct xfer *x = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(w->multi, e);
+        atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
+        xfer_finish(w, x, res);
+    }
+}
+
+static void drain_inbox(struct fo_worker *w)
+{
+    uint64_t v;
+    while (read(w->wake.fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+    void *item;
+    while (fo_chan_recv(w->inbox, &item, 0) == 0)
+        job_start(w, item);
+}
+
+static void *worker_main(void *arg)
+{
+    struct fo_worker *w = arg;
+    struct epoll_event events[64];
+    int running;
+
+    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+        int wait_ms = -1;
+        if (w->timer_due_ms >= 0) {
+            int64_t d = w->timer_due_ms - fo_clock_ms();
+            wait_ms = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+        }
+        int n = epoll_wait(w->epfd, events, 64, wait_ms);
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "fanout: epoll_wait: %s\n", strerror(errno));
+            abort();
+        }
+        for (int i = 0; i < n; i++) {
+            uint32_t ev = events[i].events;
+            if (events[i].data.u64 & SOCK_TAG) {
+                int mask = 0;
+                if (ev & EPOLLIN)
+                    mask |= CURL_CSELECT_IN;
+                if (ev & EPOLLOUT)
+                    mask |= CURL_CSELECT_OUT;
+                if (ev & (EPOLLERR | EPOLLHUP))
+                    mask |= CURL_CSELECT_ERR;
+                curl_multi_socket_action(w->multi, (curl_socket_t)(events[i].data.u64 >> 1), mask,
+                                         &running);
+                drain_done(w);
+                continue;
+            }
+            struct watch *wt = events[i].data.ptr;
+            if (wt->kind == WATCH_CLIENT) {
+                struct job *j = (struct job *)wt;
+                if (!j->watching)
+                    continue; /* Completed earlier in this batch. */
+                /* The client hung up: nobody is waiting for these answers. */
+                epoll_ctl(w->epfd, EPOLL_CTL_DEL, wt->fd, NULL);
+                j->watching = false;
+                fo_ctx_cancel(j->f->ctx, -ECONNABORTED);
+                abort_job(w, j, FO_ERR_CANCELLED);
+            }
+        }
+        /* The wake fd is handled after socket events so that a job aborted
+         * above is never confused with one started in this round. */
+        for (int i = 0; i < n; i++) {
+            if (!(events[i].data.u64 & SOCK_TAG) && events[i].data.ptr == &w->wake)
+                drain_inbox(w);
+        }
+        if (atomic_exchange_explicit(&w->sweep, false, memory_order_acq_rel))
+            sweep_jobs(w);
+        if (w->timer_due_ms >= 0 && fo_clock_ms() >= w->timer_due_ms) {
+            w->timer_due_ms = -1;
+            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            drain_done(w);
+        }
+    }
+    return NULL;
+}
+
+/* ---- setup and teardown (caller's thread) ---- */
+
+static void worker_cleanup(struct fo_worker *w)
+{
+    while (w->free_xfers) {
+        struct xfer *x = w->free_xfers;
+        w->free_xfers = x->next;
+        curl_easy_cleanup(x->easy);
+        fo_buf_free(&x->body);
+        free(x);
+    }
+    while (w->free_jobs) {
+        struct job *j = w->free_jobs;
+        w->free_jobs = j->next;
+        free(j);
+    }
+    if (w->multi)
+        curl_multi_cleanup(w->multi); /* Closes cached connections via on_socket. */
+    fo_chan_destroy(w->inbox, NULL);
+    if (w->wake.fd >= 0)
+        close(w->wake.fd);
+    if (w->epfd >= 0)
+        close(w->epfd);
+}
+
+static int worker_init(struct fo_worker *w, struct fo_pool *pool)
+{
+    w->pool = pool;
+    w->epfd = -1;
+    w->wake.fd = -1;
+    w->wake.kind = WATCH_WAKE;
+    w->timer_due_ms = -1;
+    int rc = fo_chan_create(&w->inbox, pool->opts.queue_cap);
+    if (rc < 0)
+        return rc;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+        return -errno;
+    w->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake.fd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->wake};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake.fd, &ev) < 0)
+        return -errno;
+    w->multi = curl_multi_init();
+    if (!w->multi)
+        return -ENOMEM;
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    if (pool->opts.max_host_connections > 0)
+        curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          pool->opts.max_host_connections);
+    return 0;
+}
+
+static void wake(struct fo_worker *w)
+{
+    uint64_t one = 1;
+    while (write(w->wake.fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+int fo_pool_create(struct fo_pool **out, const struct fo_pool_opts *opts)
+{
+    if (opts->workers < 1 || opts->queue_cap < 1)
+        return -EINVAL;
+    struct fo_pool *pool = xmalloc(sizeof *pool);
+    pool->opts = *opts;
+    pool->workers = xmalloc(opts->workers * sizeof *pool->workers);
+    int rc = 0;
+    for (unsigned i = 0; i < opts->workers; i++) {
+        rc = worker_init(&pool->workers[i], pool);
+        if (rc < 0)
+            goto fail;
+    }
+    for (unsigned i = 0; i < opts->workers; i++) {
+        rc = -pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]);
+        if (rc < 0)
+            goto fail;
+        pool->nstarted++;
+    }
+    *out = pool;
+    return 0;
+fail:
+    /* Workers 0..nstarted-1 run; the rest at most hold resources. */
+    atomic_store(&pool->closed, true);
+    for (unsigned i = 0; i < pool->nstarted; i++) {
+        atomic_store(&pool->workers[i].stop, true);
+        wake(&pool->workers[i]);
+        pthread_join(pool->workers[i].thread, NULL);
+    }
+    for (unsigned i = 0; i < opts->workers; i++)
+        if (pool->workers[i].pool)
+            worker_cleanup(&pool->workers[i]);
+    free(pool->workers);
+    free(pool);
+    return rc;
+}
+
+void fo_pool_destroy(struct fo_pool *pool)
+{
+    if (!pool)
+        return;
+    atomic_store(&pool->closed, true);
+    for (unsigned i = 0; i < pool->nstarted; i++) {
+        atomic_store(&pool->workers[i].stop, true);
+        wake(&pool->workers[i]);
+    }
+    for (unsigned i = 0; i < pool->nstarted; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+    for (unsigned i = 0; i < pool->opts.workers; i++)
+        worker_cleanup(&pool->workers[i]);
+    free(pool->workers);
+    free(pool);
+}
+
+int fo_pool_submit(struct fo_pool *pool, struct fo_fanout *f)
+{
+    if (atomic_load_explicit(&pool->closed, memory_order_acquire))
+        return -EPIPE;
+    unsigned k = atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed);
+    struct fo_worker *w = &pool->workers[k % pool->opts.workers];
+    int rc = fo_chan_send(w->inbox, f, 0);
+    if (rc == -ETIMEDOUT)
+        rc = -EAGAIN;
+    if (rc < 0)
+        return rc;
+    wake(w);
+    return 0;
+}
+
+void fo_pool_sweep(struct fo_pool *pool)
+{
+    for (unsigned i = 0; i < pool->nstarted; i++) {
+        atomic_store_explicit(&pool->workers[i].sweep, true, memory_order_release);
+        wake(&pool->workers[i]);
+    }
+}
+
+void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < pool->opts.workers; i++) {
+        struct fo_worker *w = &pool->workers[i];
+        out->fanouts += atomic_load_explicit(&w->n_fanouts, memory_order_relaxed);
+        out->calls += atomic_load_explicit(&w->n_calls, memory_order_relaxed);
+        out->connections += atomic_load_explicit(&w->n_connects, memory_order_relaxed);
+        out->running += atomic_load_explicit(&w->n_running, memory_order_relaxed);
+        out->queued += fo_chan_len(w->inbox);
+    }
+}

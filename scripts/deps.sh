@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# deps.sh -- install the Debian packages a task needs, only those missing.
+#
+#   scripts/deps.sh build     compiler and the three libraries
+#   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan)
+#   scripts/deps.sh bench     build + nginx (with echo module) and wrk
+#
+# Runs apt-get only when something is missing, so a second run costs nothing.
+# Needs root (or sudo) the first time on a fresh Debian 12 machine.
+set -euo pipefail
+
+build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev)
+test=("${build[@]}" libcmocka-dev python3 python3-pytest clang curl yamllint procps)
+bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3)
+
+case "${1:-build}" in
+build) want=("${build[@]}") ;;
+test) want=("${test[@]}") ;;
+bench) want=("${bench[@]}") ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

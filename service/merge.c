@@ -1,0 +1,357 @@
+/* merge.c -- the merged JSON document sent to the client. See merge.h.
+ *
+ * DESIGN: one pass over the results, in result (config) order, collects an
+ * entry per top-level key: the result's name, or each member of a lifted
+ * object. Keys are compared decoded, so "a" and "\u0061" are the same key;
+ * a key written with escapes is decoded into a scratch buffer, any other key
+ * is used in place. A second pass marks clashes: the first entry of a key
+ * keeps its position and takes the value of the last one. Up to LINEAR_MAX
+ * entries this is a plain scan; past it an open-addressing table keeps a body
+ * with thousands of members linear. Output depends only on the results'
+ * order and bytes, never on when each body arrived.
+ *
+ * Values are copied as raw bytes, keys re-escaped by fo_json_put_string, and
+ * numbers are never parsed, so nothing is lost. With a report, a backend key
+ * "_fanout" is dropped so the report is the one and last member of that name. */
+#include "merge.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INLINE_ENTRIES 16 /* Entries held without malloc(). */
+#define LINEAR_MAX     16 /* Up to this many entries, find clashes by scanning. */
+
+static const char report_key[] = "_fanout";
+
+/* One top-level key of the document. */
+struct entry {
+    const char *key;         /* Decoded key bytes (borrowed); NULL while in scratch. */
+    size_t klen;             /* Bytes in key. */
+    size_t koff;             /* Offset of the key in scratch when key is NULL. */
+    struct fo_json_span val; /* Raw value; the last entry of the key wins. */
+    uint64_t hash;           /* Of the key; set only when the table is used. */
+    bool dup;                /* Written by an earlier entry, or dropped. */
+};
+
+/* The entries of one document. */
+struct entries {
+    struct entry *v;                      /* 'small' or from malloc(). */
+    size_t n;                             /* Entries used. */
+    size_t cap;                           /* Entries allocated. */
+    struct fo_buf scratch;                /* Decoded escaped keys; from malloc(). */
+    struct entry small[INLINE_ENTRIES];   /* Storage for small documents. */
+};
+
+/* Appends with a sticky error, so a writer can check once at the end. */
+struct writer {
+    struct fo_buf *b; /* Borrowed. */
+    int rc;           /* First error, or 0. */
+};
+
+static void put(struct writer *w, const char *s, size_t n)
+{
+    if (w->rc == 0)
+        w->rc = fo_buf_append(w->b, s, n);
+}
+
+static void puts_(struct writer *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void put_str(struct writer *w, const char *s, size_t n)
+{
+    if (w->rc == 0)
+        w->rc = fo_json_put_string(w->b, s, n);
+}
+
+static void put_cstr(struct writer *w, const char *s)
+{
+    if (!s)
+        s = "";
+    put_str(w, s, strlen(s));
+}
+
+/* One decimal, independent of the locale; non-finite values become 0. */
+static void put_ms(struct writer *w, double ms)
+{
+    if (w->rc != 0)
+        return;
+    if (!isfinite(ms))
+        ms = 0;
+    if (ms > -1e15 && ms < 1e15) {
+        long long t = (long long)(ms * 10 + (ms < 0 ? -0.5 : 0.5));
+        unsigned long long a = t < 0 ? 0ULL - (unsigned long long)t : (unsigned long long)t;
+        w->rc = fo_buf_printf(w->b, "%s%llu.%llu", t < 0 ? "-" : "", a / 10, a % 10);
+    } else {
+        w->rc = fo_buf_printf(w->b, "%.0f.0", ms); /* No decimal point to localise. */
+    }
+}
+
+static int entries_add(struct entries *es, const char *key, size_t klen, size_t koff,
+                       struct fo_json_span val)
+{
+    if (es->n == es->cap) {
+        if (es->cap > SIZE_MAX / 2 / sizeof *es->v)
+            return -ENOMEM;
+        size_t cap = es->cap * 2;
+        struct entry *v;
+        if (es->v == es->small) {
+            v = malloc(cap * sizeof *v);
+            if (v)
+                memcpy(v, es->small, sizeof es->small);
+        } else {
+            v = realloc(es->v, cap * sizeof *v);
+        }
+        if (!v)
+            return -ENOMEM;
+        es->v = v;
+        es->cap = cap;
+    }
+    struct entry *e = &es->v[es->n++];
+    e->key = key;
+    e->klen = klen;
+    e->koff = koff;
+    e->val = val;
+    e->hash = 0;
+    e->dup = false;
+    return 0;
+}
+
+/* Add the members of object 'body', keys decoded. */
+static int add_members(struct entries *es, struct fo_json_span body)
+{
+    struct fo_json_iter it;
+    struct fo_json_span k, v;
+    int rc = fo_json_iter_object(&it, body);
+
+    while (rc == 0 && fo_json_next_member(&it, &k, &v)) {
+        const char *inner = k.p + 1;
+        size_t n = k.len - 2;
+        if (!memchr(inner, '\\', n)) {
+            rc = entries_add(es, inner, n, 0, v);
+            continue;
+        }
+        size_t off = es->scratch.len;
+        rc = fo_json_unescape(k, &es->scratch);
+        if (rc == 0)
+            rc = entries_add(es, NULL, es->scratch.len - off, off, v);
+    }
+    return rc;
+}
+
+static int collect(struct entries *es, const struct fo_result *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        if (r[i].outcome != FO_OK)
+            continue;
+        if (r[i].merge && fo_json_kind(r[i].body) == FO_JSON_OBJECT) {
+            rc = add_members(es, r[i].body);
+        } else {
+            const char *name = r[i].name ? r[i].name : "";
+            rc = entries_add(es, name, strlen(name), 0, r[i].body);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    /* Scratch is complete: it will not move any more. */
+    for (size_t i = 0; i < es->n; i++) {
+        if (!es->v[i].key)
+            es->v[i].key = es->scratch.data + es->v[i].koff;
+    }
+    return 0;
+}
+
+static bool same_key(const struct entry *a, const struct entry *b)
+{
+    return a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+}
+
+/* FNV-1a, seeded so that colliding keys cannot be prepared in advance. */
+static uint64_t hash_key(const char *k, size_t n, uint64_t seed)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)k[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h ^ h >> 29;
+}
+
+/* Mark every entry whose key an earlier entry has, giving the earlier one its
+ * value. With 'reserve_report', the key "_fanout" is dropped. */
+static int find_clashes(struct entries *es, bool reserve_report)
+{
+    struct entry *e = es->v;
+    size_t n = es->n;
+
+    if (reserve_report) {
+        for (size_t i = 0; i < n; i++) {
+            if (e[i].klen == sizeof report_key - 1 && memcmp(e[i].key, report_key, e[i].klen) == 0)
+                e[i].dup = true;
+        }
+    }
+    if (n <= LINEAR_MAX) {
+        for (size_t i = 1; i < n; i++) {
+            for (size_t j = 0; j < i && !e[i].dup; j++) {
+                if (!e[j].dup && same_key(&e[j], &e[i])) {
+                    e[j].val = e[i].val;
+                    e[i].dup = true;
+                }
+            }
+        }
+        return 0;
+    }
+
+    size_t size = 64;
+    while (size < n * 2)
+        size *= 2;
+    size_t mask = size - 1;
+    size_t *slot = calloc(size, sizeof *slot); /* Entry index + 1; 0 is empty. */
+    if (!slot)
+        return -ENOMEM;
+    uint64_t seed = (uint64_t)(uintptr_t)slot * 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].dup)
+            continue;
+        e[i].hash = hash_key(e[i].key, e[i].klen, seed);
+        size_t at = (size_t)e[i].hash & mask;
+        while (slot[at]) {
+            struct entry *first = &e[slot[at] - 1];
+            if (first->hash == e[i].hash && same_key(first, &e[i])) {
+                first->val = e[i].val;
+                e[i].dup = true;
+                break;
+            }
+            at = (at + 1) & mask;
+        }
+        if (!e[i].dup)
+            slot[at] = i + 1;
+    }
+    free(slot);
+    return 0;
+}
+
+/* The "_fanout" member, without a leading comma. Results sharing a name are
+ * reported once, like keys: the last wins, in the place of the first. */
+static void write_report(struct writer *w, const struct fo_result *r, size_t n,
+                         const struct fo_report *rep)
+{
+    puts_(w, "\"_fanout\":{\"complete\":");
+    puts_(w, rep->complete ? "true" : "false");
+    puts_(w, ",\"elapsed_ms\":");
+    put_ms(w, rep->elapsed_ms);
+    puts_(w, ",\"backends\":{");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = r[i].name ? r[i].name : "";
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(r[j].name ? r[j].name : "", name) == 0;
+        if (seen)
+            continue;
+        const struct fo_result *x = &r[i];
+        for (size_t j = i + 1; j < n; j++) {
+            if (strcmp(r[j].name ? r[j].name : "", name) == 0)
+                x = &r[j];
+        }
+        if (!first)
+            put(w, ",", 1);
+        first = false;
+        put_cstr(w, name);
+        put(w, ":{", 2);
+        if (x->outcome != FO_OK) {
+            puts_(w, "\"error\":");
+            put_cstr(w, fo_outcome_name(x->outcome));
+            put(w, ",", 1);
+        }
+        if (x->status != 0 && w->rc == 0)
+            w->rc = fo_buf_printf(w->b, "\"status\":%d,", x->status);
+        puts_(w, "\"ms\":");
+        put_ms(w, x->ms);
+        put(w, "}", 1);
+    }
+    puts_(w, "}}");
+}
+
+int fo_merge_write(struct fo_buf *out, const struct fo_result *r, size_t n,
+                   const struct fo_report *report)
+{
+    struct entries es;
+    struct writer w = {.b = out, .rc = 0};
+
+    es.v = es.small;
+    es.n = 0;
+    es.cap = INLINE_ENTRIES;
+    fo_buf_init(&es.scratch, FO_BUF_UNLIMITED);
+
+    w.rc = collect(&es, r, n);
+    if (w.rc == 0)
+        w.rc = find_clashes(&es, report != NULL);
+    if (w.rc < 0)
+        goto out;
+
+    /* A lower bound of the output (escaping only grows it): one reserve for
+     * the common case, and an early -E2BIG when even that does not fit. */
+    size_t need = 2; /* "{}", then per key: quotes, colon, comma but the last. */
+    for (size_t i = 0, kept = 0; i < es.n; i++) {
+        if (!es.v[i].dup)
+            need += es.v[i].klen + es.v[i].val.len + (kept++ ? 4 : 3);
+    }
+    w.rc = fo_buf_reserve(out, need);
+
+    put(&w, "{", 1);
+    bool first = true;
+    for (size_t i = 0; i < es.n; i++) {
+        const struct entry *e = &es.v[i];
+        if (e->dup)
+            continue;
+        if (!first)
+            put(&w, ",", 1);
+        first = false;
+        put_str(&w, e->key, e->klen);
+        put(&w, ":", 1);
+        if (e->val.len)
+            put(&w, e->val.p, e->val.len);
+        else
+            put(&w, "null", 4); /* Not a value: keep the document valid. */
+    }
+    if (report) {
+        if (!first)
+            put(&w, ",", 1);
+        write_report(&w, r, n, report);
+    }
+    put(&w, "}", 1);
+out:
+    if (es.v != es.small)
+        free(es.v);
+    fo_buf_free(&es.scratch);
+    return w.rc;
+}
+
+int fo_merge_error(struct fo_buf *out, const char *code, const char *message,
+                   const char *backend, const struct fo_result *r, size_t n,
+                   const struct fo_report *report)
+{
+    struct writer w = {.b = out, .rc = 0};
+
+    puts_(&w, "{\"error\":{\"code\":");
+    put_cstr(&w, code);
+    puts_(&w, ",\"message\":");
+    put_cstr(&w, message);
+    if (backend) {
+        puts_(&w, ",\"backend\":");
+        put_cstr(&w, backend);
+    }
+    put(&w, "}", 1);
+    if (report) {
+        put(&w, ",", 1);
+        write_report(&w, r, n, report);
+    }
+    put(&w, "}", 1);
+    return w.rc;
+}

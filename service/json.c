@@ -363,8 +363,15 @@ static const char *skip_value(const char *p, const char *end)
         return skip_string(p + 1, end);
     case '{':
     case '[': {
+        static const uint8_t structural[256] = {
+            ['"'] = 1, ['{'] = 1, ['}'] = 1, ['['] = 1, [']'] = 1,
+        };
         size_t depth = 0;
         while (p < end) {
+            while (p < end && !structural[(uint8_t)*p])
+                p++;
+            if (p >= end)
+                break;
             char c = *p;
             if (c == '"') {
                 p = skip_string(p + 1, end);

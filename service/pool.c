@@ -202,6 +202,9 @@ static struct xfer *xfer_get(struct fo_worker *w)
     curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE,
                      (curl_off_t)w->pool->opts.max_response_bytes);
     curl_easy_setopt(x->easy, CURLOPT_TCP_NODELAY, 1L);
+    /* Backends are called directly: no proxy from the environment (which
+     * would also cost a getenv() scan per call). */
+    curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
     return x;
 }
 
@@ -387,7 +390,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
         h = curl_slist_append(h, "Accept: application/json");
     if (h && call->body)
         h = curl_slist_append(h, "Content-Type: application/json");
-    if (h)
+    if (h && call->body)
         h = curl_slist_append(h, "Expect:"); /* No 100-continue round trip. */
     if (!h) {
         xfer_put(w, x);

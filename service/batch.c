@@ -1,0 +1,625 @@
+/* batch.c -- the ad-hoc batch: parse and police a POST /aggregate body. See batch.h.
+ *
+ * The body is validated once (json.h) and then read through raw spans, never
+ * through a tree, so a request's "body" is copied out as the exact bytes the
+ * client sent. Everything is checked before anything is returned: a batch is
+ * accepted whole or refused whole.
+ *
+ * URL policy. The allow list holds "host:port" strings that are compared byte
+ * for byte with the URL's authority, so no spelling of an address other than
+ * the listed one passes (no DNS, no IP normalisation). Because the URL is
+ * later handed to libcurl, which has its own parser and does normalise
+ * ("127.1" is 127.0.0.1 to curl), the URL is also parsed with curl's URL API
+ * and refused unless curl sees the same scheme, host and port: a parser
+ * differential cannot smuggle a different target past the comparison. */
+#include "batch.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "json.h"
+
+#define MAX_METHOD_LEN 32
+
+static int refuse(struct fo_batch_error *err, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Fill *err and return -EINVAL. */
+static int refuse(struct fo_batch_error *err, int status, const char *code, const char *fmt, ...)
+{
+    err->status = status;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int say(char *msg, size_t msglen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Write a reason into msg (when given) and return rc. */
+static int say(char *msg, size_t msglen, int rc, const char *fmt, ...)
+{
+    if (msg && msglen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, msglen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Printable, bounded rendering of n bytes of outside text for a message. */
+static const char *quote(char *dst, size_t dstlen, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (o + 8 >= dstlen) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            dst[o++] = (char)ch;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[ch >> 4];
+            dst[o++] = hex[ch & 15];
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+/* The decoded text of a raw string literal, quoted for a message. */
+static const char *quote_key(char *dst, size_t dstlen, struct fo_json_span k)
+{
+    struct fo_buf b;
+    const char *r;
+    fo_buf_init(&b, 256);
+    if (fo_json_unescape(k, &b) == 0)
+        r = quote(dst, dstlen, b.data ? b.data : "", b.len);
+    else
+        r = quote(dst, dstlen, k.p + 1, k.len >= 2 ? k.len - 2 : 0);
+    fo_buf_free(&b);
+    return r;
+}
+
+/* ---- URL policy --------------------------------------------------------- */
+
+/* Compare what libcurl reads from 'url' with our own reading. Returns 0 when
+ * it agrees, -EINVAL otherwise. */
+static int curl_agrees(const char *url, const char *scheme, const char *host, size_t hostlen,
+                       const char *port, char *msg, size_t msglen)
+{
+    char *cscheme = NULL;
+    char *chost = NULL;
+    char *cport = NULL;
+    int rc = -EINVAL;
+    CURLU *u = curl_url();
+    if (!u)
+        return say(msg, msglen, -ENOMEM, "out of memory");
+    CURLUcode cu = curl_url_set(u, CURLUPART_URL, url, CURLU_DISALLOW_USER);
+    if (cu != CURLUE_OK) {
+        say(msg, msglen, -EINVAL, "malformed URL (%s)", curl_url_strerror(cu));
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &cscheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &chost, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &cport, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        say(msg, msglen, -EINVAL, "malformed URL");
+        goto out;
+    }
+    if (strcmp(cscheme, scheme) != 0 || strlen(chost) != hostlen ||
+        memcmp(chost, host, hostlen) != 0 || strcmp(cport, port) != 0) {
+        char q[96];
+        say(msg, msglen, -EINVAL, "ambiguous URL: libcurl reads the host as \"%s:%s\"",
+            quote(q, sizeof q, chost, strlen(chost)), cport);
+        goto out;
+    }
+    rc = 0;
+out:
+    curl_free(cscheme);
+    curl_free(chost);
+    curl_free(cport);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int fo_batch_check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
+                       size_t msglen)
+{
+    char q[96];
+    for (const char *c = url; *c; c++) {
+        unsigned char b = (unsigned char)*c;
+        if (b <= 0x20 || b == 0x7f)
+            return say(msg, msglen, -EINVAL, "URL contains a space or control character");
+    }
+
+    const char *scheme;
+    const char *auth;
+    if (strncasecmp(url, "http://", 7) == 0) {
+        scheme = "http";
+        auth = url + 7;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        scheme = "https";
+        auth = url + 8;
+    } else {
+        return say(msg, msglen, -EINVAL, "URL must start with http:// or https://");
+    }
+
+    size_t alen = strcspn(auth, "/?#");
+    if (alen == 0)
+        return say(msg, msglen, -EINVAL, "URL has no host");
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char b = (unsigned char)auth[i];
+        if (b == '@')
+            return say(msg, msglen, -EINVAL, "user information (\"@\") is not allowed in URLs");
+        if (b == '\\' || b == '%' || b >= 0x80)
+            return say(msg, msglen, -EINVAL, "host \"%s\" contains a forbidden character",
+                       quote(q, sizeof q, auth, alen));
+    }
+
+    /* Split the authority into host and optional port. */
+    const char *colon;
+    if (auth[0] == '[') {
+        const char *close = memchr(auth, ']', alen);
+        if (!close || close == auth + 1)
+            return say(msg, msglen, -EINVAL, "malformed IPv6 host");
+        colon = close + 1 < auth + alen ? close + 1 : NULL;
+        if (colon && *colon != ':')
+            return say(msg, msglen, -EINVAL, "malformed IPv6 host");
+    } else {
+        colon = memchr(auth, ':', alen);
+        if (colon && memchr(colon + 1, ':', (size_t)(auth + alen - colon - 1)))
+            return say(msg, msglen, -EINVAL, "malformed host \"%s\"",
+                       quote(q, sizeof q, auth, alen));
+        if (colon == auth || memchr(auth, ']', alen))
+            return say(msg, msglen, -EINVAL, "malformed host \"%s\"",
+                       quote(q, sizeof q, auth, alen));
+    }
+    size_t hostlen = colon ? (size_t)(colon - auth) : alen;
+    char port[8];
+    if (colon) {
+        size_t plen = (size_t)(auth + alen - colon - 1);
+        if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") < plen)
+            return say(msg, msglen, -EINVAL, "malformed port in \"%s\"",
+                       quote(q, sizeof q, auth, alen));
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+    } else {
+        strcpy(port, scheme[4] == 's' ? "443" : "80");
+    }
+
+    /* The authority with its port made explicit, as the allow list spells it. */
+    char hostport[300];
+    if (hostlen + 1 + strlen(port) >= sizeof hostport)
+        return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
+                   quote(q, sizeof q, auth, alen));
+    memcpy(hostport, auth, hostlen);
+    hostport[hostlen] = ':';
+    strcpy(hostport + hostlen + 1, port);
+
+    bool listed = false;
+    for (size_t i = 0; i < conf->nallow && !listed; i++)
+        listed = strcmp(conf->allow_hosts[i], hostport) == 0;
+    if (!listed)
+        return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
+                   quote(q, sizeof q, hostport, strlen(hostport)));
+    return curl_agrees(url, scheme, auth, hostlen, port, msg, msglen);
+}
+
+/* ---- Parsing ------------------------------------------------------------ */
+
+void fo_batch_destroy(struct fo_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        struct fo_batch_req *r = &b->reqs[i];
+        free(r->name);
+        free(r->url);
+        free(r->method);
+        for (size_t j = 0; j < r->nheaders; j++)
+            free(r->headers[j]);
+        free(r->headers);
+        free(r->body);
+    }
+    free(b->reqs);
+    free(b);
+}
+
+/* Decode a validated string literal into a new C string. Returns 0, -EINVAL
+ * (it holds a NUL byte: a C string cannot carry it) or -ENOMEM. */
+static int decode(struct fo_json_span s, char **out, size_t *outlen)
+{
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    int rc = fo_json_unescape(s, &b);
+    if (rc < 0 && rc != -EINVAL)
+        rc = -ENOMEM;
+    if (rc == 0 && b.len && memchr(b.data, '\0', b.len))
+        rc = -EINVAL;
+    if (rc < 0) {
+        fo_buf_free(&b);
+        return rc;
+    }
+    *out = fo_buf_release(&b, outlen);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* A JSON number span that is a positive integer, saturated at 'cap'.
+ * Returns the value, or 0 when it is not one. */
+static int64_t positive_int(struct fo_json_span v, int64_t cap)
+{
+    if (fo_json_kind(v) != FO_JSON_NUMBER || v.len == 0)
+        return 0;
+    int64_t x = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return 0;
+        if (x < cap)
+            x = x * 10 + (v.p[i] - '0');
+    }
+    return x > cap ? cap : x;
+}
+
+static bool is_method(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_METHOD_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 'A' || s[i] > 'Z')
+            return false;
+    }
+    return true;
+}
+
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  strchr("!#$%&'*+-.^_`|~", c);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Headers a client may not set: they decide framing or the connection, or
+ * (Host) which site behind an allowed host:port is reached. */
+static bool is_forbidden_header(const char *name)
+{
+    static const char *const names[] = {"host",       "content-length", "transfer-encoding",
+                                        "connection", "keep-alive",     "proxy-connection",
+                                        "upgrade",    "te",             "trailer",
+                                        NULL};
+    for (size_t i = 0; names[i]; i++) {
+        if (strcasecmp(names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* State while one batch is read. */
+struct bctx {
+    const struct fo_aggregate_conf *conf; /* Borrowed. */
+    struct fo_batch_error *err;           /* Borrowed; filled on refusal. */
+    char qname[96];                       /* The current request's name, quoted. */
+    int64_t timeout_ms;                   /* The batch's capped timeout. */
+};
+
+static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_req *r)
+{
+    struct fo_json_iter it;
+    struct fo_json_span k;
+    struct fo_json_span hv;
+    char q[96];
+    if (fo_json_iter_object(&it, v) < 0)
+        return refuse(c->err, 400, "invalid_batch",
+                      "request \"%s\": \"headers\" must be an object of strings", c->qname);
+    size_t n = 0;
+    while (fo_json_next_member(&it, &k, &hv))
+        n++;
+    if (n == 0)
+        return 0;
+    r->headers = calloc(n, sizeof *r->headers);
+    if (!r->headers)
+        return -ENOMEM;
+    fo_json_iter_object(&it, v);
+    while (fo_json_next_member(&it, &k, &hv)) {
+        char *name = NULL;
+        char *value = NULL;
+        size_t nlen = 0;
+        size_t vlen = 0;
+        int rc = decode(k, &name, &nlen);
+        if (rc == -EINVAL || (rc == 0 && !is_token(name))) {
+            if (rc == 0)
+                quote(q, sizeof q, name, nlen);
+            else
+                strcpy(q, "\\x00");
+            free(name);
+            return refuse(c->err, 400, "invalid_batch", "request \"%s\": invalid header name \"%s\"",
+                          c->qname, q);
+        }
+        if (rc < 0)
+            return rc;
+        if (is_forbidden_header(name)) {
+            rc = refuse(c->err, 400, "invalid_batch",
+                        "request \"%s\": header \"%s\" may not be set", c->qname,
+                        quote(q, sizeof q, name, nlen));
+            free(name);
+            return rc;
+        }
+        rc = fo_json_kind(hv) == FO_JSON_STRING ? decode(hv, &value, &vlen) : -EINVAL;
+        if (rc == 0 && (memchr(value, '\r', vlen) || memchr(value, '\n', vlen)))
+            rc = -EINVAL;
+        if (rc == -EINVAL) {
+            rc = refuse(c->err, 400, "invalid_batch",
+                        "request \"%s\": header \"%s\" must be a string without CR, LF or NUL",
+                        c->qname, quote(q, sizeof q, name, nlen));
+        }
+        char *line = NULL;
+        if (rc == 0 && asprintf(&line, "%s: %s", name, value) < 0)
+            rc = -ENOMEM;
+        free(name);
+        free(value);
+        if (rc < 0)
+            return rc;
+        r->headers[r->nheaders++] = line;
+    }
+    return 0;
+}
+
+/* Member keys of a request, in the order of their 'seen' bits. */
+static const char *const req_keys[] = {"url",  "method", "headers",    "body",
+                                       "required", "merge",  "timeout_ms", NULL};
+
+static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_req *r)
+{
+    struct fo_json_iter it;
+    struct fo_json_span k;
+    struct fo_json_span mv;
+    char q[96];
+    char msg[200];
+    unsigned seen = 0;
+    int rc;
+
+    if (fo_json_iter_object(&it, v) < 0)
+        return refuse(c->err, 400, "invalid_batch", "request \"%s\" must be an object", c->qname);
+    while (fo_json_next_member(&it, &k, &mv)) {
+        size_t i = 0;
+        while (req_keys[i] && !fo_json_str_eq(k, req_keys[i]))
+            i++;
+        if (!req_keys[i])
+            return refuse(c->err, 400, "invalid_batch", "request \"%s\": unknown key \"%s\"",
+                          c->qname, quote_key(q, sizeof q, k));
+        if (seen & (1u << i))
+            return refuse(c->err, 400, "invalid_batch", "request \"%s\": duplicate key \"%s\"",
+                          c->qname, req_keys[i]);
+        seen |= 1u << i;
+        const char *key = req_keys[i];
+        enum fo_json_kind kind = fo_json_kind(mv);
+
+        if (strcmp(key, "url") == 0) {
+            size_t len;
+            rc = kind == FO_JSON_STRING ? decode(mv, &r->url, &len) : -EINVAL;
+            if (rc == -EINVAL && kind == FO_JSON_STRING)
+                return refuse(c->err, 403, "host_not_allowed",
+                              "request \"%s\": URL contains a space or control character",
+                              c->qname);
+            if (rc == -EINVAL)
+                return refuse(c->err, 400, "invalid_batch",
+                              "request \"%s\": \"url\" must be a string", c->qname);
+            if (rc < 0)
+                return rc;
+            rc = fo_batch_check_url(r->url, c->conf, msg, sizeof msg);
+            if (rc == -ENOMEM)
+                return rc;
+            if (rc < 0)
+                return refuse(c->err, 403, "host_not_allowed", "request \"%s\": %s", c->qname,
+                              msg);
+        } else if (strcmp(key, "method") == 0) {
+            size_t len;
+            rc = kind == FO_JSON_STRING ? decode(mv, &r->method, &len) : -EINVAL;
+            if (rc == 0 && !is_method(r->method))
+                rc = -EINVAL;
+            if (rc == -EINVAL)
+                return refuse(c->err, 400, "invalid_batch",
+                              "request \"%s\": \"method\" must be an upper-case token such as "
+                              "\"GET\"",
+                              c->qname);
+            if (rc < 0)
+                return rc;
+        } else if (strcmp(key, "headers") == 0) {
+            rc = parse_headers(c, mv, r);
+            if (rc < 0)
+                return rc;
+        } else if (strcmp(key, "body") == 0) {
+            r->body = malloc(mv.len + 1);
+            if (!r->body)
+                return -ENOMEM;
+            memcpy(r->body, mv.p, mv.len);
+            r->body[mv.len] = '\0';
+            r->body_len = mv.len;
+        } else if (strcmp(key, "timeout_ms") == 0) {
+            r->timeout_ms = positive_int(mv, c->timeout_ms);
+            if (r->timeout_ms == 0)
+                return refuse(c->err, 400, "invalid_batch",
+                              "request \"%s\": \"timeout_ms\" must be a positive integer",
+                              c->qname);
+        } else if (kind == FO_JSON_TRUE || kind == FO_JSON_FALSE) {
+            bool *flag = strcmp(key, "required") == 0 ? &r->required : &r->merge;
+            *flag = kind == FO_JSON_TRUE;
+        } else {
+            return refuse(c->err, 400, "invalid_batch",
+                          "request \"%s\": \"%s\" must be true or false", c->qname, key);
+        }
+    }
+    if (!r->url)
+        return refuse(c->err, 400, "invalid_batch", "request \"%s\": missing \"url\"", c->qname);
+    if (!r->method) {
+        r->method = strdup("GET");
+        if (!r->method)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int parse_requests(struct bctx *c, struct fo_json_span reqs, struct fo_batch *b)
+{
+    struct fo_json_iter it;
+    struct fo_json_span k;
+    struct fo_json_span v;
+    size_t n = 0;
+    if (fo_json_iter_object(&it, reqs) == 0) {
+        while (fo_json_next_member(&it, &k, &v))
+            n++;
+    }
+    if (n == 0)
+        return refuse(c->err, 400, "invalid_batch", "\"requests\" must be a non-empty object");
+    if (n > c->conf->max_requests)
+        return refuse(c->err, 400, "too_many_requests",
+                      "the batch has %zu requests, at most %zu are allowed", n,
+                      c->conf->max_requests);
+    b->reqs = calloc(n, sizeof *b->reqs);
+    if (!b->reqs)
+        return -ENOMEM;
+
+    fo_json_iter_object(&it, reqs);
+    while (fo_json_next_member(&it, &k, &v)) {
+        struct fo_batch_req *r = &b->reqs[b->n++];
+        size_t nlen = 0;
+        int rc = decode(k, &r->name, &nlen);
+        if (rc == -EINVAL)
+            return refuse(c->err, 400, "invalid_batch", "request names must not contain NUL");
+        if (rc < 0)
+            return rc;
+        quote(c->qname, sizeof c->qname, r->name, nlen);
+        if (nlen == 0)
+            return refuse(c->err, 400, "invalid_batch", "request names must not be empty");
+        if (strcmp(r->name, "_fanout") == 0)
+            return refuse(c->err, 400, "invalid_batch", "request name \"_fanout\" is reserved");
+        for (size_t j = 0; j + 1 < b->n; j++) {
+            if (strcmp(b->reqs[j].name, r->name) == 0)
+                return refuse(c->err, 400, "invalid_batch", "duplicate request name \"%s\"",
+                              c->qname);
+        }
+        r->timeout_ms = 0;
+        rc = parse_request(c, v, r);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int fo_batch_parse(struct fo_batch **out, const char *body, size_t n,
+                   const struct fo_aggregate_conf *conf, unsigned max_depth,
+                   struct fo_batch_error *err)
+{
+    struct fo_batch_error spare;
+    struct bctx c = {.conf = conf, .err = err ? err : &spare, .qname = "", .timeout_ms = 0};
+    struct fo_json_span root;
+    struct fo_json_span k;
+    struct fo_json_span v;
+    struct fo_json_span reqs = {NULL, 0};
+    struct fo_json_span timeout = {NULL, 0};
+    struct fo_json_iter it;
+    struct fo_batch *b = NULL;
+    char q[96];
+    int rc;
+
+    *out = NULL;
+    rc = fo_json_validate(body, n, max_depth, &root);
+    if (rc == -E2BIG) {
+        rc = refuse(c.err, 400, "invalid_json", "the body is nested deeper than %u levels",
+                    max_depth);
+        goto out;
+    }
+    if (rc < 0) {
+        rc = refuse(c.err, 400, "invalid_json", "the body is not valid JSON");
+        goto out;
+    }
+    if (fo_json_iter_object(&it, root) < 0) {
+        rc = refuse(c.err, 400, "invalid_batch", "the body must be a JSON object");
+        goto out;
+    }
+    b = calloc(1, sizeof *b);
+    if (!b) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    bool seen_report = false;
+    while (fo_json_next_member(&it, &k, &v)) {
+        struct fo_json_span *slot = NULL;
+        const char *name = NULL;
+        if (fo_json_str_eq(k, "requests")) {
+            slot = &reqs;
+            name = "requests";
+        } else if (fo_json_str_eq(k, "timeout_ms")) {
+            slot = &timeout;
+            name = "timeout_ms";
+        } else if (fo_json_str_eq(k, "report")) {
+            name = "report";
+            if (seen_report) {
+                rc = refuse(c.err, 400, "invalid_batch", "duplicate key \"report\"");
+                goto out;
+            }
+            seen_report = true;
+            enum fo_json_kind kind = fo_json_kind(v);
+            if (kind != FO_JSON_TRUE && kind != FO_JSON_FALSE) {
+                rc = refuse(c.err, 400, "invalid_batch", "\"report\" must be true or false");
+                goto out;
+            }
+            b->report = kind == FO_JSON_TRUE;
+            continue;
+        } else {
+            rc = refuse(c.err, 400, "invalid_batch", "unknown key \"%s\"",
+                        quote_key(q, sizeof q, k));
+            goto out;
+        }
+        if (slot->p) {
+            rc = refuse(c.err, 400, "invalid_batch", "duplicate key \"%s\"", name);
+            goto out;
+        }
+        *slot = v;
+    }
+
+    c.timeout_ms = conf->timeout_ms;
+    if (timeout.p) {
+        int64_t t = positive_int(timeout, conf->timeout_ms);
+        if (t == 0) {
+            rc = refuse(c.err, 400, "invalid_batch", "\"timeout_ms\" must be a positive integer");
+            goto out;
+        }
+        c.timeout_ms = t;
+    }
+    b->timeout_ms = c.timeout_ms;
+    if (!reqs.p) {
+        rc = refuse(c.err, 400, "invalid_batch", "missing \"requests\"");
+        goto out;
+    }
+    rc = parse_requests(&c, reqs, b);
+out:
+    if (rc < 0) {
+        fo_batch_destroy(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}

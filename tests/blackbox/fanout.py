@@ -1,0 +1,308 @@
+"""fanout.py -- run the fanout binary under test and talk HTTP to it.
+
+Fanout.start() writes the config, launches the binary with
+--listen 127.0.0.1:0, learns the port from the "listening" JSON line on
+stdout and polls GET /health. Fanout.stop() sends SIGTERM and checks the exit
+code and that no sanitizer wrote a report. Both stdout and stderr are drained
+by threads for the whole life of the process, so a chatty server never
+blocks on a full pipe and the output is at hand when a test fails.
+
+Also: config builders (endpoint(), backend()) and a small HTTP client
+(request(), raw()) that returns status, headers, raw body bytes and the time
+the exchange took.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+VARIANTS = {
+    "plain": os.path.join(REPO, "build", "fanout"),
+    "asan": os.path.join(REPO, "build", "asan", "fanout"),
+}
+
+SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "ThreadSanitizer")
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def allow_missing() -> bool:
+    return os.environ.get("FANOUT_ALLOW_MISSING") == "1"
+
+
+def sanitizer_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+# ---- config builders -----------------------------------------------------------------------
+
+def backend(name: str, url: str, **kw) -> dict:
+    """One backend entry: backend("user", b.url("/p/0"), required=True, timeout_ms=100)."""
+    d = {"name": name, "url": url}
+    d.update(kw)
+    return d
+
+
+def endpoint(path: str, backends: List[dict], **kw) -> dict:
+    """One endpoint entry: endpoint("/api/x/{id}", [...], timeout_ms=200, report=True)."""
+    d = {"path": path, "backends": backends}
+    d.update(kw)
+    return d
+
+
+# ---- HTTP client ---------------------------------------------------------------------------
+
+class Resp:
+    """A complete HTTP answer."""
+
+    def __init__(self, status: int, headers, body: bytes, elapsed: float):
+        self.status = status
+        self.headers = headers  # http.client.HTTPMessage (case-insensitive .get)
+        self.body = body
+        self.elapsed = elapsed  # seconds from sending the request to the last body byte
+
+    def json(self):
+        return json.loads(self.body)
+
+    def pairs(self):
+        """Top-level object as a list of (key, value) in wire order; the values are parsed
+        normally (objects become dicts)."""
+        class Pairs(list):
+            pass
+
+        def plain(v):
+            if isinstance(v, Pairs):
+                return {k: plain(x) for k, x in v}
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            return v
+
+        top = json.loads(self.body, object_pairs_hook=Pairs)
+        assert isinstance(top, Pairs), "not a JSON object: %r" % self
+        return [(k, plain(v)) for k, v in top]
+
+    def keys(self) -> List[str]:
+        return [k for k, _ in self.pairs()]
+
+    def __repr__(self):
+        return "<Resp %d %r %.0f ms %r>" % (self.status, dict(self.headers.items()),
+                                             self.elapsed * 1000, self.body[:600])
+
+
+def request(port: int, method: str, path: str, headers: Optional[dict] = None,
+            body: Optional[bytes] = None, timeout: float = 15.0,
+            conn: Optional[http.client.HTTPConnection] = None) -> Resp:
+    """One request. 'path' is sent exactly as given. Reuses 'conn' when passed."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        t0 = time.monotonic()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Resp(r.status, r.headers, data, time.monotonic() - t0)
+    finally:
+        if own:
+            conn.close()
+
+
+def raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send bytes, half-close, return everything the server sends until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def error_code(r: Resp) -> str:
+    """The "code" of an error body, asserting the error shape on the way."""
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r
+    doc = r.json()
+    assert isinstance(doc.get("error"), dict), r
+    assert isinstance(doc["error"].get("message"), str), r
+    return doc["error"].get("code")
+
+
+# ---- the process ---------------------------------------------------------------------------
+
+class Fanout:
+    """A running fanout process."""
+
+    def __init__(self, argv: List[str], variant: str):
+        self.argv = argv
+        self.variant = variant
+        self.stdout: List[str] = []  # lines, under cond
+        self.stderr: List[str] = []  # lines, under cond
+        self.cond = threading.Condition()
+        self.port: Optional[int] = None
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=sanitizer_env(), cwd=REPO)
+        self._readers = [threading.Thread(target=self._drain, args=(self.proc.stdout, self.stdout),
+                                          daemon=True),
+                         threading.Thread(target=self._drain, args=(self.proc.stderr, self.stderr),
+                                          daemon=True)]
+        for t in self._readers:
+            t.start()
+
+    @classmethod
+    def start(cls, binary: str, variant: str, config: Optional[dict], workdir: str,
+              args=(), name: str = "fanout") -> "Fanout":
+        argv = [binary]
+        if config is not None:
+            path = os.path.join(workdir, "%s-%s.json" % (name, variant))
+            with open(path, "w") as f:
+                json.dump(config, f, indent=2)
+            argv += ["-c", path]
+        argv += ["--listen", "127.0.0.1:0"] + list(args)
+        fo = cls(argv, variant)
+        try:
+            fo._wait_listening()
+            fo._wait_healthy()
+        except BaseException:
+            fo.kill()
+            raise
+        return fo
+
+    def _drain(self, stream, lines):
+        for b in iter(stream.readline, b""):
+            with self.cond:
+                lines.append(b.decode("utf-8", "replace").rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def output(self) -> str:
+        with self.cond:
+            return ("command: %s\nexit: %s\n--- stdout ---\n%s\n--- stderr ---\n%s"
+                    % (" ".join(self.argv), self.proc.poll(), "\n".join(self.stdout[-80:]),
+                       "\n".join(self.stderr[-200:])))
+
+    def _listening_port(self):
+        for line in self.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict) and ev.get("event") == "listening":
+                return int(ev["port"])
+        return None
+
+    def _wait_listening(self):
+        end = time.monotonic() + START_TIMEOUT
+        with self.cond:
+            while True:
+                port = self._listening_port()
+                if port:
+                    self.port = port
+                    return
+                if self.proc.poll() is not None:
+                    break
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.1))
+        raise AssertionError("fanout gave no \"listening\" line on stdout\n" + self.output())
+
+    def _wait_healthy(self):
+        end = time.monotonic() + START_TIMEOUT
+        last = None
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                break
+            try:
+                r = self.get("/health", timeout=2)
+                if r.status == 200:
+                    assert r.json() == {"status": "ok"}, r
+                    return
+                last = r
+            except OSError as e:
+                last = e
+            time.sleep(0.05)  # polling interval for readiness, not synchronisation
+        raise AssertionError("GET /health never answered 200 (last: %r)\n%s"
+                             % (last, self.output()))
+
+    # ---- HTTP ----
+
+    def request(self, method, path, headers=None, body=None, timeout=15.0, conn=None) -> Resp:
+        return request(self.port, method, path, headers, body, timeout, conn)
+
+    def get(self, path, headers=None, timeout=15.0) -> Resp:
+        return self.request("GET", path, headers, timeout=timeout)
+
+    def post(self, path, body, headers=None, timeout=15.0) -> Resp:
+        if not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.request("POST", path, h, body, timeout=timeout)
+
+    def connect(self, timeout=15.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    # ---- health of the process ----
+
+    def sanitizer_report(self) -> Optional[str]:
+        with self.cond:
+            for line in self.stderr:
+                if any(m in line for m in SANITIZER_MARKS):
+                    return line
+        return None
+
+    def check_alive(self):
+        """Assert the process still runs and no sanitizer has spoken."""
+        assert self.proc.poll() is None, "fanout died\n" + self.output()
+        mark = self.sanitizer_report()
+        assert mark is None, "sanitizer report: %s\n%s" % (mark, self.output())
+
+    def stop(self) -> int:
+        """SIGTERM, wait, assert exit 0 and no sanitizer report."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("fanout did not exit within %.0f s of SIGTERM\n%s"
+                                 % (STOP_TIMEOUT, self.output()))
+        for t in self._readers:
+            t.join(5)
+        mark = self.sanitizer_report()
+        assert mark is None, "sanitizer report: %s\n%s" % (mark, self.output())
+        assert rc == 0, "fanout exited %d after SIGTERM\n%s" % (rc, self.output())
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def run_cli(binary: str, args, timeout: float = 20.0) -> subprocess.CompletedProcess:
+    """Run the binary to completion (CLI modes); asserts no sanitizer report."""
+    p = subprocess.run([binary] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=timeout, env=sanitizer_env(), cwd=REPO)
+    for m in SANITIZER_MARKS:
+        assert m not in p.stderr, "sanitizer report from %s %s:\n%s" % (binary, args, p.stderr)
+    return p

@@ -393,8 +393,8 @@ static const char *skip_value(const char *p, const char *end)
     case 'f':
         return end - p >= 5 ? p + 5 : end;
     default:
-        while (p < end && (is_digit((uint8_t)*p) || *p == '-' || *p == '+' || *p == '.' ||
-                           (*p | 0x20) == 'e'))
+        while (p < end &&
+               (is_digit((uint8_t)*p) || *p == '-' || *p == '+' || *p == '.' || (*p | 0x20) == 'e'))
             p++;
         return p;
     }

@@ -38,11 +38,11 @@ struct entry {
 
 /* The entries of one document. */
 struct entries {
-    struct entry *v;                      /* 'small' or from malloc(). */
-    size_t n;                             /* Entries used. */
-    size_t cap;                           /* Entries allocated. */
-    struct fo_buf scratch;                /* Decoded escaped keys; from malloc(). */
-    struct entry small[INLINE_ENTRIES];   /* Storage for small documents. */
+    struct entry *v;                    /* 'small' or from malloc(). */
+    size_t n;                           /* Entries used. */
+    size_t cap;                         /* Entries allocated. */
+    struct fo_buf scratch;              /* Decoded escaped keys; from malloc(). */
+    struct entry small[INLINE_ENTRIES]; /* Storage for small documents. */
 };
 
 /* Appends with a sticky error, so a writer can check once at the end. */
@@ -333,9 +333,8 @@ out:
     return w.rc;
 }
 
-int fo_merge_error(struct fo_buf *out, const char *code, const char *message,
-                   const char *backend, const struct fo_result *r, size_t n,
-                   const struct fo_report *report)
+int fo_merge_error(struct fo_buf *out, const char *code, const char *message, const char *backend,
+                   const struct fo_result *r, size_t n, const struct fo_report *report)
 {
     struct writer w = {.b = out, .rc = 0};
 

@@ -20,7 +20,10 @@ struct tcase {
     size_t len;    /* Bytes in s. */
 };
 
-#define C(lit) {lit, sizeof(lit) - 1}
+#define C(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
 
 static const struct tcase accept_cases[] = {
     C("[]"),
@@ -316,18 +319,48 @@ static size_t with_insert(char *out, size_t at, const char *ins, size_t inslen)
 static void test_utf8_and_escapes_at_every_offset(void **state)
 {
     static const struct tcase good[] = {
-        C("\xc2\x80"),         C("\xdf\xbf"),          C("\xe0\xa0\x80"),     C("\xed\x9f\xbf"),
-        C("\xee\x80\x80"),     C("\xef\xbf\xbf"),      C("\xf0\x90\x80\x80"), C("\xf4\x8f\xbf\xbf"),
-        C("\xf3\xbf\xbf\xbf"), C("\\n"),               C("\\\""),             C("\\\\"),
-        C("\\u0022"),          C("\\uD800\\uDC00"),    C(" "),                C("\x7f"),
-        C("~"),                C("!"),                 C("#"),                C("]"),
+        C("\xc2\x80"),
+        C("\xdf\xbf"),
+        C("\xe0\xa0\x80"),
+        C("\xed\x9f\xbf"),
+        C("\xee\x80\x80"),
+        C("\xef\xbf\xbf"),
+        C("\xf0\x90\x80\x80"),
+        C("\xf4\x8f\xbf\xbf"),
+        C("\xf3\xbf\xbf\xbf"),
+        C("\\n"),
+        C("\\\""),
+        C("\\\\"),
+        C("\\u0022"),
+        C("\\uD800\\uDC00"),
+        C(" "),
+        C("\x7f"),
+        C("~"),
+        C("!"),
+        C("#"),
+        C("]"),
     };
     static const struct tcase bad[] = {
-        C("\x01"),         C("\x1f"),         C("\x00"),         C("\n"),
-        C("\x80"),         C("\xc2"),         C("\xc2\x7f"),     C("\xc0\xaf"),
-        C("\xe0\x9f\x80"), C("\xed\xa0\x80"), C("\xf0\x8f\x80\x80"), C("\xf4\x90\x80\x80"),
-        C("\xf5"),         C("\xff"),         C("\\"),           C("\\q"),
-        C("\\uDC00"),      C("\\uD800"),      C("\\uD800\\n"),   C("\""),
+        C("\x01"),
+        C("\x1f"),
+        C("\x00"),
+        C("\n"),
+        C("\x80"),
+        C("\xc2"),
+        C("\xc2\x7f"),
+        C("\xc0\xaf"),
+        C("\xe0\x9f\x80"),
+        C("\xed\xa0\x80"),
+        C("\xf0\x8f\x80\x80"),
+        C("\xf4\x90\x80\x80"),
+        C("\xf5"),
+        C("\xff"),
+        C("\\"),
+        C("\\q"),
+        C("\\uDC00"),
+        C("\\uD800"),
+        C("\\uD800\\n"),
+        C("\""),
     };
     char buf[128];
     for (size_t at = 0; at <= 48; at++) {
@@ -360,8 +393,13 @@ static void test_iterate_nested(void **state)
                       "\"c\":{\"d\":null},\"e\":\"s\\\\\",\"f\":-1.5e3,\"g\":true,\"h\":false}";
     static const char *const keys[] = {"\"a\"", "\"b\\\"}\"", "\"c\"", "\"e\"",
                                        "\"f\"", "\"g\"",      "\"h\""};
-    static const char *const vals[] = {"1",       "[1, {\"x\": \"]}\\\\\"}, [] ,\"\\\"[\"]",
-                                       "{\"d\":null}", "\"s\\\\\"", "-1.5e3", "true", "false"};
+    static const char *const vals[] = {"1",
+                                       "[1, {\"x\": \"]}\\\\\"}, [] ,\"\\\"[\"]",
+                                       "{\"d\":null}",
+                                       "\"s\\\\\"",
+                                       "-1.5e3",
+                                       "true",
+                                       "false"};
     struct fo_json_span v, k, m;
     struct fo_json_iter it;
 
@@ -540,8 +578,8 @@ static void test_kind(void **state)
         const char *v;          /* Value. */
         enum fo_json_kind kind; /* Expected. */
     } cases[] = {
-        {"{}", FO_JSON_OBJECT}, {"[]", FO_JSON_ARRAY}, {"\"\"", FO_JSON_STRING},
-        {"-1", FO_JSON_NUMBER}, {"0", FO_JSON_NUMBER}, {"true", FO_JSON_TRUE},
+        {"{}", FO_JSON_OBJECT},   {"[]", FO_JSON_ARRAY},  {"\"\"", FO_JSON_STRING},
+        {"-1", FO_JSON_NUMBER},   {"0", FO_JSON_NUMBER},  {"true", FO_JSON_TRUE},
         {"false", FO_JSON_FALSE}, {"null", FO_JSON_NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -581,8 +619,11 @@ static void test_put_string(void **state)
     check_put("\xf0\x9f\x98", 3, "\"\xef\xbf\xbd\"");
     check_put("\xc0\x80", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"");
     check_put("\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
-    check_put("a\x80" "b\xf4\x90\x80\x80", 7,
-              "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    check_put("a\x80"
+              "b\xf4\x90\x80\x80",
+              7,
+              "\"a\xef\xbf\xbd"
+              "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
     check_put("0123456789abcdef\"0123456789abcdef\n", 34,
               "\"0123456789abcdef\\\"0123456789abcdef\\n\"");
 
@@ -610,9 +651,22 @@ static uint32_t rnd(uint64_t *s)
  * valid JSON out. */
 static void test_put_string_roundtrip(void **state)
 {
-    static const char *const units[] = {"a", "Z", " ", "\"", "\\", "/", "\n", "\x01", "\x1f",
-                                        "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xef\xbf\xbf",
-                                        "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\0"};
+    static const char *const units[] = {"a",
+                                        "Z",
+                                        " ",
+                                        "\"",
+                                        "\\",
+                                        "/",
+                                        "\n",
+                                        "\x01",
+                                        "\x1f",
+                                        "\x7f",
+                                        "\xc3\xa9",
+                                        "\xe2\x82\xac",
+                                        "\xef\xbf\xbf",
+                                        "\xf0\x9f\x98\x80",
+                                        "\xf4\x8f\xbf\xbf",
+                                        "\0"};
     uint64_t seed = 42;
     struct fo_buf in, out, back;
     fo_buf_init(&in, FO_BUF_UNLIMITED);

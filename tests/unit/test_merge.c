@@ -197,8 +197,8 @@ static void test_arrival_order_independent(void **state)
 static void test_merge_non_object(void **state)
 {
     struct fo_result r[5] = {
-        ok("arr", true, "[1,2]"),   ok("str", true, "\"s\""), ok("num", true, "42"),
-        ok("nul", true, "null"), ok("obj", true, "{}"),
+        ok("arr", true, "[1,2]"), ok("str", true, "\"s\""), ok("num", true, "42"),
+        ok("nul", true, "null"),  ok("obj", true, "{}"),
     };
     expect_merge(r, 5, NULL, "{\"arr\":[1,2],\"str\":\"s\",\"num\":42,\"nul\":null}");
 }
@@ -284,8 +284,7 @@ static void test_many_keys(void **state)
 
 static void test_report_key_reserved(void **state)
 {
-    struct fo_result r[2] = {ok("m", true, "{\"_fanout\":1,\"a\":2}"),
-                             ok("_fanout", false, "3")};
+    struct fo_result r[2] = {ok("m", true, "{\"_fanout\":1,\"a\":2}"), ok("_fanout", false, "3")};
     expect_merge(r, 2, NULL, "{\"_fanout\":3,\"a\":2}");
     r[0].ms = 1;
     r[1].ms = 2;
@@ -368,8 +367,7 @@ static void test_report_shape(void **state)
         if (i == FO_OK)
             assert_null(cJSON_GetObjectItemCaseSensitive(x, "error"));
         else
-            assert_string_equal(item(x, "error")->valuestring,
-                                fo_outcome_name((enum fo_outcome)i));
+            assert_string_equal(item(x, "error")->valuestring, fo_outcome_name((enum fo_outcome)i));
         char want[64];
         snprintf(want, sizeof want, "\"%s\":{", names[i]);
         const char *at = strstr(doc, want);
@@ -405,12 +403,12 @@ static void test_error_body(void **state)
                                     "orders", r, 2, &rep),
                      0);
     check_valid(&b);
-    assert_string_equal(b.data,
-                        "{\"error\":{\"code\":\"backend_failed\","
-                        "\"message\":\"backend \\\"orders\\\" timed out\\n\",\"backend\":\"orders\"},"
-                        "\"_fanout\":{\"complete\":false,\"elapsed_ms\":250.0,\"backends\":{"
-                        "\"user\":{\"status\":200,\"ms\":1.5},"
-                        "\"orders\":{\"error\":\"timeout\",\"ms\":250.0}}}}");
+    assert_string_equal(
+        b.data, "{\"error\":{\"code\":\"backend_failed\","
+                "\"message\":\"backend \\\"orders\\\" timed out\\n\",\"backend\":\"orders\"},"
+                "\"_fanout\":{\"complete\":false,\"elapsed_ms\":250.0,\"backends\":{"
+                "\"user\":{\"status\":200,\"ms\":1.5},"
+                "\"orders\":{\"error\":\"timeout\",\"ms\":250.0}}}}");
     cJSON *j = cJSON_Parse(b.data);
     assert_non_null(j);
     cJSON *e = item(j, "error");

@@ -305,9 +305,15 @@ static bool is_token(const char *s)
  * (Host) which site behind an allowed host:port is reached. */
 static bool is_forbidden_header(const char *name)
 {
-    static const char *const names[] = {"host",       "content-length", "transfer-encoding",
-                                        "connection", "keep-alive",     "proxy-connection",
-                                        "upgrade",    "te",             "trailer",
+    static const char *const names[] = {"host",
+                                        "content-length",
+                                        "transfer-encoding",
+                                        "connection",
+                                        "keep-alive",
+                                        "proxy-connection",
+                                        "upgrade",
+                                        "te",
+                                        "trailer",
                                         NULL};
     for (size_t i = 0; names[i]; i++) {
         if (strcasecmp(names[i], name) == 0)
@@ -354,15 +360,15 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
             else
                 strcpy(q, "\\x00");
             free(name);
-            return refuse(c->err, 400, "invalid_batch", "request \"%s\": invalid header name \"%s\"",
-                          c->qname, q);
+            return refuse(c->err, 400, "invalid_batch",
+                          "request \"%s\": invalid header name \"%s\"", c->qname, q);
         }
         if (rc < 0)
             return rc;
         if (is_forbidden_header(name)) {
-            rc = refuse(c->err, 400, "invalid_batch",
-                        "request \"%s\": header \"%s\" may not be set", c->qname,
-                        quote(q, sizeof q, name, nlen));
+            rc =
+                refuse(c->err, 400, "invalid_batch", "request \"%s\": header \"%s\" may not be set",
+                       c->qname, quote(q, sizeof q, name, nlen));
             free(name);
             return rc;
         }
@@ -387,7 +393,7 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
 }
 
 /* Member keys of a request, in the order of their 'seen' bits. */
-static const char *const req_keys[] = {"url",  "method", "headers",    "body",
+static const char *const req_keys[] = {"url",      "method", "headers",    "body",
                                        "required", "merge",  "timeout_ms", NULL};
 
 static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_req *r)
@@ -432,8 +438,7 @@ static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_
             if (rc == -ENOMEM)
                 return rc;
             if (rc < 0)
-                return refuse(c->err, 403, "host_not_allowed", "request \"%s\": %s", c->qname,
-                              msg);
+                return refuse(c->err, 403, "host_not_allowed", "request \"%s\": %s", c->qname, msg);
         } else if (strcmp(key, "method") == 0) {
             size_t len;
             rc = kind == FO_JSON_STRING ? decode(mv, &r->method, &len) : -EINVAL;

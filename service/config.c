@@ -15,21 +15,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "json.h"
 
-#define DEFAULT_LISTEN      "127.0.0.1:8080"
-#define MAX_THREADS         256
-#define MAX_TIMEOUT_MS      3600000
-#define MAX_SIZE            9007199254740991.0 /* 2^53 - 1: every integer below is exact. */
-#define MAX_DEPTH           1000
-#define MAX_REQUESTS        1024
-#define MAX_METHOD_LEN      32
-#define MAX_CONFIG_BYTES    (16u << 20)
-#define ROOT                "(root)"
+#define DEFAULT_LISTEN   "127.0.0.1:8080"
+#define MAX_THREADS      256
+#define MAX_TIMEOUT_MS   3600000
+#define MAX_SIZE         9007199254740991.0 /* 2^53 - 1: every integer below is exact. */
+#define MAX_REQUESTS     1024
+#define MAX_METHOD_LEN   32
+#define MAX_CONFIG_BYTES (16u << 20)
+#define ROOT             "(root)"
 
 /* State of one validation run. */
 struct vctx {
@@ -139,8 +139,8 @@ static const cJSON *member(const cJSON *obj, const char *key)
 }
 
 /* Integer member in [lo, hi]: stores it when valid, leaves *out when absent. */
-static void get_int(struct vctx *c, const cJSON *obj, const char *path, const char *key,
-                    double lo, double hi, int64_t *out)
+static void get_int(struct vctx *c, const cJSON *obj, const char *path, const char *key, double lo,
+                    double hi, int64_t *out)
 {
     const cJSON *v = member(obj, key);
     if (!v)
@@ -158,8 +158,7 @@ static void get_int(struct vctx *c, const cJSON *obj, const char *path, const ch
         errorf(c, p, "must be an integer from %.0f to %.0f", lo, hi);
 }
 
-static void get_bool(struct vctx *c, const cJSON *obj, const char *path, const char *key,
-                     bool *out)
+static void get_bool(struct vctx *c, const cJSON *obj, const char *path, const char *key, bool *out)
 {
     const cJSON *v = member(obj, key);
     if (!v)
@@ -175,8 +174,7 @@ static void get_bool(struct vctx *c, const cJSON *obj, const char *path, const c
 
 /* String member: returns it, or NULL when absent (silently) or not a string
  * (with an error). */
-static const char *get_string(struct vctx *c, const cJSON *obj, const char *path,
-                              const char *key)
+static const char *get_string(struct vctx *c, const cJSON *obj, const char *path, const char *key)
 {
     const cJSON *v = member(obj, key);
     if (!v)
@@ -255,6 +253,14 @@ static void get_headers(struct vctx *c, const cJSON *obj, const char *path,
             errorf(c, p, "value of \"%s\" must be a string without CR, LF or NUL", m->string);
             continue;
         }
+        size_t nlen = strlen(m->string);
+        bool dup = false;
+        for (size_t i = 0; i < b->nheaders && !dup; i++)
+            dup = strncasecmp(b->headers[i], m->string, nlen) == 0 && b->headers[i][nlen] == ':';
+        if (dup) {
+            errorf(c, p, "duplicate header \"%s\"", m->string);
+            continue;
+        }
         char *line = NULL;
         if (asprintf(&line, "%s: %s", m->string, m->valuestring) < 0) {
             c->oom = true;
@@ -267,7 +273,7 @@ static void get_headers(struct vctx *c, const cJSON *obj, const char *path,
 static void parse_backend(struct vctx *c, const cJSON *obj, const char *path,
                           const struct fo_path *pattern, struct fo_backend_conf *b)
 {
-    static const char *const keys[] = {"name",   "url",     "method", "headers",
+    static const char *const keys[] = {"name",       "url",      "method", "headers",
                                        "timeout_ms", "required", "merge",  NULL};
     if (!cJSON_IsObject(obj)) {
         errorf(c, path, "must be an object");
@@ -493,7 +499,8 @@ static void cross_checks(struct vctx *c, const struct fo_config *cfg)
             continue;
         char p[64];
         snprintf(p, sizeof p, "endpoints[%zu].path", i);
-        if (cfg->aggregate.enabled && cfg->aggregate.path && strcmp(e->path, cfg->aggregate.path) == 0)
+        if (cfg->aggregate.enabled && cfg->aggregate.path &&
+            strcmp(e->path, cfg->aggregate.path) == 0)
             errorf(c, p, "same as aggregate.path");
         for (size_t j = 0; j < i; j++) {
             const struct fo_endpoint_conf *o = &cfg->endpoints[j];
@@ -535,10 +542,11 @@ static unsigned online_cpus(void)
 
 static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
 {
-    static const char *const keys[] = {"listen",         "workers",        "server_threads",
-                                       "timeout_ms",     "max_body_bytes", "max_response_bytes",
-                                       "max_json_depth", "endpoints",      "aggregate",
-                                       NULL};
+    static const char *const keys[] = {"listen",         "workers",
+                                       "server_threads", "timeout_ms",
+                                       "max_body_bytes", "max_response_bytes",
+                                       "max_json_depth", "endpoints",
+                                       "aggregate",      NULL};
     if (!cJSON_IsObject(root)) {
         errorf(c, ROOT, "must be a JSON object");
         return;
@@ -572,7 +580,7 @@ static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
     get_int(c, root, "", "max_response_bytes", 1, MAX_SIZE, &v);
     cfg->max_response_bytes = (size_t)v;
     v = cfg->max_json_depth;
-    get_int(c, root, "", "max_json_depth", 1, MAX_DEPTH, &v);
+    get_int(c, root, "", "max_json_depth", 1, FO_JSON_MAX_DEPTH, &v);
     cfg->max_json_depth = (unsigned)v;
 
     const cJSON *eps = member(root, "endpoints");

@@ -27,10 +27,10 @@ struct seg {
 };
 
 struct fo_path {
-    char *src;                        /* Pattern text, from malloc(). */
-    struct seg *segs;                 /* nsegs of them, from malloc(). */
+    char *src;        /* Pattern text, from malloc(). */
+    struct seg *segs; /* nsegs of them, from malloc(). */
     size_t nsegs;
-    char *names[FO_MAX_PARAMS];       /* Parameter names, each from malloc(). */
+    char *names[FO_MAX_PARAMS]; /* Parameter names, each from malloc(). */
     size_t nparams;
 };
 
@@ -42,17 +42,17 @@ struct piece {
 };
 
 struct fo_tmpl {
-    char *src;             /* Template text, from malloc(). */
-    struct piece *pieces;  /* npieces of them, from malloc(). */
+    char *src;            /* Template text, from malloc(). */
+    struct piece *pieces; /* npieces of them, from malloc(). */
     size_t npieces;
-    size_t litlen;         /* Sum of the literal lengths (to size the output). */
+    size_t litlen; /* Sum of the literal lengths (to size the output). */
 };
 
 /* Bytes that pass fo_url_encode unchanged: RFC 3986 unreserved. */
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 static bool is_name_char(unsigned char c)
@@ -71,7 +71,8 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Write a reason into err (when given) and return -EINVAL. */
 static int fail(char *err, size_t errlen, const char *fmt, ...)

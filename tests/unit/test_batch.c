@@ -84,8 +84,7 @@ static void test_check_url_refused(void **state)
         {"http://evil.com?@127.0.0.1:9001/", -EACCES, "host \"evil.com:80\" is not allowed"},
         {"http://evil.com/@127.0.0.1:9001/", -EACCES, "host \"evil.com:80\" is not allowed"},
         /* Userinfo. */
-        {"http://user@127.0.0.1:9001/", -EINVAL,
-         "user information (\"@\") is not allowed in URLs"},
+        {"http://user@127.0.0.1:9001/", -EINVAL, "user information (\"@\") is not allowed in URLs"},
         {"http://user:pw@127.0.0.1:9001/", -EINVAL,
          "user information (\"@\") is not allowed in URLs"},
         {"http://127.0.0.1:9001@evil.com/", -EINVAL,

@@ -202,7 +202,7 @@ static void test_good_variants(void **state)
     static const char *const good[] = {
         /* Extreme but valid values. */
         "{'workers': 1, 'server_threads': 256, 'timeout_ms': 1, 'max_body_bytes': 1,"
-        " 'max_response_bytes': 9007199254740991, 'max_json_depth': 1000}",
+        " 'max_response_bytes': 9007199254740991, 'max_json_depth': 4096}",
         "{'timeout_ms': 3600000, 'workers': 2.0}",
         "{'listen': '0.0.0.0:0'}",
         "{'listen': '[::]:8080'}",
@@ -217,7 +217,8 @@ static void test_good_variants(void **state)
         " 'aggregate': {'path': '/batch', 'allow_hosts': ['h:80']}}",
         /* Header tokens and values. */
         "{'endpoints': [{'path': '/a', 'backends': [{'name': 'a', 'url': 'http://h/',"
-        " 'headers': {'X-A!#$%&*+.^_`|~1': 'v', 'Empty': '', 'Tab': 'a\\tb', 'U': 'caf\\u00e9'}}]}]}",
+        " 'headers': {'X-A!#$%&*+.^_`|~1': 'v', 'Empty': '', 'Tab': 'a\\tb', 'U': "
+        "'caf\\u00e9'}}]}]}",
         /* Names are free text apart from the reserved one. */
         "{'endpoints': [{'path': '/a', 'backends': [{'name': 'a b', 'url': 'http://h/'},"
         " {'name': '_fanout2', 'url': 'http://h/'}, {'name': 'caf\\u00e9', 'url': 'http://h/'}]}]}",
@@ -277,8 +278,8 @@ static void test_bad_cases(void **state)
          "max_body_bytes: must be an integer from 1 to 2^53-1\n"},
         {"{'max_response_bytes': [1]}",
          "max_response_bytes: must be an integer from 1 to 2^53-1\n"},
-        {"{'max_json_depth': 0}", "max_json_depth: must be an integer from 1 to 1000\n"},
-        {"{'max_json_depth': 1001}", "max_json_depth: must be an integer from 1 to 1000\n"},
+        {"{'max_json_depth': 0}", "max_json_depth: must be an integer from 1 to 4096\n"},
+        {"{'max_json_depth': 4097}", "max_json_depth: must be an integer from 1 to 4096\n"},
         /* listen. */
         {"{'listen': 8080}", "listen: must be a string\n"},
         {"{'listen': 'localhost:8080'}",
@@ -341,7 +342,8 @@ static void test_bad_cases(void **state)
         {EP("{'url': 'http://h/'}"), "endpoints[0].backends[0]: missing key \"name\"\n"},
         {EP("{'name': '', 'url': 'http://h/'}"),
          "endpoints[0].backends[0].name: must not be empty\n"},
-        {EP("{'name': 1, 'url': 'http://h/'}"), "endpoints[0].backends[0].name: must be a string\n"},
+        {EP("{'name': 1, 'url': 'http://h/'}"),
+         "endpoints[0].backends[0].name: must be a string\n"},
         {EP("{'name': '_fanout', 'url': 'http://h/'}"),
          "endpoints[0].backends[0].name: \"_fanout\" is reserved\n"},
         {EP("{'name': 'b', 'url': 'http://h/'}, {'name': 'c', 'url': 'http://h/'},"
@@ -369,7 +371,8 @@ static void test_bad_cases(void **state)
          "endpoints[0].backends[0].headers: must be an object of strings\n"},
         {BK(", 'headers': {'X Tag': 'a'}"),
          "endpoints[0].backends[0].headers: invalid header name \"X Tag\"\n"},
-        {BK(", 'headers': {'': 'a'}"), "endpoints[0].backends[0].headers: invalid header name \"\"\n"},
+        {BK(", 'headers': {'': 'a'}"),
+         "endpoints[0].backends[0].headers: invalid header name \"\"\n"},
         {BK(", 'headers': {'X:Y': 'a'}"),
          "endpoints[0].backends[0].headers: invalid header name \"X:Y\"\n"},
         {BK(", 'headers': {'X\\r\\nY': 'a'}"),
@@ -380,6 +383,9 @@ static void test_bad_cases(void **state)
         {BK(", 'headers': {'X-Tag': 'a\\n'}"),
          "endpoints[0].backends[0].headers: value of \"X-Tag\" must be a string without CR, LF "
          "or NUL\n"},
+        {BK(", 'headers': {'X-Tag': 'a', 'x-tag': 'b', 'X-Tag2': 'c', 'X-TAG': 'd'}"),
+         "endpoints[0].backends[0].headers: duplicate header \"x-tag\"\n"
+         "endpoints[0].backends[0].headers: duplicate header \"X-TAG\"\n"},
         {BK(", 'headers': {'X-Tag': 1}"),
          "endpoints[0].backends[0].headers: value of \"X-Tag\" must be a string without CR, LF "
          "or NUL\n"},
@@ -428,9 +434,10 @@ static void test_bad_cases(void **state)
 static void test_bad_allow_hosts(void **state)
 {
     static const char *const bad[] = {
-        "127.0.0.1", "h:0",    "h:65536", ":80",    "a@b:80",  "h:80/x",  "[::1:80",  "::1:80",
-        "h :80",     "h:8 0",  "h:+80",   "h:",     "h%2e:80", "h\\x:80", "[]:80",    "[::1]x:80",
-        "h:123456",  "h#:80",  "",        "h?:80",  "a]b:80",  "a[b:80",  "caf\xc3\xa9:80",
+        "127.0.0.1", "h:0",     "h:65536", ":80",       "a@b:80",         "h:80/x",
+        "[::1:80",   "::1:80",  "h :80",   "h:8 0",     "h:+80",          "h:",
+        "h%2e:80",   "h\\x:80", "[]:80",   "[::1]x:80", "h:123456",       "h#:80",
+        "",          "h?:80",   "a]b:80",  "a[b:80",    "caf\xc3\xa9:80",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct fo_buf text;
@@ -443,8 +450,9 @@ static void test_bad_allow_hosts(void **state)
             fo_buf_putc(&text, *c);
         }
         fo_buf_puts(&text, "\"]}}");
-        parse_bad_n(text.data, text.len,
-                    "aggregate.allow_hosts[1]: must be \"host:port\" with a port from 1 to 65535\n");
+        parse_bad_n(
+            text.data, text.len,
+            "aggregate.allow_hosts[1]: must be \"host:port\" with a port from 1 to 65535\n");
         fo_buf_free(&text);
     }
     parse_bad("{'aggregate': {'allow_hosts': [80]}}",
@@ -500,9 +508,12 @@ static void test_listen_parse(void **state)
         const char *host;
         unsigned port;
     } good[] = {
-        {"127.0.0.1:8080", "127.0.0.1", 8080}, {"0.0.0.0:0", "0.0.0.0", 0},
-        {"[::1]:1", "::1", 1},                 {"[::]:65535", "::", 65535},
-        {":9000", "0.0.0.0", 9000},            {"10.1.2.3:080", "10.1.2.3", 80},
+        {"127.0.0.1:8080", "127.0.0.1", 8080},
+        {"0.0.0.0:0", "0.0.0.0", 0},
+        {"[::1]:1", "::1", 1},
+        {"[::]:65535", "::", 65535},
+        {":9000", "0.0.0.0", 9000},
+        {"10.1.2.3:080", "10.1.2.3", 80},
         {"[::ffff:127.0.0.1]:80", "::ffff:127.0.0.1", 80},
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
@@ -513,10 +524,26 @@ static void test_listen_parse(void **state)
         assert_int_equal(port, good[i].port);
     }
     static const char *const bad[] = {
-        "",          ":",          "127.0.0.1:",      "127.0.0.1",         "[::1]",
-        "[::1]:",    "[::1]80",    "[127.0.0.1]:80",  "[fe80::1%eth0]:80", "1.2.3.4:123456",
-        "1.2.3.4:65536", "host:80", " 1.2.3.4:80",    "1.2.3.4: 80",       "1.2.3.4:-1",
-        "1.2.3.4:8a", "127.1:80",  "::1:80",          "[::1:80",           "1.2.3.4:80:80",
+        "",
+        ":",
+        "127.0.0.1:",
+        "127.0.0.1",
+        "[::1]",
+        "[::1]:",
+        "[::1]80",
+        "[127.0.0.1]:80",
+        "[fe80::1%eth0]:80",
+        "1.2.3.4:123456",
+        "1.2.3.4:65536",
+        "host:80",
+        " 1.2.3.4:80",
+        "1.2.3.4: 80",
+        "1.2.3.4:-1",
+        "1.2.3.4:8a",
+        "127.1:80",
+        "::1:80",
+        "[::1:80",
+        "1.2.3.4:80:80",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char host[64];
@@ -625,14 +652,10 @@ static void test_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_good_variants),
-        cmocka_unit_test(test_bad_cases),
-        cmocka_unit_test(test_bad_allow_hosts),
-        cmocka_unit_test(test_all_errors_collected),
-        cmocka_unit_test(test_listen_parse),
-        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_example),         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_good_variants),   cmocka_unit_test(test_bad_cases),
+        cmocka_unit_test(test_bad_allow_hosts), cmocka_unit_test(test_all_errors_collected),
+        cmocka_unit_test(test_listen_parse),    cmocka_unit_test(test_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,8 +28,16 @@ static struct fo_path *path_ok(const char *pattern)
 static void test_path_compile_good(void **state)
 {
     static const char *const good[] = {
-        "/", "/a", "/a/", "/a/b/c", "/{id}", "/api/dashboard/{id}", "/a/{x}/b/{y}/", "/a/%41",
-        "/a:b@c!$&'()*+,;=-._~", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}",
+        "/",
+        "/a",
+        "/a/",
+        "/a/b/c",
+        "/{id}",
+        "/api/dashboard/{id}",
+        "/a/{x}/b/{y}/",
+        "/a/%41",
+        "/a:b@c!$&'()*+,;=-._~",
+        "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         struct fo_path *p = path_ok(good[i]);
@@ -121,12 +129,16 @@ static void test_path_match_table(void **state)
         {"/api/dashboard/{id}", "/api/dashboard/a%26b%3Dc", 0, 1, 1, {"a&b=c"}, {0}},
         {"/api/dashboard/{id}", "/api/dashboard/a&b", 0, 1, 1, {"a&b"}, {0}},
         {"/api/dashboard/{id}", "/api/dashboard/a+b", 0, 1, 1, {"a+b"}, {0}},
-        {"/api/dashboard/{id}", "/api/dashboard/%0D%0AX-Evil:%201", 0, 1, 1, {"\r\nX-Evil: 1"},
+        {"/api/dashboard/{id}",
+         "/api/dashboard/%0D%0AX-Evil:%201",
+         0,
+         1,
+         1,
+         {"\r\nX-Evil: 1"},
          {0}},
         {"/api/dashboard/{id}", "/api/dashboard/caf%C3%A9", 0, 1, 1, {"caf\xc3\xa9"}, {0}},
         {"/api/dashboard/{id}", "/api/dashboard/caf\xc3\xa9", 0, 1, 1, {"caf\xc3\xa9"}, {0}},
-        {"/api/dashboard/{id}", "/api/dashboard/%F0%9F%98%80", 0, 1, 1, {"\xf0\x9f\x98\x80"},
-         {0}},
+        {"/api/dashboard/{id}", "/api/dashboard/%F0%9F%98%80", 0, 1, 1, {"\xf0\x9f\x98\x80"}, {0}},
         {"/api/dashboard/{id}", "/api/dashboard/...", 0, 1, 1, {"..."}, {0}},
         {"/api/dashboard/{id}", "/api/dashboard/.a", 0, 1, 1, {".a"}, {0}},
         {"/api/dashboard/{id}", "/api/dashboard/.", 0, -EINVAL, 0, {NULL}, {0}},

@@ -109,27 +109,24 @@ static char *xstrdup(struct vctx *c, const char *s)
     return d;
 }
 
-/* Report members of 'obj' not named in 'allowed' (NULL-terminated), and keys
- * given twice (cJSON keeps both; lookups would see only the first). */
+/* Report members of 'obj' not named in 'allowed' (NULL-terminated, at most
+ * 32 names), and keys given twice (cJSON keeps both; lookups would see only
+ * the first). Linear in the members: one bit per allowed name. */
 static void check_keys(struct vctx *c, const cJSON *obj, const char *path,
                        const char *const *allowed)
 {
     const char *where = path[0] ? path : ROOT;
     char q[96];
+    uint32_t seen = 0;
     for (const cJSON *m = obj->child; m; m = m->next) {
-        bool known = false;
-        for (size_t i = 0; allowed[i]; i++)
-            known = known || strcmp(allowed[i], m->string) == 0;
-        if (!known) {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], m->string) != 0)
+            i++;
+        if (!allowed[i])
             errorf(c, where, "unknown key \"%s\"", quote(q, sizeof q, m->string));
-            continue;
-        }
-        for (const cJSON *prev = obj->child; prev != m; prev = prev->next) {
-            if (strcmp(prev->string, m->string) == 0) {
-                errorf(c, where, "duplicate key \"%s\"", quote(q, sizeof q, m->string));
-                break;
-            }
-        }
+        else if (seen & (UINT32_C(1) << i))
+            errorf(c, where, "duplicate key \"%s\"", quote(q, sizeof q, m->string));
+        seen |= allowed[i] ? UINT32_C(1) << i : 0;
     }
 }
 

@@ -129,6 +129,8 @@ static int add_members(struct entries *es, struct fo_json_span body)
     int rc = fo_json_iter_object(&it, body);
 
     while (rc == 0 && fo_json_next_member(&it, &k, &v)) {
+        if (k.len < 2)
+            break; /* Only an unvalidated body gets here. */
         const char *inner = k.p + 1;
         size_t n = k.len - 2;
         if (!memchr(inner, '\\', n)) {

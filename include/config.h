@@ -65,6 +65,25 @@ struct fo_config {
     struct fo_endpoint_conf *endpoints; /* nendpoints of them (may be 0). */
     size_t nendpoints;
     struct fo_aggregate_conf aggregate;
+
+    /* Operations. A path of NULL means that route is off. */
+    char *health_path;          /* "health_path", default "/health". */
+    char *ready_path;           /* "ready_path", default "/ready". */
+    char *metrics_path;         /* "metrics_path", default "/metrics". */
+    int log_level;              /* "log": {"level"}: enum fo_log_level (log.h), default info. */
+    bool access_log;            /* "log": {"access"}: one line per request, default true. */
+    bool access_log_probes;     /* "log": {"probes"}: also log health/ready/metrics, default false. */
+    int64_t drain_ms;           /* "drain_ms": graceful stop budget, default 10000. */
+
+    /* Limits (hardening). */
+    size_t max_connections;     /* Open client connections, default 10000. */
+    size_t max_header_bytes;    /* Request line + headers, default 16384. */
+    size_t max_headers;         /* Header count, default 100. */
+    size_t max_url_bytes;       /* Request target length, default 8192. */
+    int64_t idle_timeout_ms;    /* Idle keep-alive connection, default 60000. */
+    int64_t header_timeout_ms;  /* Whole request head must arrive within, default 10000. */
+    size_t max_inflight_calls;  /* Backend calls in flight, all workers, default 10000. */
+    size_t max_backend_inflight; /* Calls in flight to one host:port, default 1000 (0 = no cap). */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

@@ -1,6 +1,7 @@
 """The ad-hoc batch, POST /aggregate: calls, raw bodies, the allow_hosts rule, refusals."""
 
 import json
+import socket
 import urllib.parse
 import uuid
 
@@ -239,6 +240,27 @@ def test_body_too_large_is_413(fo, backend):
     doc["requests"]["a"]["body"] = "x" * (MAX_BODY - 200)
     r = batch(fo, doc)
     assert r.status == 200, r
+
+
+def test_body_too_large_refused_before_it_all_arrives(fo):
+    head = (b"POST /aggregate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000000\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", fo.port), timeout=3) as s:
+        s.sendall(head)
+        try:
+            s.sendall(b'{"requests": "' + b"x" * (MAX_BODY + 100))
+        except OSError:
+            pass  # fanout may answer and close before taking all of it
+        out = b""
+        try:
+            while b"\r\n\r\n" not in out:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+    assert out.startswith(b"HTTP/1.1 413 "), "no 413 for a 100 MB body: %r" % out[:300]
 
 
 def test_wrong_method_is_405_allow_post(fo):

@@ -3,6 +3,7 @@
 import json
 import re
 import signal
+import socket
 
 from blackbox.fanout import run_cli
 
@@ -149,3 +150,36 @@ def test_sigint_exits_0(spawn):
     fo = spawn(None)
     fo.proc.send_signal(signal.SIGINT)
     assert fo.proc.wait(10) == 0, fo.output()
+
+
+def test_listen_flag_overrides_config(spawn, backend):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        port = busy.getsockname()[1]
+        fo = spawn({"listen": "127.0.0.1:%d" % port,
+                    "endpoints": [{"path": "/x", "backends": [
+                        {"name": "a", "url": backend.url("/json")}]}]})
+        assert fo.port != port
+        r = fo.get("/x")
+        assert r.status == 200 and r.json() == {"a": {}}, r
+    finally:
+        busy.close()
+
+
+def test_stdout_is_json_lines_with_listening_event(spawn):
+    fo = spawn(None)
+    assert fo.get("/api/dashboard/1").status == 200
+    fo.stop()
+    events = []
+    for line in fo.stdout:
+        ev = json.loads(line)
+        assert isinstance(ev, dict) and isinstance(ev.get("event"), str), line
+        events.append(ev)
+    listening = [e for e in events if e["event"] == "listening"]
+    assert len(listening) == 1, fo.stdout
+    ev = listening[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ev.get("ts", "")), ev
+    assert ev.get("level") == "info", ev
+    assert ev.get("host") == "127.0.0.1" and ev.get("port") == fo.port, ev

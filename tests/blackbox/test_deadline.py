@@ -30,6 +30,11 @@ def fanout_config(b):
                 be("other", b.url("/delay/1500?tag={tag}")),
                 be("req", b.url(b.route({"e": 1}, status=500, delay_ms=50)), required=True),
             ]),
+            ep("/api/reqfail_report/{tag}", [
+                be("other", b.url("/delay/1500?tag={tag}")),
+                be("req", b.url(b.route({"e": 1}, status=500, delay_ms=50)), required=True),
+                be("ok", b.url(b.route({"o": 1}))),
+            ], report=True),
             ep("/api/reqtimeout", [
                 be("req", b.url("/hang"), required=True, timeout_ms=100),
                 be("other", b.url(b.route({"o": 1}))),
@@ -96,6 +101,22 @@ def test_required_failure_is_502_and_fails_fast(fo, backend):
     req = backend.wait_request(t, 1)
     c = backend.wait_closed(req.conn_id, 1.0)
     assert c.closed_by == "peer" and c.closed_at - req.at < 1.0, c
+
+
+def test_required_failure_report_shows_cancelled_calls(fo, backend):
+    t = tag()
+    r = fo.get("/api/reqfail_report/" + t)
+    assert r.status == 502, r
+    doc = r.json()
+    assert doc["error"]["code"] == "backend_failed" and doc["error"]["backend"] == "req", r
+    rep = doc["_fanout"]
+    assert rep["complete"] is False, rep
+    bs = rep["backends"]
+    assert list(bs) == ["other", "req", "ok"], rep
+    assert bs["other"]["error"] == "cancelled", rep
+    assert bs["req"]["error"] == "status" and bs["req"]["status"] == 500, rep
+    assert bs["ok"]["status"] == 200 and "error" not in bs["ok"], rep
+    assert r.elapsed < 0.05 + SLACK + 0.2, r
 
 
 def test_required_timeout_is_504(fo):

@@ -25,7 +25,8 @@ def fanout_config(b):
 
 
 def test_unknown_path_is_404(fo):
-    for path in ("/nope", "/api", "/api/param/x", "/api/param/x/y/z", "/api/ka/extra"):
+    for path in ("/nope", "/api", "/api/param/x", "/api/param/x/y/z", "/api/ka/extra",
+                 "/api/param/x/", "/api/param//y", "/API/ka"):
         r = fo.get(path)
         assert r.status == 404, (path, r)
         assert error_code(r) == "not_found", (path, r)

@@ -58,6 +58,7 @@ def fanout_config(b):
                 be("conn", "http://127.0.0.1:%d/x" % REFUSED_PORT),
                 be("reset", b.url("/reset")),
                 be("huge", b.url("/big?bytes=200000")),
+                be("redir", b.url("/redirect?to=/json")),
                 be("slow", b.url("/hang"), timeout_ms=100),
             ], report=True),
             ep("/api/report_ok", [be("a", b.url(b.route({"a": 1})))], report=True),
@@ -148,7 +149,8 @@ def test_report_shape_and_failure_classes(fo):
     assert 90 <= rep["elapsed_ms"] <= r.elapsed * 1000 + 5, (rep, r.elapsed)
     assert r.elapsed < 1.0, r
     backends = rep["backends"]
-    names = ["ok", "created", "st", "garbage", "nocontent", "conn", "reset", "huge", "slow"]
+    names = ["ok", "created", "st", "garbage", "nocontent", "conn", "reset", "huge", "redir",
+             "slow"]
     assert list(backends) == names, backends
     for name, b in backends.items():
         assert isinstance(b.get("ms"), (int, float)) and b["ms"] >= 0, (name, b)
@@ -160,6 +162,7 @@ def test_report_shape_and_failure_classes(fo):
     assert backends["conn"]["error"] == "connect", backends
     assert backends["reset"]["error"] == "connect", backends
     assert backends["huge"]["error"] == "too_large", backends
+    assert backends["redir"]["error"] == "status" and backends["redir"]["status"] == 302, backends
     assert backends["slow"]["error"] == "timeout", backends
     assert 90 <= backends["slow"]["ms"] < 1000, backends
     for name in names[2:]:

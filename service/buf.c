@@ -17,7 +17,7 @@ void fo_buf_init(struct fo_buf *b, size_t max)
 
 int fo_buf_reserve(struct fo_buf *b, size_t extra)
 {
-    if (extra > b->max || b->len > b->max - extra)
+    if (extra > b->max || b->len > b->max - extra || b->len + extra >= SIZE_MAX - 1)
         return -E2BIG;
     size_t need = b->len + extra + 1; /* Room for the NUL. */
     if (need <= b->cap)

@@ -1,0 +1,1133 @@
+#!/usr/bin/env python3
+"""bench.py -- the fanout benchmark (called by bench/run.sh and bench/profile.sh).
+
+    bench.py run       every scenario twice; table on stdout, bench/results/latest.{json,md}
+    bench.py profile   fanout under callgrind for an exact number of aggregate requests
+
+DESIGN: one nginx (own prefix, config and pid file in a temp dir, one worker, keep-alive) serves the
+static JSON bodies of bench/data/ plus delayed and hanging variants on 127.0.0.1. Each scenario
+starts a fresh fanout with a generated config (so VmHWM is that scenario's peak), probes it once,
+warms it up with a one-second wrk run, then measures with wrk while a sampler thread reads
+/proc/PID/status; CPU is utime+stime from /proc/PID/stat before and after. wrk's exact figures come
+from the Lua done() hook in bench/wrk/common.lua. The reference is wrk straight at nginx, in the
+same round, so E = fanout_rps * (N + 1) / ref_rps compares like with like on a noisy machine.
+
+Every process started here is registered and stopped by PID (SIGTERM, then SIGKILL) on exit,
+on an exception and on SIGINT/SIGTERM/SIGHUP. Only the Python 3 standard library is used.
+
+Environment knobs (all optional):
+    BENCH_RUNS=2                  rounds (each scenario once per round)
+    BENCH_ONLY=width,deadline     only scenarios whose key starts with one of these
+    BENCH_DURATION=5              seconds of each wrk run (throughput and its reference: x2)
+    BENCH_FANOUT_EXTRA='{"workers":1}'  JSON merged into every generated fanout config
+    FANOUT_BIN=build/fanout       the binary to measure
+"""
+
+import glob
+import http.client
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import client  # noqa: E402  (bench/client.py)
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+RESULTS = os.path.join(BENCH, "results")
+FANOUT = os.path.abspath(os.environ.get("FANOUT_BIN", os.path.join(ROOT, "build", "fanout")))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HOST = "127.0.0.1"
+IDLE_CONNS = 10000
+COMMIT = "?"  # commit of the measured binary's tree, set by snapshot_binary
+STOP_WAIT_S = 5.0
+
+# Targets from issue 3.
+T_E = 0.75           # throughput E
+T_ANON_MB = 8.0      # throughput RssAnon peak
+T_HWM_MB = 20.0      # throughput VmHWM
+T_LAT_MS = 1.0       # latency p99 over the reference p99
+T_DL_P50 = 101.0     # deadline p50
+T_DL_P99 = 102.0     # deadline p99
+T_WIDTH = 0.80       # E(64) / E(4)
+T_IDLE_MB = 64.0     # VmRSS with 10,000 idle connections
+
+
+class Stop(Exception):
+    """Raised by the signal handlers so that the finally blocks stop everything."""
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+class Procs:
+    """Every child process, stopped by PID on the way out."""
+
+    def __init__(self):
+        self.items = []  # (name, Popen) still to be stopped
+
+    def start(self, name, args, **kw):
+        p = subprocess.Popen(args, **kw)
+        self.items.append((name, p))
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, wait=10.0):
+        """Stop one child: 'sig', then SIGKILL after 'wait' s. Returns (returncode, killed?)."""
+        killed = False
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                killed = True
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        self.items = [(n, q) for (n, q) in self.items if q is not p]
+        return p.returncode, killed
+
+    def stop_all(self, wait=5.0):
+        for _, p in list(reversed(self.items)):
+            self.stop(p, wait=wait)
+
+
+PROCS = Procs()
+
+
+def on_signal(signum, frame):
+    # Only the first signal interrupts; later ones must not cut the clean-up short.
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    raise Stop("signal %d" % signum)
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc
+
+
+def proc_status(pid):
+    """VmHWM, VmRSS, RssAnon, RssFile in MB from /proc/PID/status (missing keys absent)."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads"):
+                    n = int(v.split()[0])
+                    out[k] = n if k == "Threads" else n / 1024.0
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def cpu_ticks(pid):
+    """utime + stime of PID in clock ticks (None if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    fields = s[s.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def fd_count(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+class Sampler(threading.Thread):
+    """Reads /proc/PID/status every 'interval' s and keeps the peaks."""
+
+    def __init__(self, pid, interval=0.1):
+        super().__init__(daemon=True)
+        self.pid = pid            # process sampled
+        self.interval = interval  # seconds between samples
+        self.peak = {}            # key -> highest value seen
+        self.halt = threading.Event()
+
+    def sample(self):
+        for k, v in proc_status(self.pid).items():
+            if v > self.peak.get(k, -1):
+                self.peak[k] = v
+
+    def run(self):
+        while not self.halt.is_set():
+            self.sample()
+            self.halt.wait(self.interval)
+
+    def finish(self):
+        self.halt.set()
+        self.join()
+        self.sample()
+        return self.peak
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------------------------------------
+# nginx
+
+
+class Nginx:
+    """The backends: nginx with its own prefix, config and pid file under 'tmp'."""
+
+    def __init__(self, tmp, nofile):
+        self.prefix = os.path.join(tmp, "nginx")  # prefix dir, readable by the worker user
+        self.port = free_port()                    # listening port on 127.0.0.1
+        self.nofile = nofile                       # worker_rlimit_nofile
+        self.proc = None                           # master process
+        self.worker = None                         # worker PID
+
+    @property
+    def hostport(self):
+        return "%s:%d" % (HOST, self.port)
+
+    def url(self, path):
+        return "http://%s%s" % (self.hostport, path)
+
+    def start(self):
+        www = os.path.join(self.prefix, "www", "static")
+        os.makedirs(www)
+        os.makedirs(os.path.join(self.prefix, "tmp"))
+        for f in glob.glob(os.path.join(BENCH, "data", "*.json")):
+            shutil.copy(f, www)
+        # The worker runs as an unprivileged user when we are root: let it read the files.
+        os.chmod(os.path.dirname(self.prefix), 0o755)
+        for d, _, files in os.walk(self.prefix):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
+        with open(os.path.join(BENCH, "nginx.conf.in")) as f:
+            conf = f.read()
+        conns = max(1024, min(self.nofile - 64, 32768))
+        for k, v in (("@PREFIX@", self.prefix), ("@PORT@", str(self.port)),
+                     ("@NOFILE@", str(self.nofile)), ("@WORKER_CONNECTIONS@", str(conns))):
+            conf = conf.replace(k, v)
+        path = os.path.join(self.prefix, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        errlog = os.path.join(self.prefix, "nginx-error.log")
+        self.proc = PROCS.start("nginx", ["nginx", "-p", self.prefix, "-c", path, "-e", errlog],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(self.prefix, "nginx.stderr"), "w"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited: %s" % self.tail())
+            st, body = http_get(self.url("/static/s200.json"))
+            if st == 200:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("nginx did not answer: %s" % self.tail())
+        self.worker = self.find_worker()
+
+    def find_worker(self):
+        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
+        for _ in range(50):
+            try:
+                with open(path) as f:
+                    kids = f.read().split()
+                if kids:
+                    return int(kids[0])
+            except OSError:
+                break
+            time.sleep(0.05)
+        for d in os.listdir("/proc"):  # no children file: scan for the parent PID
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        s = f.read()
+                    if int(s[s.rindex(")") + 2:].split()[1]) == self.proc.pid:
+                        return int(d)
+                except (OSError, ValueError):
+                    pass
+        return None
+
+    def counters(self):
+        """(accepted connections, requests) from stub_status, minus this probe's own."""
+        st, body = http_get(self.url("/nginx_status"))
+        m = re.search(rb"\s(\d+)\s+(\d+)\s+(\d+)\s", body or b"")
+        if st != 200 or not m:
+            return None
+        return int(m.group(1)), int(m.group(3))
+
+    def tail(self):
+        out = []
+        for name in ("nginx.stderr", "nginx-error.log"):
+            try:
+                with open(os.path.join(self.prefix, name)) as f:
+                    out.append(f.read()[-800:])
+            except OSError:
+                pass
+        return " | ".join(x.strip() for x in out if x.strip())
+
+    def stop(self):
+        if self.proc is not None:
+            PROCS.stop(self.proc)
+            self.proc = None
+
+
+def http_get(url, method="GET", body=None, headers=None, timeout=5.0):
+    """One request; returns (status, body) or (None, error text). Also used as a probe."""
+    m = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+    c = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
+    try:
+        c.request(method, m.group(3), body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        http_get.last_headers = dict((k.lower(), v) for k, v in r.getheaders())
+        return r.status, data
+    except (OSError, http.client.HTTPException) as e:
+        http_get.last_headers = {}
+        return None, str(e).encode()
+    finally:
+        c.close()
+
+
+http_get.last_headers = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# fanout
+
+
+def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000):
+    """A config with GET /api/d/{id} over 'backends' (list of nginx paths) and the ad-hoc batch
+    allowed to call nginx. BENCH_FANOUT_EXTRA is merged in last."""
+    bes = []
+    for i, path in enumerate(backends):
+        sep = "&" if "?" in path else "?"
+        bes.append({"name": "b%02d" % i, "url": nginx.url(path) + sep + "id={id}"})
+    cfg = {"listen": "%s:0" % HOST, "timeout_ms": global_timeout,
+           "endpoints": [{"path": "/api/d/{id}", "timeout_ms": endpoint_timeout,
+                          "backends": bes}],
+           "aggregate": {"allow_hosts": [nginx.hostport]}}
+    extra = os.environ.get("BENCH_FANOUT_EXTRA")
+    if extra:
+        cfg.update(json.loads(extra))
+    return cfg
+
+
+class Fanout:
+    """One fanout process on a generated config; stdout/stderr go to files in 'tmp'."""
+
+    def __init__(self, tmp, name, cfg, wrapper=None):
+        self.dir = os.path.join(tmp, "fanout-%s" % name)  # config and logs
+        self.cfg = cfg                                     # config dict
+        self.wrapper = wrapper or []                       # e.g. valgrind argv prefix
+        self.proc = None                                   # the process
+        self.port = None                                   # from the "listening" line
+
+    def start(self, timeout=15.0):
+        os.makedirs(self.dir, exist_ok=True)
+        path = os.path.join(self.dir, "config.json")
+        with open(path, "w") as f:
+            json.dump(self.cfg, f, indent=1)
+        self.out = os.path.join(self.dir, "stdout.log")
+        self.err = os.path.join(self.dir, "stderr.log")
+        self.proc = PROCS.start("fanout", self.wrapper + [FANOUT, "-c", path, "--listen",
+                                                          "%s:0" % HOST],
+                                stdin=subprocess.DEVNULL, stdout=open(self.out, "w"),
+                                stderr=open(self.err, "w"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.out) as f:
+                for line in f:
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    if ev.get("event") == "listening":
+                        self.port = int(ev["port"])
+                        return
+            if self.proc.poll() is not None:
+                raise RuntimeError("fanout exited %s at start: %s"
+                                   % (self.proc.returncode, self.tail()))
+            time.sleep(0.02)
+        raise RuntimeError("fanout did not report listening: %s" % self.tail())
+
+    def url(self, path):
+        return "http://%s:%d%s" % (HOST, self.port, path)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n=600):
+        out = []
+        for p in (self.err, self.out):
+            try:
+                with open(p, errors="replace") as f:
+                    t = f.read()[-n:].strip()
+                if t:
+                    out.append(t)
+            except (OSError, AttributeError):
+                pass
+        return " | ".join(out)
+
+    def events(self):
+        """Counts of the log events on stdout other than the lifecycle ones."""
+        counts = {}
+        try:
+            with open(self.out, errors="replace") as f:
+                for line in f:
+                    try:
+                        ev = json.loads(line).get("event", "?")
+                    except ValueError:
+                        ev = "(not JSON)"
+                    if ev not in ("listening", "stopping", "draining", "stopped"):
+                        counts[ev] = counts.get(ev, 0) + 1
+        except (OSError, AttributeError):
+            pass
+        return counts
+
+    def stop(self):
+        """SIGTERM; returns a problem description or None."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            rc = self.proc.returncode
+            PROCS.stop(self.proc)
+            return "fanout died during the run (%s): %s" % (describe_rc(rc), self.tail())
+        # Nothing is in flight once wrk has ended, so SIGTERM should end it at once; waiting out
+        # the 10 s drain on every scenario would blow the run's time budget.
+        rc, killed = PROCS.stop(self.proc, wait=STOP_WAIT_S)
+        if killed:
+            return "fanout did not exit within %g s of SIGTERM (killed)" % STOP_WAIT_S
+        if rc != 0:
+            return "fanout exited %s on SIGTERM: %s" % (describe_rc(rc), self.tail())
+        return None
+
+
+def describe_rc(rc):
+    if rc is not None and rc < 0:
+        try:
+            return "signal %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "signal %d" % -rc
+    return "status %s" % rc
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+
+
+def run_wrk(url, threads, conns, secs, script="report.lua", env=None):
+    """One wrk run; returns the figures of common.lua's BENCH_JSON line plus rps (or raises)."""
+    args = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % secs, "--latency",
+            "-s", os.path.join(BENCH, "wrk", script), url]
+    e = dict(os.environ)
+    e["BENCH_WRK_DIR"] = os.path.join(BENCH, "wrk")
+    e.update(env or {})
+    p = PROCS.start("wrk", args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, env=e)
+    try:
+        out, _ = p.communicate(timeout=secs + 30)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(p, signal.SIGKILL)
+        raise RuntimeError("wrk did not finish")
+    PROCS.stop(p)
+    text = out.decode(errors="replace")
+    for line in text.splitlines():
+        if line.startswith("BENCH_JSON "):
+            r = json.loads(line[len("BENCH_JSON "):])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+            r["errors"] = sum(int(r[k]) for k in ("err_connect", "err_read", "err_write",
+                                                  "err_status", "err_timeout"))
+            return r
+    raise RuntimeError("wrk gave no figures (exit %s): %s" % (p.returncode, text[-500:]))
+
+
+def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
+    """wrk at 'url' while sampling fanout (if any) and nginx's worker. Returns a row dict."""
+    sampler = Sampler(fanout_pid) if fanout_pid else None
+    if sampler:
+        sampler.start()
+    c0 = nginx.counters()
+    f0 = cpu_ticks(fanout_pid) if fanout_pid else None
+    n0 = cpu_ticks(nginx.worker) if nginx.worker else None
+    t0 = time.monotonic()
+    try:
+        w = run_wrk(url, threads, conns, secs, script, env)
+    finally:
+        t1 = time.monotonic()
+        f1 = cpu_ticks(fanout_pid) if fanout_pid else None
+        n1 = cpu_ticks(nginx.worker) if nginx.worker else None
+        peak = sampler.finish() if sampler else {}
+    c1 = nginx.counters()
+    wall = t1 - t0
+    row = {"rps": w["rps"], "p50_ms": w["p50_us"] / 1000.0, "p99_ms": w["p99_us"] / 1000.0,
+           "p90_ms": w["p90_us"] / 1000.0, "p999_ms": w["p999_us"] / 1000.0,
+           "max_ms": w["lat_max_us"] / 1000.0, "errors": w["errors"], "wrk": w,
+           "threads": threads, "conns": conns, "secs": secs}
+    if f0 is not None and f1 is not None:
+        row["cpu_pct"] = 100.0 * (f1 - f0) / CLK_TCK / wall
+    if n0 is not None and n1 is not None:
+        row["nginx_cpu_pct"] = 100.0 * (n1 - n0) / CLK_TCK / wall
+    if peak:
+        row["hwm_mb"] = peak.get("VmHWM")
+        row["anon_mb"] = peak.get("RssAnon")
+        row["rss_mb"] = peak.get("VmRSS")
+        row["threads_os"] = peak.get("Threads")
+    if c0 and c1 and w["requests"]:
+        # Each stub_status read is itself one connection and one request.
+        row["backend_conns"] = c1[0] - c0[0] - 1
+        row["backend_reqs"] = c1[1] - c0[1] - 1
+        row["new_conn_per_req"] = row["backend_conns"] / w["requests"]
+        row["backend_req_per_req"] = row["backend_reqs"] / w["requests"]
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+
+STATIC3 = ["/static/s200.json", "/static/s1k.json", "/static/s4k.json"]
+SLOW3 = ["/slow/20/s200.json", "/slow/20/s1k.json", "/slow/20/s4k.json"]
+HANG3 = ["/static/s200.json", "/static/s1k.json", "/hang"]
+BATCH_PATH = "/aggregate"
+
+
+def scenarios(long_s, short_s):
+    """The scenario list of issue 3, in the order of one round."""
+    s = [
+        {"key": "ref", "label": "reference: nginx static 1 KB", "ref_path": "/static/s1k.json",
+         "t": 2, "c": 64, "d": long_s},
+        {"key": "throughput", "label": "throughput: 3 static backends", "backends": STATIC3,
+         "t": 2, "c": 64, "d": long_s, "e_n": 3},
+        {"key": "latency_ref", "label": "reference: nginx 20 ms", "ref_path": "/slow/20/s1k.json",
+         "t": 2, "c": 32, "d": short_s},
+        {"key": "latency", "label": "latency: 3 backends at 20 ms", "backends": SLOW3,
+         "t": 2, "c": 32, "d": short_s},
+        {"key": "deadline", "label": "deadline 100 ms, 1 hanging", "backends": HANG3,
+         "endpoint_timeout": 100, "t": 2, "c": 32, "d": short_s},
+    ]
+    for n in (1, 4, 16, 64):
+        s.append({"key": "width_%d" % n, "label": "width: %d backend%s" % (n, "s" * (n > 1)),
+                  "backends": ["/static/s1k.json?b=%d" % i for i in range(n)],
+                  "t": 2, "c": 64, "d": short_s, "e_n": n})
+    for c in (1, 64, 1024):
+        s.append({"key": "conns_%d" % c, "label": "connections: %d" % c, "backends": STATIC3,
+                  "t": 1 if c == 1 else 2, "c": c, "d": short_s, "e_n": 3 if c == 64 else None})
+    s.append({"key": "idle_10k", "label": "idle: %d keep-alive conns" % IDLE_CONNS,
+              "backends": STATIC3, "idle": True})
+    s.append({"key": "batch", "label": "ad-hoc batch: POST /aggregate x3", "backends": STATIC3,
+              "t": 2, "c": 64, "d": short_s, "e_n": 3, "script": "aggregate.lua",
+              "batch": True})
+    return s
+
+
+def batch_body(nginx):
+    return json.dumps({"requests": {
+        "a": {"url": nginx.url("/static/s200.json?id=42")},
+        "b": {"url": nginx.url("/static/s1k.json?id=42")},
+        "c": {"url": nginx.url("/static/s4k.json?id=42")}}})
+
+
+def run_ref(sc, nginx):
+    row = measure(nginx.url(sc["ref_path"]), sc["t"], sc["c"], sc["d"], "report.lua", None,
+                  None, nginx)
+    row["notes"] = []
+    return row
+
+
+def probe(fo, sc, nginx):
+    """One request before the load: what a client sees (status, X-Fanout-Complete, size)."""
+    if sc.get("batch"):
+        st, body = http_get(fo.url(BATCH_PATH), "POST", batch_body(nginx),
+                            {"Content-Type": "application/json"})
+    else:
+        st, body = http_get(fo.url("/api/d/42"), timeout=10.0)
+    return {"status": st, "complete": http_get.last_headers.get("x-fanout-complete"),
+            "connection": http_get.last_headers.get("connection"), "bytes": len(body or b""),
+            "body_head": (body or b"")[:160].decode(errors="replace")}
+
+
+def run_fanout_scenario(sc, nginx, tmp, rnd):
+    cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000))
+    fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg)
+    notes = []
+    row = {}
+    fo.start()
+    try:
+        pr = probe(fo, sc, nginx)
+        row["probe"] = pr
+        want_complete = "false" if sc["key"] == "deadline" else "true"
+        if pr["status"] != 200 or pr["complete"] != want_complete:
+            notes.append("probe: status %s, X-Fanout-Complete %s (want 200/%s): %s"
+                         % (pr["status"], pr["complete"], want_complete, pr["body_head"]))
+        if pr["status"] is None:
+            raise RuntimeError("no answer to the probe request: %s" % pr["body_head"])
+        if pr["connection"] and pr["connection"].lower() == "close":
+            notes.append("probe: answer carried Connection: close")
+        if sc.get("idle"):
+            row.update(run_idle(fo, notes))
+        else:
+            url = fo.url(BATCH_PATH if sc.get("batch") else "/api/d/42")
+            env = {"BENCH_BACKEND": nginx.hostport}
+            script = sc.get("script", "fanout.lua")
+            warm = 1
+            try:
+                run_wrk(url, sc["t"], sc["c"], warm, script, env)
+            except RuntimeError as e:
+                notes.append("warm-up: %s" % e)
+            if not fo.alive():
+                raise RuntimeError("fanout died during warm-up")
+            row.update(measure(url, sc["t"], sc["c"], sc["d"], script, env, fo.proc.pid, nginx))
+            w = row["wrk"]
+            counts = {k: int(w.get(k, 0)) for k in ("n_200", "n_502", "n_504", "n_other",
+                                                     "n_complete", "n_partial", "n_nohdr")}
+            row["answers"] = counts
+            row["partial"] = counts["n_partial"]
+            if sc["key"] == "deadline":
+                row["not_partial"] = int(w["requests"]) - counts["n_partial"]
+                if row["not_partial"]:
+                    notes.append("%d of %d answers not partial" % (row["not_partial"],
+                                                                   w["requests"]))
+                else:
+                    notes.append("all %d answers partial" % w["requests"])
+            elif counts["n_partial"] or counts["n_nohdr"]:
+                notes.append("%d of %d 200 answers not complete (X-Fanout-Complete false %d, "
+                             "missing %d)" % (counts["n_partial"] + counts["n_nohdr"],
+                                              counts["n_200"], counts["n_partial"],
+                                              counts["n_nohdr"]))
+            if counts["n_502"] or counts["n_504"] or counts["n_other"]:
+                notes.append("statuses: 200 x%d, 502 x%d, 504 x%d, other x%d"
+                             % (counts["n_200"], counts["n_502"], counts["n_504"],
+                                counts["n_other"]))
+            if row["errors"] - int(w["err_status"]):
+                notes.append("socket errors: connect %d, read %d, write %d, timeout %d"
+                             % tuple(int(w[k]) for k in ("err_connect", "err_read", "err_write",
+                                                         "err_timeout")))
+    except Stop:
+        PROCS.stop_all(wait=2.0)  # interrupted: no graceful stops, the user is waiting
+        raise
+    except Exception as e:  # record the failure and go on with the next scenario
+        notes.append("FAILED: %s" % e)
+        row["failed"] = True
+        for k in ("rps", "p50_ms", "p99_ms", "errors", "wrk"):
+            row.pop(k, None)
+    finally:
+        problem = fo.stop()
+        if problem and problem.startswith("fanout did not exit"):
+            row["stop_problem"] = problem  # summarised once for the whole run
+        elif problem:
+            notes.append(problem)
+            row["crash"] = problem
+        ev = fo.events()
+        if ev:
+            row["log_events"] = ev
+            notes.append("fanout log: " + ", ".join("%s x%d" % kv for kv in sorted(ev.items())))
+    row["notes"] = notes + row.get("notes", [])
+    return row
+
+
+def run_idle(fo, notes):
+    """Open IDLE_CONNS keep-alive connections, one aggregate request each, hold, read RSS."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = IDLE_CONNS
+    if soft < want + 200:
+        want = max(0, soft - 200)
+        notes.append("ulimit -n %d: only %d connections" % (soft, want))
+    before = proc_status(fo.proc.pid)
+    idle = client.IdleConnections(HOST, fo.port, "/api/d/1", want)
+    t0 = time.monotonic()
+    try:
+        idle.open()
+        time.sleep(1.0)  # let the server settle
+        peak = {}
+        for _ in range(10):
+            for k, v in proc_status(fo.proc.pid).items():
+                peak[k] = max(peak.get(k, 0), v)
+            time.sleep(0.1)
+        fds = fd_count(fo.proc.pid)
+        still = idle.count_open()
+    finally:
+        idle.close()
+    s = idle.summary()
+    s["still_open"] = still
+    s["fanout_fds"] = fds
+    s["seconds"] = time.monotonic() - t0
+    notes.append("%d/%d connections open while measured (refused %d, closed by server %d, "
+                 "no answer %d); RSS before %.1f MB"
+                 % (still, want, s["refused"], s["closed_early"], s["no_answer"],
+                    before.get("VmRSS", 0)))
+    if s["status"] and set(s["status"]) != {"200"}:
+        notes.append("statuses: %s" % s["status"])
+    return {"idle": s, "hwm_mb": peak.get("VmHWM"), "anon_mb": peak.get("RssAnon"),
+            "rss_mb": peak.get("VmRSS"), "rss_before_mb": before.get("VmRSS"),
+            "errors": IDLE_CONNS - still}
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets and output
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def evaluate(rows_by_run, keys):
+    """Per-row target marks and the list of targets per run. A target whose scenario ran but
+    gave no data (failed, no answers) counts as missed; one whose scenario was left out by
+    BENCH_ONLY is not listed."""
+    targets = []
+    for rnd, rows in sorted(rows_by_run.items()):
+        ref = rows.get("ref")
+        lref = rows.get("latency_ref")
+        for key, r in rows.items():
+            n = r.get("e_n")
+            if n and ref and ref.get("rps") and r.get("rps"):
+                r["E"] = r["rps"] * (n + 1) / ref["rps"]
+
+        def good(r):
+            return bool(r) and not r.get("failed") and bool(r.get("rps"))
+
+        def add(name, key, value, ok, shown):
+            if key not in keys:
+                return
+            if value is None:
+                ok, shown = False, "no data"
+            targets.append({"run": rnd, "target": name, "scenario": key, "value": value,
+                            "met": bool(ok), "shown": shown})
+            if key in rows:
+                rows[key].setdefault("marks", []).append("%s %s" % (name, verdict(ok)))
+
+        t = rows.get("throughput") if good(rows.get("throughput")) else {}
+        e, a, h = t.get("E"), t.get("anon_mb"), t.get("hwm_mb")
+        add("E >= %.2f" % T_E, "throughput", e, e is not None and e >= T_E, fmt(e, "%.2f"))
+        add("RssAnon <= %g MB" % T_ANON_MB, "throughput", a, a is not None and a <= T_ANON_MB,
+            fmt(a))
+        add("VmHWM <= %g MB" % T_HWM_MB, "throughput", h, h is not None and h <= T_HWM_MB,
+            fmt(h))
+
+        lat = rows.get("latency")
+        if good(lat) and good(lref):
+            lim = lref["p99_ms"] + T_LAT_MS
+            add("p99 <= ref p99 + 1 ms", "latency", lat["p99_ms"], lat["p99_ms"] <= lim,
+                "%.2f vs %.2f" % (lat["p99_ms"], lim))
+        else:
+            add("p99 <= ref p99 + 1 ms", "latency", None, False, "")
+
+        d = rows.get("deadline") if good(rows.get("deadline")) else {}
+        p50, p99 = d.get("p50_ms"), d.get("p99_ms")
+        add("p50 <= %g ms" % T_DL_P50, "deadline", p50, p50 is not None and p50 <= T_DL_P50,
+            fmt(p50, "%.2f"))
+        add("p99 <= %g ms" % T_DL_P99, "deadline", p99, p99 is not None and p99 <= T_DL_P99,
+            fmt(p99, "%.2f"))
+        np_ = d.get("not_partial")
+        add("all partial, no errors", "deadline", np_, np_ == 0 and d.get("errors") == 0,
+            "%s of %s not partial, %s errors" % (np_, d.get("wrk", {}).get("requests"),
+                                                 d.get("errors")))
+
+        w4, w64 = rows.get("width_4"), rows.get("width_64")
+        ratio = None
+        if good(w4) and good(w64) and w4.get("E") and w64.get("E") is not None:
+            ratio = w64["E"] / w4["E"]
+        add("E(64) >= 80% of E(4)", "width_64", ratio, ratio is not None and ratio >= T_WIDTH,
+            "%.0f%% (%.2f / %.2f)" % (100 * ratio, w64["E"], w4["E"]) if ratio else "")
+
+        i = rows.get("idle_10k") or {}
+        rss = None if i.get("failed") else i.get("rss_mb")
+        still = i.get("idle", {}).get("still_open")
+        add("RSS <= %g MB with %d idle conns" % (T_IDLE_MB, IDLE_CONNS), "idle_10k", rss,
+            still == IDLE_CONNS and rss is not None and rss <= T_IDLE_MB,
+            "%s MB, %s open" % (fmt(rss), still))
+    return targets
+
+
+def fmt(v, f="%.1f"):
+    return "-" if v is None else f % v
+
+
+COLS = ["scenario", "run", "req/s", "p50 ms", "p99 ms", "errors", "E", "VmHWM MB",
+        "RssAnon MB", "RSS MB", "CPU %", "nginx CPU %", "new conn/req", "targets"]
+
+
+def table_rows(order, rows_by_run):
+    out = []
+    for key, label in order:
+        for rnd in sorted(rows_by_run):
+            r = rows_by_run[rnd].get(key)
+            if r is None:
+                continue
+            out.append([label, str(rnd), fmt(r.get("rps"), "%.0f"), fmt(r.get("p50_ms"), "%.2f"),
+                        fmt(r.get("p99_ms"), "%.2f"), fmt(r.get("errors"), "%d"),
+                        fmt(r.get("E"), "%.2f"), fmt(r.get("hwm_mb")), fmt(r.get("anon_mb")),
+                        fmt(r.get("rss_mb")), fmt(r.get("cpu_pct"), "%.0f"),
+                        fmt(r.get("nginx_cpu_pct"), "%.0f"),
+                        fmt(r.get("new_conn_per_req"), "%.3f"),
+                        "; ".join(r.get("marks", [])) or ""])
+    return out
+
+
+def markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < 2 or i == len(header) - 1 else "--:"
+                            for i in range(len(header))) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in r) + " |")
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+    except OSError:
+        load = "?"
+
+    def cmd(args):
+        # The repository the measured binary was built in (FANOUT_BIN may be another clone).
+        try:
+            return subprocess.run(args, cwd=os.path.dirname(FANOUT), capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+    wrkv = cmd(["wrk", "-v"]).splitlines()
+    return {"cpus": os.cpu_count(), "cpu": cpu, "kernel": os.uname().release, "load": load,
+            "commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
+            "dirty": bool(cmd(["git", "status", "--porcelain", "--", "service", "include"])),
+            "nginx": subprocess.run(["nginx", "-v"], capture_output=True,
+                                    text=True).stderr.strip(),
+            "wrk": wrkv[0] if wrkv else "?",
+            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
+def write_results(meta, order, rows_by_run, targets, problems):
+    os.makedirs(RESULTS, exist_ok=True)
+    doc = {"meta": meta, "formula": "E = fanout_rps * (N + 1) / ref_rps",
+           "rows": [dict(r, scenario=k, run=rnd) for rnd in sorted(rows_by_run)
+                    for k, r in rows_by_run[rnd].items()],
+           "targets": targets, "problems": problems}
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+    md = render_md(meta, order, rows_by_run, targets, problems)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write(md)
+    return md
+
+
+def render_md(meta, order, rows_by_run, targets, problems):
+    out = ["# fanout benchmark", "",
+           "%s, %s CPUs (%s), kernel %s, load at start %s; fanout %s%s (%s); %s; %s; "
+           "%d s in all." % (
+               meta["date"], meta["cpus"], meta["cpu"], meta["kernel"], meta["load"],
+               meta["commit"], " + uncommitted changes" if meta["dirty"] else "",
+               meta["fanout_bin"], meta["nginx"], meta["wrk"], meta.get("seconds", 0)),
+           "",
+           "E = fanout_rps x (N + 1) / ref_rps, reference = wrk -t2 -c64 straight at nginx "
+           "(static 1 KB) in the same run; E only where wrk ran with the reference's -t2 -c64. "
+           "Latencies from wrk; VmHWM at the end, RssAnon and RSS the highest of 10 samples/s "
+           "(fanout); CPU % of one core (200 = both); new conn/req = new backend connections "
+           "accepted by nginx per fanout request.", "",
+           markdown(COLS, table_rows(order, rows_by_run)), "", "## Targets", ""]
+    runs = sorted(rows_by_run)
+    names = []
+    for t in targets:
+        if t["target"] not in [n for n, _ in names]:
+            names.append((t["target"], t["scenario"]))
+    trows = []
+    for name, key in names:
+        cells = [name + " (" + key + ")"]
+        for rnd in runs:
+            hit = [t for t in targets if t["run"] == rnd and t["target"] == name]
+            cells.append("%s %s" % (hit[0]["shown"], verdict(hit[0]["met"])) if hit else "-")
+        trows.append(cells)
+    out.append(markdown(["target"] + ["run %d" % r for r in runs], trows))
+    notes = []
+    for key, label in order:
+        for rnd in runs:
+            r = rows_by_run[rnd].get(key)
+            if r and r.get("notes"):
+                notes.append("- %s, run %d: %s" % (label, rnd, "; ".join(r["notes"])))
+    if notes or problems:
+        out += ["", "## Notes", ""] + ["- " + p for p in problems] + notes
+    return "\n".join(out) + "\n"
+
+
+def cmd_run():
+    runs = int(os.environ.get("BENCH_RUNS", "2"))
+    short_s = int(os.environ.get("BENCH_DURATION", "5"))
+    long_s = 2 * short_s
+    only = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
+    scs = scenarios(long_s, short_s)
+    if only:
+        keep = [s for s in scs if any(s["key"].startswith(o) for o in only)]
+        need = set()
+        for s in keep:
+            if s.get("e_n"):
+                need.add("ref")
+            if s["key"] == "latency":
+                need.add("latency_ref")
+        scs = [s for s in scs if s in keep or s["key"] in need]
+    order = [(s["key"], s["label"]) for s in scs]
+    meta = machine()
+    meta["fanout_bin"] = FANOUT
+    meta["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    meta["runs"] = runs
+    meta["durations_s"] = {"long": long_s, "short": short_s}
+    meta["fanout_extra"] = os.environ.get("BENCH_FANOUT_EXTRA")
+    tmp = tempfile.mkdtemp(prefix="fanout-bench.")
+    snapshot_binary(tmp, meta)
+    rows_by_run = {}
+    problems = []
+    t_start = time.monotonic()
+    nginx = Nginx(tmp, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    try:
+        nginx.start()
+        log("nginx on %s (worker %s); fanout %s; %d round(s) of %d scenarios, wrk %d s/%d s"
+            % (nginx.hostport, nginx.worker, FANOUT, runs, len(scs), long_s, short_s))
+        for rnd in range(1, runs + 1):
+            rows = rows_by_run.setdefault(rnd, {})
+            for sc in scs:
+                try:
+                    if "ref_path" in sc:
+                        row = run_ref(sc, nginx)
+                    else:
+                        row = run_fanout_scenario(sc, nginx, tmp, rnd)
+                except Stop:
+                    raise
+                except Exception as e:
+                    row = {"notes": ["FAILED: %s" % e], "failed": True}
+                row["e_n"] = sc.get("e_n")
+                rows[sc["key"]] = row
+                if row.get("crash"):
+                    problems.append("run %d, %s: %s" % (rnd, sc["key"], row["crash"]))
+                log("[run %d %5.0fs] %-34s %8s req/s  p50 %7s ms  p99 %7s ms  err %s  hwm %s MB"
+                    "  cpu %s%%%s" % (rnd, time.monotonic() - t_start, sc["label"],
+                                      fmt(row.get("rps"), "%.0f"), fmt(row.get("p50_ms"), "%.2f"),
+                                      fmt(row.get("p99_ms"), "%.2f"), fmt(row.get("errors"), "%d"),
+                                      fmt(row.get("hwm_mb")), fmt(row.get("cpu_pct"), "%.0f"),
+                                      ("  -- " + "; ".join(row["notes"])) if row.get("notes")
+                                      else ""))
+    finally:
+        nginx.stop()
+        PROCS.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    slow = [(rnd, k) for rnd in rows_by_run for k, r in rows_by_run[rnd].items()
+            if r.get("stop_problem")]
+    if slow:
+        total = sum(1 for rnd in rows_by_run for r in rows_by_run[rnd].values()
+                    if "hwm_mb" in r)
+        problems.append("fanout did not exit within %g s of SIGTERM after %d of %d scenario "
+                        "runs (killed with SIGKILL): %s" % (STOP_WAIT_S, len(slow), total,
+                                                            ", ".join("%s/%d" % (k, rnd)
+                                                                      for rnd, k in slow)))
+    targets = evaluate(rows_by_run, [k for k, _ in order])
+    meta["seconds"] = round(time.monotonic() - t_start)
+    md = write_results(meta, order, rows_by_run, targets, problems)
+    log("")
+    log(md)
+    log("saved bench/results/latest.json and bench/results/latest.md (%d s)" % meta["seconds"])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile
+
+
+def snapshot_binary(tmp, meta):
+    """Measure a copy: others may rebuild build/fanout while the benchmark runs."""
+    global FANOUT, COMMIT
+    m = machine()
+    COMMIT = m["commit"] + ("+dirty" if m["dirty"] else "")
+    src = FANOUT
+    FANOUT = os.path.join(tmp, "fanout")
+    shutil.copy2(src, FANOUT)
+    meta["binary"] = src
+    meta["binary_mtime"] = time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                         time.gmtime(os.path.getmtime(src)))
+
+
+def cmd_profile(argv):
+    count = int(argv[0]) if argv else int(os.environ.get("PROFILE_REQUESTS", "2000"))
+    res = {}
+    conns = int(os.environ.get("PROFILE_CONNS", "1"))
+    top = int(os.environ.get("PROFILE_TOP", "25"))
+    tmp = tempfile.mkdtemp(prefix="fanout-profile.")
+    snapshot_binary(tmp, res)
+    nginx = Nginx(tmp, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    try:
+        nginx.start()
+        # Throughput setup; a generous deadline since valgrind slows fanout down ~50x.
+        cfg = fanout_config(nginx, STATIC3, 10000, 10000)
+        out = os.path.join(tmp, "callgrind.out")
+        vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
+              "--callgrind-out-file=" + out]
+        fo = Fanout(tmp, "profile", cfg, wrapper=vg)
+        fo.start(timeout=120.0)
+        url = fo.url("/api/d/42")
+        warm = client.run_requests(url, 100, conns)
+        if warm["bad"]:
+            raise RuntimeError("warm-up requests failed: %s" % warm)
+        ctl = ["callgrind_control"]
+        pid = str(fo.proc.pid)
+        subprocess.run(ctl + ["-i", "on", pid], check=True, capture_output=True, timeout=60)
+        subprocess.run(ctl + ["-z", pid], check=True, capture_output=True, timeout=60)
+        c0 = nginx.counters()
+        r = client.run_requests(url, count, conns)
+        c1 = nginx.counters()
+        subprocess.run(ctl + ["-d", "window", pid], check=True, capture_output=True, timeout=120)
+        subprocess.run(ctl + ["-i", "off", pid], check=True, capture_output=True, timeout=60)
+        problem = fo.stop()
+        dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
+        window = [d for d in dumps if open(d, errors="replace").read(4096).find("window") >= 0]
+        if not window:
+            raise RuntimeError("no callgrind dump found (%s)" % dumps)
+        dump = window[-1]
+        ir = None
+        with open(dump, errors="replace") as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    ir = int(line.split()[1])
+        res.update({"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": conns,
+               "total_ir": ir, "ir_per_request": ir / count if ir else None,
+               "client_seconds": r["seconds"], "first_error": r["first_error"],
+               "fanout_stop": problem})
+        if c0 and c1:
+            res["backend_requests_per_request"] = (c1[1] - c0[1] - 1) / count
+            res["new_backend_conns_per_request"] = (c1[0] - c0[0] - 1) / count
+        keep = os.path.join(ROOT, "build", "bench", "callgrind.out")
+        os.makedirs(os.path.dirname(keep), exist_ok=True)
+        shutil.copy(dump, keep)
+        res["callgrind_out"] = os.path.relpath(keep, ROOT)
+        self_txt = subprocess.run(["callgrind_annotate", "--threshold=100", dump],
+                                  capture_output=True, text=True).stdout
+        incl_txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
+                                   dump], capture_output=True, text=True).stdout
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "profile-self.txt"), "w") as f:
+            f.write(self_txt)
+        with open(os.path.join(RESULTS, "profile-inclusive.txt"), "w") as f:
+            f.write(incl_txt)
+        res["top_self"] = top_functions(self_txt, top)
+        res["top_inclusive"] = top_functions(incl_txt, top)
+    finally:
+        nginx.stop()
+        PROCS.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    res["commit"] = COMMIT
+    with open(os.path.join(RESULTS, "profile.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    lines = ["# fanout profile (callgrind)", "",
+             "%s, fanout %s: %d aggregate requests (GET /api/d/42, 3 static nginx backends) over "
+             "%d keep-alive connection(s); %d answered 200, %d not." % (
+                 res["date"], res["commit"], count, conns, res["ok"], res["bad"]), "",
+             "**Instructions per aggregate request: %s** (total Ir %s in the measured window)"
+             % (fmt(res["ir_per_request"], "%.0f"), res["total_ir"]), ""]
+    if "backend_requests_per_request" in res:
+        lines.append("Backend requests per request %.3f, new backend connections per request "
+                     "%.4f." % (res["backend_requests_per_request"],
+                                res["new_backend_conns_per_request"]))
+        lines.append("")
+    for title, key in (("inclusive", "top_inclusive"), ("self", "top_self")):
+        lines += ["## Top %d by %s cost" % (top, title), "", "| Ir | % | function |",
+                  "|--:|--:|---|"]
+        for ir_f, pct, fn in res[key]:
+            lines.append("| %s | %s | %s |" % (ir_f, pct, fn.replace("|", "/")))
+        lines.append("")
+    lines += ["The full data: %s (git-ignored); e.g. `callgrind_annotate --tree=caller %s` "
+              "shows who calls each function." % (res.get("callgrind_out"),
+                                                  res.get("callgrind_out")), ""]
+    md = "\n".join(lines)
+    with open(os.path.join(RESULTS, "profile.md"), "w") as f:
+        f.write(md)
+    log(md)
+    log("saved bench/results/profile.{md,json}, profile-self.txt, profile-inclusive.txt")
+    return 0 if res["bad"] == 0 else 1
+
+
+def top_functions(text, n):
+    """First n function lines of callgrind_annotate output: (Ir, percent, name)."""
+    out = []
+    lines = text.splitlines()
+    start = None
+    for i, line in enumerate(lines):
+        if "file:function" in line:
+            start = i + 1
+            break
+    if start is None:
+        return out
+    for line in lines[start:]:
+        if re.match(r"^-+$", line.strip()):
+            continue
+        m = re.match(r"^\s*([\d,]+)\s+(?:\(\s*([\d.]+%)\)\s+)?(.*)$", line)
+        if not m:
+            if out:
+                break
+            continue
+        out.append((m.group(1), m.group(2) or "", m.group(3).strip()))
+        if len(out) == n:
+            break
+    return out
+
+
+def main(argv):
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, on_signal)
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+    if not os.access(FANOUT, os.X_OK):
+        print("no fanout binary at %s: run make first" % FANOUT, file=sys.stderr)
+        return 1
+    cmd = argv[0] if argv else "run"
+    try:
+        if cmd == "run":
+            return cmd_run()
+        if cmd == "profile":
+            return cmd_profile(argv[1:])
+        print("usage: bench.py run | profile [COUNT]", file=sys.stderr)
+        return 2
+    except Stop as e:
+        PROCS.stop_all(wait=2.0)
+        print("bench: stopped (%s); every process it started was stopped" % e, file=sys.stderr)
+        return 130
+    finally:
+        PROCS.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,16 +1,17 @@
-/* config.c -- the service configuration: JSON file -> validated structs. See config.h.
+/* config.c -- the service configuration: JSON text -> validated structs. See config.h.
  *
  * The text is parsed with cJSON, then walked once: each value is checked and
  * copied into the fo_config being built. A check that fails appends one
  * "path: message" line and the walk goes on, so one run reports every
  * mistake; at the end the half-built config is thrown away if any line was
- * written. Cross checks (duplicate routes, the aggregate path) run last,
- * over the values that were valid on their own. */
+ * written. A limit bounded by another limit is checked as soon as both are
+ * read; cross checks between routes (duplicates, the aggregate and probe
+ * paths) run last. Both only look at values that were valid on their own, so
+ * one mistake gives one line. Reading the file and the listen address live in
+ * config_io.c. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +22,15 @@
 #include <cjson/cJSON.h>
 
 #include "json.h"
+#include "log.h"
 
-#define DEFAULT_LISTEN   "127.0.0.1:8080"
-#define MAX_THREADS      256
-#define MAX_TIMEOUT_MS   3600000
-#define MAX_SIZE         9007199254740991.0 /* 2^53 - 1: every integer below is exact. */
-#define MAX_REQUESTS     1024
-#define MAX_METHOD_LEN   32
-#define MAX_CONFIG_BYTES (16u << 20)
-#define ROOT             "(root)"
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+#define MAX_THREADS    256
+#define MAX_TIMEOUT_MS 3600000
+#define MAX_SIZE       9007199254740991.0 /* 2^53 - 1: every integer below is exact. */
+#define MAX_REQUESTS   1024
+#define MAX_METHOD_LEN 32
+#define ROOT           "(root)"
 
 /* State of one validation run. */
 struct vctx {
@@ -135,17 +136,18 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return cJSON_GetObjectItemCaseSensitive(obj, key);
 }
 
-/* Integer member in [lo, hi]: stores it when valid, leaves *out when absent. */
-static void get_int(struct vctx *c, const cJSON *obj, const char *path, const char *key, double lo,
+/* Integer member in [lo, hi]: stores it when valid, leaves *out when absent.
+ * Returns false when the member is there but wrong (an error was written). */
+static bool get_int(struct vctx *c, const cJSON *obj, const char *path, const char *key, double lo,
                     double hi, int64_t *out)
 {
     const cJSON *v = member(obj, key);
     if (!v)
-        return;
+        return true;
     double d = cJSON_IsNumber(v) ? v->valuedouble : lo - 1;
     if (d >= lo && d <= hi && (double)(int64_t)d == d) {
         *out = (int64_t)d;
-        return;
+        return true;
     }
     char p[256];
     join(p, sizeof p, path, key);
@@ -153,6 +155,17 @@ static void get_int(struct vctx *c, const cJSON *obj, const char *path, const ch
         errorf(c, p, "must be an integer from %.0f to 2^53-1", lo);
     else
         errorf(c, p, "must be an integer from %.0f to %.0f", lo, hi);
+    return false;
+}
+
+/* get_int for a size_t field (lo >= 0). */
+static bool get_size(struct vctx *c, const cJSON *obj, const char *path, const char *key, double lo,
+                     double hi, size_t *out)
+{
+    int64_t v = (int64_t)*out;
+    bool ok = get_int(c, obj, path, key, lo, hi, &v);
+    *out = (size_t)v;
+    return ok;
 }
 
 static void get_bool(struct vctx *c, const cJSON *obj, const char *path, const char *key, bool *out)
@@ -406,6 +419,26 @@ static bool is_host_port(const char *s)
            !memchr(s, ']', (size_t)(colon - s));
 }
 
+/* A route path without placeholders (the aggregate, the probes): returns a
+ * copy, or NULL after an error line (or when out of memory). */
+static char *literal_path(struct vctx *c, const char *where, const char *s)
+{
+    char err[256];
+    struct fo_path *fp = NULL;
+    char *copy = NULL;
+    int rc = fo_path_compile(&fp, s, err, sizeof err);
+    if (rc == -ENOMEM)
+        c->oom = true;
+    else if (rc < 0)
+        errorf(c, where, "%s", err);
+    else if (strchr(s, '{'))
+        errorf(c, where, "must not have placeholders");
+    else
+        copy = xstrdup(c, s);
+    fo_path_destroy(fp);
+    return copy;
+}
+
 static void parse_aggregate(struct vctx *c, const cJSON *obj, struct fo_aggregate_conf *a)
 {
     static const char *const keys[] = {"path", "allow_hosts", "max_requests", "timeout_ms", NULL};
@@ -415,23 +448,12 @@ static void parse_aggregate(struct vctx *c, const cJSON *obj, struct fo_aggregat
         return;
     }
     check_keys(c, obj, path, keys);
-    char err[256];
 
     const char *pat = get_string(c, obj, path, "path");
-    if (pat) {
-        struct fo_path *fp = NULL;
-        int rc = fo_path_compile(&fp, pat, err, sizeof err);
-        if (rc == -ENOMEM) {
-            c->oom = true;
-        } else if (rc < 0) {
-            errorf(c, "aggregate.path", "%s", err);
-        } else if (strchr(pat, '{')) {
-            errorf(c, "aggregate.path", "must not have placeholders");
-        } else {
-            free(a->path);
-            a->path = xstrdup(c, pat);
-        }
-        fo_path_destroy(fp);
+    if (member(obj, "path")) {
+        /* A wrong path leaves none, so no cross check compares the default. */
+        free(a->path);
+        a->path = pat ? literal_path(c, "aggregate.path", pat) : NULL;
     }
 
     int64_t v = (int64_t)a->max_requests;
@@ -469,6 +491,84 @@ static void parse_aggregate(struct vctx *c, const cJSON *obj, struct fo_aggregat
     a->enabled = a->nallow > 0;
 }
 
+/* A probe route: a literal path, or null to turn the route off. A wrong
+ * value leaves none, so no cross check compares the default. */
+static void parse_probe_path(struct vctx *c, const cJSON *root, const char *key, char **out)
+{
+    const cJSON *v = member(root, key);
+    if (!v)
+        return;
+    free(*out);
+    *out = NULL;
+    if (cJSON_IsString(v))
+        *out = literal_path(c, key, v->valuestring);
+    else if (!cJSON_IsNull(v))
+        errorf(c, key, "must be a path string or null");
+}
+
+static void parse_log(struct vctx *c, const cJSON *obj, struct fo_config *cfg)
+{
+    static const char *const keys[] = {"level", "access", "probes", NULL};
+    static const struct {
+        const char *name;
+        enum fo_log_level level;
+    } levels[] = {{"debug", FO_LOG_DEBUG},
+                  {"info", FO_LOG_INFO},
+                  {"warn", FO_LOG_WARN},
+                  {"error", FO_LOG_ERROR},
+                  {"off", FO_LOG_OFF}};
+    if (!cJSON_IsObject(obj)) {
+        errorf(c, "log", "must be an object");
+        return;
+    }
+    check_keys(c, obj, "log", keys);
+
+    const cJSON *v = member(obj, "level");
+    if (v) {
+        size_t i = 0;
+        size_t n = sizeof levels / sizeof *levels;
+        while (i < n && !(cJSON_IsString(v) && strcmp(v->valuestring, levels[i].name) == 0))
+            i++;
+        if (i < n)
+            cfg->log_level = (int)levels[i].level;
+        else
+            errorf(c, "log.level", "must be \"debug\", \"info\", \"warn\", \"error\" or \"off\"");
+    }
+    get_bool(c, obj, "log", "access", &cfg->access_log);
+    get_bool(c, obj, "log", "probes", &cfg->access_log_probes);
+}
+
+/* Operations: probe routes, logging, the drain budget. */
+static void parse_operations(struct vctx *c, const cJSON *root, struct fo_config *cfg)
+{
+    parse_probe_path(c, root, "health_path", &cfg->health_path);
+    parse_probe_path(c, root, "ready_path", &cfg->ready_path);
+    parse_probe_path(c, root, "metrics_path", &cfg->metrics_path);
+    const cJSON *log = member(root, "log");
+    if (log)
+        parse_log(c, log, cfg);
+    get_int(c, root, "", "drain_ms", 0, 600000, &cfg->drain_ms);
+}
+
+/* Limits on what clients and backends may hold open or send. */
+static void parse_limits(struct vctx *c, const cJSON *root, struct fo_config *cfg)
+{
+    get_size(c, root, "", "max_connections", 1, 1000000, &cfg->max_connections);
+    bool head_ok = get_size(c, root, "", "max_header_bytes", 1024, 1048576, &cfg->max_header_bytes);
+    get_size(c, root, "", "max_headers", 1, 10000, &cfg->max_headers);
+    bool url_ok = get_size(c, root, "", "max_url_bytes", 64, 1048576, &cfg->max_url_bytes);
+    get_int(c, root, "", "idle_timeout_ms", 1000, MAX_TIMEOUT_MS, &cfg->idle_timeout_ms);
+    get_int(c, root, "", "header_timeout_ms", 100, MAX_TIMEOUT_MS, &cfg->header_timeout_ms);
+    get_size(c, root, "", "max_inflight_calls", 1, 10000000, &cfg->max_inflight_calls);
+    get_size(c, root, "", "max_backend_inflight", 0, 10000000, &cfg->max_backend_inflight);
+
+    /* The request line is part of the head, so a longer target could never arrive. Either
+     * value may be the default, hence both numbers in the message. */
+    if (head_ok && url_ok && cfg->max_url_bytes > cfg->max_header_bytes)
+        errorf(c, "max_url_bytes", "%zu is more than max_header_bytes (%zu)", cfg->max_url_bytes,
+               cfg->max_header_bytes);
+}
+
 /* Same route shape: equal text once every "{name}" is read as "{}". */
 static bool same_shape(const char *a, const char *b)
 {
@@ -488,16 +588,50 @@ static bool same_shape(const char *a, const char *b)
     }
 }
 
+/* Requests are routed to the probes first, then the aggregate, then the
+ * endpoints in order; a path taken by an earlier route is reported on the
+ * later one, which could never be reached. Probes take every method. */
 static void cross_checks(struct vctx *c, const struct fo_config *cfg)
 {
+    const struct {
+        const char *key;
+        const char *path; /* NULL: off, or not valid. */
+    } probes[] = {{"health_path", cfg->health_path},
+                  {"ready_path", cfg->ready_path},
+                  {"metrics_path", cfg->metrics_path}};
+    size_t nprobes = sizeof probes / sizeof *probes;
+    const char *agg = cfg->aggregate.enabled ? cfg->aggregate.path : NULL;
+
+    for (size_t i = 0; i < nprobes; i++) {
+        for (size_t j = 0; probes[i].path && j < i; j++) {
+            if (probes[j].path && strcmp(probes[i].path, probes[j].path) == 0) {
+                errorf(c, probes[i].key, "same as %s", probes[j].key);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; agg && i < nprobes; i++) {
+        if (probes[i].path && strcmp(agg, probes[i].path) == 0) {
+            errorf(c, "aggregate.path", "same as %s", probes[i].key);
+            break;
+        }
+    }
+
     for (size_t i = 0; i < cfg->nendpoints; i++) {
         const struct fo_endpoint_conf *e = &cfg->endpoints[i];
         if (!e->path || !e->method)
             continue;
         char p[64];
         snprintf(p, sizeof p, "endpoints[%zu].path", i);
-        if (cfg->aggregate.enabled && cfg->aggregate.path &&
-            strcmp(e->path, cfg->aggregate.path) == 0)
+        /* Text equality: a path with a {param} never clashes (probe paths have
+         * none), as it still serves its other values. */
+        for (size_t k = 0; k < nprobes; k++) {
+            if (probes[k].path && strcmp(e->path, probes[k].path) == 0) {
+                errorf(c, p, "same as %s", probes[k].key);
+                break;
+            }
+        }
+        if (agg && strcmp(e->path, agg) == 0)
             errorf(c, p, "same as aggregate.path");
         for (size_t j = 0; j < i; j++) {
             const struct fo_endpoint_conf *o = &cfg->endpoints[j];
@@ -539,11 +673,29 @@ static unsigned online_cpus(void)
 
 static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
 {
-    static const char *const keys[] = {"listen",         "workers",
-                                       "server_threads", "timeout_ms",
-                                       "max_body_bytes", "max_response_bytes",
-                                       "max_json_depth", "endpoints",
-                                       "aggregate",      NULL};
+    static const char *const keys[] = {"listen",
+                                       "workers",
+                                       "server_threads",
+                                       "timeout_ms",
+                                       "max_body_bytes",
+                                       "max_response_bytes",
+                                       "max_json_depth",
+                                       "endpoints",
+                                       "aggregate",
+                                       "health_path",
+                                       "ready_path",
+                                       "metrics_path",
+                                       "log",
+                                       "drain_ms",
+                                       "max_connections",
+                                       "max_header_bytes",
+                                       "max_headers",
+                                       "max_url_bytes",
+                                       "idle_timeout_ms",
+                                       "header_timeout_ms",
+                                       "max_inflight_calls",
+                                       "max_backend_inflight",
+                                       NULL};
     if (!cJSON_IsObject(root)) {
         errorf(c, ROOT, "must be a JSON object");
         return;
@@ -570,12 +722,8 @@ static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
     get_int(c, root, "", "server_threads", 1, MAX_THREADS, &v);
     cfg->server_threads = (unsigned)v;
     get_int(c, root, "", "timeout_ms", 1, MAX_TIMEOUT_MS, &cfg->timeout_ms);
-    v = (int64_t)cfg->max_body_bytes;
-    get_int(c, root, "", "max_body_bytes", 1, MAX_SIZE, &v);
-    cfg->max_body_bytes = (size_t)v;
-    v = (int64_t)cfg->max_response_bytes;
-    get_int(c, root, "", "max_response_bytes", 1, MAX_SIZE, &v);
-    cfg->max_response_bytes = (size_t)v;
+    get_size(c, root, "", "max_body_bytes", 1, MAX_SIZE, &cfg->max_body_bytes);
+    get_size(c, root, "", "max_response_bytes", 1, MAX_SIZE, &cfg->max_response_bytes);
     v = cfg->max_json_depth;
     get_int(c, root, "", "max_json_depth", 1, FO_JSON_MAX_DEPTH, &v);
     cfg->max_json_depth = (unsigned)v;
@@ -602,6 +750,8 @@ static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
     const cJSON *agg = member(root, "aggregate");
     if (agg)
         parse_aggregate(c, agg, &cfg->aggregate);
+    parse_operations(c, root, cfg);
+    parse_limits(c, root, cfg);
     cross_checks(c, cfg);
 }
 
@@ -624,6 +774,21 @@ static struct fo_config *config_new(struct vctx *c)
     cfg->aggregate.path = xstrdup(c, "/aggregate");
     cfg->aggregate.max_requests = 32;
     cfg->aggregate.timeout_ms = 1000;
+    cfg->health_path = xstrdup(c, "/health");
+    cfg->ready_path = xstrdup(c, "/ready");
+    cfg->metrics_path = xstrdup(c, "/metrics");
+    cfg->log_level = FO_LOG_INFO;
+    cfg->access_log = true;
+    cfg->access_log_probes = false;
+    cfg->drain_ms = 10000;
+    cfg->max_connections = 10000;
+    cfg->max_header_bytes = 16384;
+    cfg->max_headers = 100;
+    cfg->max_url_bytes = 8192;
+    cfg->idle_timeout_ms = 60000;
+    cfg->header_timeout_ms = 10000;
+    cfg->max_inflight_calls = 10000;
+    cfg->max_backend_inflight = 1000;
     return cfg;
 }
 
@@ -686,58 +851,6 @@ out:
     return rc;
 }
 
-int fo_config_load(struct fo_config **out, const char *path, struct fo_buf *errors)
-{
-    struct vctx c = {.errors = errors, .nerr = 0, .oom = false};
-    struct fo_buf text;
-    char p[512];
-    int rc = 0;
-    *out = NULL;
-    fo_buf_init(&text, MAX_CONFIG_BYTES);
-    snprintf(p, sizeof p, "cannot read %s", path);
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        errorf(&c, p, "%s", strerror(-rc));
-        goto out;
-    }
-    for (;;) {
-        rc = fo_buf_reserve(&text, 65536);
-        if (rc == -E2BIG && text.len < text.max)
-            rc = fo_buf_reserve(&text, text.max - text.len);
-        if (rc == -E2BIG) {
-            char one;
-            ssize_t r = read(fd, &one, 1);
-            if (r == 0)
-                break;
-            errorf(&c, p, "larger than %u MiB", MAX_CONFIG_BYTES >> 20);
-            rc = -EFBIG;
-            goto out;
-        }
-        if (rc < 0)
-            goto out;
-        ssize_t r = read(fd, text.data + text.len, text.cap - text.len - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            errorf(&c, p, "%s", strerror(-rc));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        text.len += (size_t)r;
-        text.data[text.len] = '\0';
-    }
-    rc = fo_config_parse(out, text.data ? text.data : "", text.len, errors);
-out:
-    if (fd >= 0)
-        close(fd);
-    fo_buf_free(&text);
-    return rc;
-}
-
 static void free_lines(char **lines, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -768,57 +881,8 @@ void fo_config_destroy(struct fo_config *cfg)
     free(cfg->aggregate.path);
     free_lines(cfg->aggregate.allow_hosts, cfg->aggregate.nallow);
     free(cfg->listen_host);
+    free(cfg->health_path);
+    free(cfg->ready_path);
+    free(cfg->metrics_path);
     free(cfg);
-}
-
-/* Copy [s, s+n) into host when it is a numeric address of 'family'. */
-static int numeric_host(int family, const char *s, size_t n, char *host, size_t hostlen)
-{
-    char tmp[64];
-    unsigned char addr[16];
-    if (n >= sizeof tmp || n >= hostlen)
-        return -EINVAL;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    if (inet_pton(family, tmp, addr) != 1)
-        return -EINVAL;
-    memcpy(host, tmp, n + 1);
-    return 0;
-}
-
-int fo_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon;
-    int rc;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':')
-            return -EINVAL;
-        colon = close + 1;
-        rc = numeric_host(AF_INET6, s + 1, (size_t)(close - s - 1), host, hostlen);
-    } else if (s[0] == ':') {
-        colon = s;
-        rc = numeric_host(AF_INET, "0.0.0.0", 7, host, hostlen);
-    } else {
-        colon = strchr(s, ':');
-        if (!colon || strchr(colon + 1, ':'))
-            return -EINVAL;
-        rc = numeric_host(AF_INET, s, (size_t)(colon - s), host, hostlen);
-    }
-    if (rc < 0)
-        return rc;
-    const char *d = colon + 1;
-    size_t len = strlen(d);
-    if (len == 0 || len > 5)
-        return -EINVAL;
-    unsigned v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (d[i] < '0' || d[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned)(d[i] - '0');
-    }
-    if (v > 65535)
-        return -EINVAL;
-    *port = (uint16_t)v;
-    return 0;
 }

@@ -14,7 +14,9 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "demo.h"
 #include "json.h"
+#include "log.h"
 
 /* The tables write JSON with single quotes; this turns them into double quotes. */
 static char *dq(const char *s)
@@ -179,8 +181,30 @@ static void test_defaults(void **state)
         assert_int_equal(cfg->aggregate.nallow, 0);
         assert_int_equal(cfg->aggregate.max_requests, 32);
         assert_int_equal(cfg->aggregate.timeout_ms, 1000);
+        assert_string_equal(cfg->health_path, "/health");
+        assert_string_equal(cfg->ready_path, "/ready");
+        assert_string_equal(cfg->metrics_path, "/metrics");
+        assert_int_equal(cfg->log_level, FO_LOG_INFO);
+        assert_true(cfg->access_log);
+        assert_false(cfg->access_log_probes);
+        assert_int_equal(cfg->drain_ms, 10000);
+        assert_int_equal(cfg->max_connections, 10000);
+        assert_int_equal(cfg->max_header_bytes, 16384);
+        assert_int_equal(cfg->max_headers, 100);
+        assert_int_equal(cfg->max_url_bytes, 8192);
+        assert_int_equal(cfg->idle_timeout_ms, 60000);
+        assert_int_equal(cfg->header_timeout_ms, 10000);
+        assert_int_equal(cfg->max_inflight_calls, 10000);
+        assert_int_equal(cfg->max_backend_inflight, 1000);
         fo_config_destroy(cfg);
     }
+
+    /* An empty log object keeps every log default. */
+    struct fo_config *lc = parse_ok("{'log': {}}");
+    assert_int_equal(lc->log_level, FO_LOG_INFO);
+    assert_true(lc->access_log);
+    assert_false(lc->access_log_probes);
+    fo_config_destroy(lc);
 
     /* Endpoint and backend defaults. */
     struct fo_config *cfg =
@@ -501,6 +525,338 @@ static void test_all_errors_collected(void **state)
     fo_buf_free(&small);
 }
 
+/* The numeric operations and limits keys: value read back from a parsed config. */
+static int64_t limit_value(const struct fo_config *cfg, const char *key)
+{
+    if (strcmp(key, "drain_ms") == 0)
+        return cfg->drain_ms;
+    if (strcmp(key, "max_connections") == 0)
+        return (int64_t)cfg->max_connections;
+    if (strcmp(key, "max_header_bytes") == 0)
+        return (int64_t)cfg->max_header_bytes;
+    if (strcmp(key, "max_headers") == 0)
+        return (int64_t)cfg->max_headers;
+    if (strcmp(key, "max_url_bytes") == 0)
+        return (int64_t)cfg->max_url_bytes;
+    if (strcmp(key, "idle_timeout_ms") == 0)
+        return cfg->idle_timeout_ms;
+    if (strcmp(key, "header_timeout_ms") == 0)
+        return cfg->header_timeout_ms;
+    if (strcmp(key, "max_inflight_calls") == 0)
+        return (int64_t)cfg->max_inflight_calls;
+    if (strcmp(key, "max_backend_inflight") == 0)
+        return (int64_t)cfg->max_backend_inflight;
+    fail_msg("no field for %s", key);
+    return -1;
+}
+
+/* Each bound is accepted and stored; one past it is refused with the exact line. */
+static void test_limit_bounds(void **state)
+{
+    static const struct {
+        const char *key;
+        long long lo, hi;
+        const char *with_lo; /* Other keys the low value needs to be valid ("" if none). */
+        const char *with_hi;
+    } keys[] = {
+        {"drain_ms", 0, 600000, "", ""},
+        {"max_connections", 1, 1000000, "", ""},
+        {"max_header_bytes", 1024, 1048576, ", 'max_url_bytes': 1024", ""},
+        {"max_headers", 1, 10000, "", ""},
+        {"max_url_bytes", 64, 1048576, "", ", 'max_header_bytes': 1048576"},
+        {"idle_timeout_ms", 1000, 3600000, "", ""},
+        {"header_timeout_ms", 100, 3600000, "", ""},
+        {"max_inflight_calls", 1, 10000000, "", ""},
+        {"max_backend_inflight", 0, 10000000, "", ""},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char text[256];
+        char want[256];
+        snprintf(want, sizeof want, "%s: must be an integer from %lld to %lld\n", keys[i].key,
+                 keys[i].lo, keys[i].hi);
+
+        snprintf(text, sizeof text, "{'%s': %lld%s}", keys[i].key, keys[i].lo, keys[i].with_lo);
+        struct fo_config *cfg = parse_ok(text);
+        assert_int_equal(limit_value(cfg, keys[i].key), keys[i].lo);
+        fo_config_destroy(cfg);
+        snprintf(text, sizeof text, "{'%s': %lld%s}", keys[i].key, keys[i].hi, keys[i].with_hi);
+        cfg = parse_ok(text);
+        assert_int_equal(limit_value(cfg, keys[i].key), keys[i].hi);
+        fo_config_destroy(cfg);
+
+        /* One past each bound, then values of the wrong kind. A wrong value is
+         * refused on its own: the companion keys add no line. */
+        char below[32];
+        char above[32];
+        snprintf(below, sizeof below, "%lld", keys[i].lo - 1);
+        snprintf(above, sizeof above, "%lld", keys[i].hi + 1);
+        const char *const wrong[] = {below, above, "1.5", "'100'", "null", "true", "1e400", "[1]"};
+        for (size_t w = 0; w < sizeof wrong / sizeof *wrong; w++) {
+            snprintf(text, sizeof text, "{'%s': %s%s}", keys[i].key, wrong[w],
+                     w == 0 ? keys[i].with_lo : keys[i].with_hi);
+            parse_bad(text, want);
+        }
+    }
+}
+
+static void test_url_within_head(void **state)
+{
+    struct fo_config *cfg = parse_ok("{'max_header_bytes': 2048, 'max_url_bytes': 2048}");
+    assert_int_equal(cfg->max_header_bytes, 2048);
+    assert_int_equal(cfg->max_url_bytes, 2048);
+    fo_config_destroy(cfg);
+    cfg = parse_ok("{'max_url_bytes': 16384}");
+    fo_config_destroy(cfg);
+
+    parse_bad("{'max_url_bytes': 16385}",
+              "max_url_bytes: 16385 is more than max_header_bytes (16384)\n");
+    /* The default target length counts too. */
+    parse_bad("{'max_header_bytes': 1024}",
+              "max_url_bytes: 8192 is more than max_header_bytes (1024)\n");
+    parse_bad("{'max_header_bytes': 4096, 'max_url_bytes': 4097}",
+              "max_url_bytes: 4097 is more than max_header_bytes (4096)\n");
+    /* A value wrong on its own is not compared. */
+    parse_bad("{'max_header_bytes': 1, 'max_url_bytes': 20000}",
+              "max_header_bytes: must be an integer from 1024 to 1048576\n");
+    parse_bad("{'max_header_bytes': 1024, 'max_url_bytes': 'x'}",
+              "max_url_bytes: must be an integer from 64 to 1048576\n");
+}
+
+static void test_probe_paths(void **state)
+{
+    struct fo_config *cfg =
+        parse_ok("{'health_path': '/healthz', 'ready_path': '/-/ready', 'metrics_path': '/m'}");
+    assert_string_equal(cfg->health_path, "/healthz");
+    assert_string_equal(cfg->ready_path, "/-/ready");
+    assert_string_equal(cfg->metrics_path, "/m");
+    fo_config_destroy(cfg);
+
+    /* null turns one route off and leaves the others. */
+    static const char *const keys[] = {"health_path", "ready_path", "metrics_path"};
+    for (size_t i = 0; i < 3; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{'%s': null}", keys[i]);
+        cfg = parse_ok(text);
+        assert_true((cfg->health_path == NULL) == (i == 0));
+        assert_true((cfg->ready_path == NULL) == (i == 1));
+        assert_true((cfg->metrics_path == NULL) == (i == 2));
+        fo_config_destroy(cfg);
+    }
+    cfg = parse_ok("{'health_path': null, 'ready_path': null, 'metrics_path': null}");
+    assert_null(cfg->health_path);
+    assert_null(cfg->ready_path);
+    assert_null(cfg->metrics_path);
+    fo_config_destroy(cfg);
+
+    static const char *const good[] = {
+        /* A route that is off frees its path for anything else. */
+        "{'health_path': null, 'ready_path': '/health'}",
+        "{'ready_path': null, 'endpoints': [{'path': '/ready', 'backends': [{'name': 'a', "
+        "'url': 'http://h/'}]}]}",
+        "{'metrics_path': null, 'aggregate': {'path': '/metrics', 'allow_hosts': ['h:80']}}",
+        /* Endpoints with a {param} still serve their other values. */
+        "{'endpoints': [{'path': '/{what}', 'backends': [{'name': 'a', 'url': 'http://h/'}]},"
+        " {'path': '/health/{id}', 'method': 'POST', 'backends': [{'name': 'a', 'url': "
+        "'http://h/'}]}]}",
+        /* Literal equality only. */
+        "{'endpoints': [{'path': '/health/', 'backends': [{'name': 'a', 'url': 'http://h/'}]},"
+        " {'path': '/Health', 'backends': [{'name': 'a', 'url': 'http://h/'}]}]}",
+        "{'health_path': '/healthz', 'endpoints': [{'path': '/health', 'backends': [{'name': "
+        "'a', 'url': 'http://h/'}]}]}",
+        /* The aggregate path is free while the aggregate is off. */
+        "{'aggregate': {'path': '/ready'}}",
+        "{'health_path': '/aggregate'}",
+        /* Root is a path like any other. */
+        "{'health_path': '/'}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        fo_config_destroy(parse_ok(good[i]));
+
+    static const struct {
+        const char *text;
+        const char *want;
+    } bad[] = {
+        {"{'health_path': 'health'}", "health_path: must start with '/'\n"},
+        {"{'health_path': ''}", "health_path: must start with '/'\n"},
+        {"{'ready_path': '/r/{id}'}", "ready_path: must not have placeholders\n"},
+        {"{'metrics_path': '/a//b'}", "metrics_path: empty segment (\"//\")\n"},
+        {"{'metrics_path': '/a b'}",
+         "metrics_path: invalid byte 0x20 (use printable ASCII, percent-encode the rest)\n"},
+        {"{'health_path': '/h?x=1'}",
+         "health_path: invalid byte 0x3f (use printable ASCII, percent-encode the rest)\n"},
+        {"{'health_path': 1}", "health_path: must be a path string or null\n"},
+        {"{'ready_path': false}", "ready_path: must be a path string or null\n"},
+        {"{'metrics_path': {}}", "metrics_path: must be a path string or null\n"},
+        {"{'health_path': '/a', 'health_path': '/b'}", "(root): duplicate key \"health_path\"\n"},
+        /* Probe against probe: reported on the later one. */
+        {"{'ready_path': '/health'}", "ready_path: same as health_path\n"},
+        {"{'metrics_path': '/health'}", "metrics_path: same as health_path\n"},
+        {"{'metrics_path': '/ready'}", "metrics_path: same as ready_path\n"},
+        {"{'health_path': '/x', 'ready_path': '/x', 'metrics_path': '/x'}",
+         "ready_path: same as health_path\n"
+         "metrics_path: same as health_path\n"},
+        {"{'health_path': null, 'ready_path': '/x', 'metrics_path': '/x'}",
+         "metrics_path: same as ready_path\n"},
+        /* Probe against the aggregate, when it is on. */
+        {"{'aggregate': {'path': '/health', 'allow_hosts': ['h:80']}}",
+         "aggregate.path: same as health_path\n"},
+        {"{'metrics_path': '/aggregate', 'aggregate': {'allow_hosts': ['h:80']}}",
+         "aggregate.path: same as metrics_path\n"},
+        /* Probe against a literal endpoint path, whatever its method. */
+        {"{'endpoints': [{'path': '/metrics', 'backends': [{'name': 'a', 'url': 'http://h/'}]}]}",
+         "endpoints[0].path: same as metrics_path\n"},
+        {"{'endpoints': [{'path': '/x', 'backends': [{'name': 'a', 'url': 'http://h/'}]},"
+         " {'path': '/health', 'method': 'POST', 'backends': [{'name': 'a', 'url': "
+         "'http://h/'}]}]}",
+         "endpoints[1].path: same as health_path\n"},
+        {"{'ready_path': '/api/status', 'endpoints': [{'path': '/api/status', 'backends': "
+         "[{'name': 'a', 'url': 'http://h/'}]}]}",
+         "endpoints[0].path: same as ready_path\n"},
+        /* A wrong path is not compared, so it gives one line, not two. */
+        {"{'health_path': 'x', 'endpoints': [{'path': '/health', 'backends': [{'name': 'a', "
+         "'url': 'http://h/'}]}]}",
+         "health_path: must start with '/'\n"},
+        {"{'health_path': 7, 'ready_path': '/health'}",
+         "health_path: must be a path string or null\n"},
+        {"{'aggregate': {'path': 'health', 'allow_hosts': ['h:80']}, 'health_path': 'health'}",
+         "aggregate.path: must start with '/'\n"
+         "health_path: must start with '/'\n"},
+        {"{'aggregate': {'path': 5, 'allow_hosts': ['h:80']}, 'endpoints': [{'path': "
+         "'/aggregate', 'backends': [{'name': 'a', 'url': 'http://h/'}]}]}",
+         "aggregate.path: must be a string\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        parse_bad(bad[i].text, bad[i].want);
+}
+
+static void test_log(void **state)
+{
+    static const struct {
+        const char *name;
+        enum fo_log_level level;
+    } levels[] = {{"debug", FO_LOG_DEBUG},
+                  {"info", FO_LOG_INFO},
+                  {"warn", FO_LOG_WARN},
+                  {"error", FO_LOG_ERROR},
+                  {"off", FO_LOG_OFF}};
+    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{'log': {'level': '%s'}}", levels[i].name);
+        struct fo_config *cfg = parse_ok(text);
+        assert_int_equal(cfg->log_level, levels[i].level);
+        assert_true(cfg->access_log);
+        assert_false(cfg->access_log_probes);
+        fo_config_destroy(cfg);
+    }
+    struct fo_config *cfg = parse_ok("{'log': {'level': 'warn', 'access': false, 'probes': true}}");
+    assert_int_equal(cfg->log_level, FO_LOG_WARN);
+    assert_false(cfg->access_log);
+    assert_true(cfg->access_log_probes);
+    fo_config_destroy(cfg);
+
+#define LEVELS "must be \"debug\", \"info\", \"warn\", \"error\" or \"off\"\n"
+    static const struct {
+        const char *text;
+        const char *want;
+    } bad[] = {
+        {"{'log': 1}", "log: must be an object\n"},
+        {"{'log': null}", "log: must be an object\n"},
+        {"{'log': []}", "log: must be an object\n"},
+        {"{'log': 'debug'}", "log: must be an object\n"},
+        {"{'log': {'lvl': 'debug'}}", "log: unknown key \"lvl\"\n"},
+        {"{'log': {'level': 'info', 'format': 'json', 'Access': true}}",
+         "log: unknown key \"format\"\n"
+         "log: unknown key \"Access\"\n"},
+        {"{'log': {'level': 'info', 'level': 'warn'}}", "log: duplicate key \"level\"\n"},
+        {"{'log': {}, 'log': {}}", "(root): duplicate key \"log\"\n"},
+        {"{'log': {'level': 'INFO'}}", "log.level: " LEVELS},
+        {"{'log': {'level': 'warning'}}", "log.level: " LEVELS},
+        {"{'log': {'level': ''}}", "log.level: " LEVELS},
+        {"{'log': {'level': 1}}", "log.level: " LEVELS},
+        {"{'log': {'level': null}}", "log.level: " LEVELS},
+        {"{'log': {'access': 'yes'}}", "log.access: must be true or false\n"},
+        {"{'log': {'access': null}}", "log.access: must be true or false\n"},
+        {"{'log': {'probes': 0}}", "log.probes: must be true or false\n"},
+        {"{'log': {'x': 1, 'level': 'loud', 'access': 1, 'probes': 'no'}}",
+         "log: unknown key \"x\"\n"
+         "log.level: " LEVELS "log.access: must be true or false\n"
+         "log.probes: must be true or false\n"},
+    };
+#undef LEVELS
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        parse_bad(bad[i].text, bad[i].want);
+}
+
+/* Every new key at once, and every new kind of mistake in one pass. */
+static void test_operations_together(void **state)
+{
+    struct fo_config *cfg = parse_ok(
+        "{'health_path': '/hz', 'ready_path': null, 'metrics_path': '/stats',"
+        " 'log': {'level': 'error', 'access': false, 'probes': true}, 'drain_ms': 2500,"
+        " 'max_connections': 500, 'max_header_bytes': 32768, 'max_headers': 64,"
+        " 'max_url_bytes': 4096, 'idle_timeout_ms': 30000, 'header_timeout_ms': 5000,"
+        " 'max_inflight_calls': 2000, 'max_backend_inflight': 0,"
+        " 'endpoints': [{'path': '/ready', 'backends': [{'name': 'a', 'url': 'http://h/'}]}]}");
+    assert_string_equal(cfg->health_path, "/hz");
+    assert_null(cfg->ready_path);
+    assert_string_equal(cfg->metrics_path, "/stats");
+    assert_int_equal(cfg->log_level, FO_LOG_ERROR);
+    assert_false(cfg->access_log);
+    assert_true(cfg->access_log_probes);
+    assert_int_equal(cfg->drain_ms, 2500);
+    assert_int_equal(cfg->max_connections, 500);
+    assert_int_equal(cfg->max_header_bytes, 32768);
+    assert_int_equal(cfg->max_headers, 64);
+    assert_int_equal(cfg->max_url_bytes, 4096);
+    assert_int_equal(cfg->idle_timeout_ms, 30000);
+    assert_int_equal(cfg->header_timeout_ms, 5000);
+    assert_int_equal(cfg->max_inflight_calls, 2000);
+    assert_int_equal(cfg->max_backend_inflight, 0);
+    fo_config_destroy(cfg);
+
+    parse_bad("{'max_headres': 10, 'metrics_path': '/health', 'log': {'level': 'trace'},"
+              " 'drain_ms': -1, 'max_connections': 0, 'max_header_bytes': 2048,"
+              " 'max_url_bytes': 4096, 'max_backend_inflight': 1.5,"
+              " 'endpoints': [{'path': '/health', 'backends': [{'name': 'a', 'url': "
+              "'http://h/'}]}],"
+              " 'aggregate': {'path': '/metrics', 'allow_hosts': ['h:80']}}",
+              "(root): unknown key \"max_headres\"\n"
+              "log.level: must be \"debug\", \"info\", \"warn\", \"error\" or \"off\"\n"
+              "drain_ms: must be an integer from 0 to 600000\n"
+              "max_connections: must be an integer from 1 to 1000000\n"
+              "max_backend_inflight: must be an integer from 0 to 10000000\n"
+              "max_url_bytes: 4096 is more than max_header_bytes (2048)\n"
+              "metrics_path: same as health_path\n"
+              "endpoints[0].path: same as health_path\n");
+    /* The aggregate at /metrics clashes with nothing: metrics_path moved to /health. */
+}
+
+/* The embedded default (service/demo.c) must always parse. */
+static void test_demo_config(void **state)
+{
+    struct fo_demo *demo = NULL;
+    assert_int_equal(fo_demo_create(&demo), 0);
+    struct fo_buf text;
+    fo_buf_init(&text, FO_BUF_UNLIMITED);
+    assert_int_equal(fo_demo_config(demo, &text), 0);
+    struct fo_buf errors;
+    fo_buf_init(&errors, FO_BUF_UNLIMITED);
+    struct fo_config *cfg = NULL;
+    int rc = fo_config_parse(&cfg, text.data, text.len, &errors);
+    if (rc != 0)
+        print_error("demo config:\n%s\nerrors:\n%s", text.data, errors.data ? errors.data : "");
+    assert_int_equal(rc, 0);
+    assert_int_equal(cfg->nendpoints, 1);
+    assert_true(cfg->aggregate.enabled);
+    assert_string_equal(cfg->health_path, "/health");
+    assert_string_equal(cfg->ready_path, "/ready");
+    assert_string_equal(cfg->metrics_path, "/metrics");
+    fo_config_destroy(cfg);
+    fo_buf_free(&errors);
+    fo_buf_free(&text);
+    fo_demo_destroy(demo);
+}
+
 static void test_listen_parse(void **state)
 {
     static const struct {
@@ -652,10 +1008,20 @@ static void test_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),         cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_good_variants),   cmocka_unit_test(test_bad_cases),
-        cmocka_unit_test(test_bad_allow_hosts), cmocka_unit_test(test_all_errors_collected),
-        cmocka_unit_test(test_listen_parse),    cmocka_unit_test(test_load),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_good_variants),
+        cmocka_unit_test(test_bad_cases),
+        cmocka_unit_test(test_bad_allow_hosts),
+        cmocka_unit_test(test_all_errors_collected),
+        cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_limit_bounds),
+        cmocka_unit_test(test_url_within_head),
+        cmocka_unit_test(test_probe_paths),
+        cmocka_unit_test(test_log),
+        cmocka_unit_test(test_operations_together),
+        cmocka_unit_test(test_demo_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,10 @@
 #ifndef FO_LOG_H
 #define FO_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "buf.h"
 
 enum fo_log_level { FO_LOG_DEBUG, FO_LOG_INFO, FO_LOG_WARN, FO_LOG_ERROR, FO_LOG_OFF };
 
@@ -22,6 +25,13 @@ void fo_log_set_level(enum fo_log_level lvl);
  * fo_log_quote() output or trusted text. */
 void fo_log(enum fo_log_level lvl, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* For long lines (the access log): start a line in 'b' (reset first) with
+ * "ts", "level" and "event"; the caller appends members, each starting with
+ * ','; fo_log_finish closes it and writes it with one write(2). Returns false
+ * (and writes nothing) when 'lvl' is filtered out. */
+bool fo_log_begin(struct fo_buf *b, enum fo_log_level lvl, const char *event);
+void fo_log_finish(struct fo_buf *b);
 
 /* Quote 's' as a JSON string into buf (cap bytes, truncating safely).
  * Returns buf. */

@@ -74,6 +74,7 @@ struct fo_fanout {
     struct fo_ctx *ctx;      /* Borrowed: deadline and cancellation. */
     struct fo_chan *fanin;   /* Borrowed: capacity >= ncalls; receives each call. */
     int client_fd;           /* Watched for hang-up; -1 for none. */
+    const char *request_id;  /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
     fo_fanout_done_cb done;  /* Required. */
     void *data;              /* The submitter's; the pool never reads it. */
 };

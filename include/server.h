@@ -4,34 +4,52 @@
  * configured endpoint or the ad-hoc batch, fanned out to the worker pool,
  * and its connection suspended; the worker that ends the last call resumes
  * it, and the server thread merges the results and answers. No server
- * thread ever waits on a backend.
- * Ownership: the server borrows the config and the pool for its lifetime.
- * Threads: create, stop and destroy from one (the main) thread. */
+ * thread ever waits on a backend. The server also answers the operations
+ * routes (health, ready, metrics), writes the access log, enforces the
+ * client-side limits and swaps configurations on reload.
+ * Ownership: the server owns every config handed to it (freed once no
+ * request uses it any more); it borrows the pool and the metrics registry,
+ * which must outlive it.
+ * Threads: create, reload, watchdog, stop and destroy from one (the main)
+ * thread. */
 #ifndef FO_SERVER_H
 #define FO_SERVER_H
 
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "pool.h"
 
 struct fo_server; /* Opaque. */
 
 /* Bind cfg->listen_host:listen_port and start serving with 'pool'.
- * 'cfg' and 'pool' are borrowed and must outlive the server.
- * Returns 0 and sets *out, or a negative errno with a reason in err. */
-int fo_server_create(struct fo_server **out, const struct fo_config *cfg, struct fo_pool *pool,
-                     char *err, size_t errlen);
+ * Ownership of 'cfg' moves to the server on success (the caller keeps it on
+ * error). Returns 0 and sets *out, or a negative errno with a reason in err. */
+int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
+                     struct fo_metrics *metrics, char *err, size_t errlen);
 
 /* The port actually bound (useful when the config said 0). */
 uint16_t fo_server_port(const struct fo_server *srv);
 
-/* Graceful stop: stop accepting, let requests in flight finish for up to
- * 'drain_ms', then cancel what is left and answer it, and stop the
- * daemon. Every accepted request gets an answer. Idempotent. */
-void fo_server_stop(struct fo_server *srv, int64_t drain_ms);
+/* Serve new requests with 'cfg' from now on; requests in flight finish on
+ * the config they started with. Ownership of 'cfg' moves to the server.
+ * Settings that only apply at start (listen, workers, server_threads,
+ * connection limits, response size and JSON depth caps) keep their old
+ * values; their names are written to 'note' (empty when none differ). */
+void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen);
 
-/* Stop (with no drain if not stopped yet) and free. NULL is a no-op. */
+/* Close connections that have not delivered a complete first request head
+ * within header_timeout_ms. Call about once a second. */
+void fo_server_watchdog(struct fo_server *srv);
+
+/* Graceful stop: /ready answers 503, stop accepting, let requests in flight
+ * finish for up to drain_ms (from the config), then cancel what is left
+ * and answer it, and stop the daemon. Every accepted request gets an
+ * answer. Idempotent. */
+void fo_server_stop(struct fo_server *srv);
+
+/* Stop (if not stopped yet) and free. NULL is a no-op. */
 void fo_server_destroy(struct fo_server *srv);
 
 #endif /* FO_SERVER_H */

@@ -17,19 +17,48 @@ void fo_log_set_level(enum fo_log_level lvl)
     atomic_store_explicit(&min_level, (int)lvl, memory_order_relaxed);
 }
 
-void fo_log(enum fo_log_level lvl, const char *event, const char *fmt, ...)
+/* "{"ts":"...","level":"...","event":"..."" into line; returns its length. */
+static int prefix(char *line, size_t cap, enum fo_log_level lvl, const char *event)
 {
-    if ((int)lvl < atomic_load_explicit(&min_level, memory_order_relaxed) || lvl >= FO_LOG_OFF)
-        return;
-    char line[4096];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[lvl], event);
+    return snprintf(line, cap,
+                    "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"%s\"",
+                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                    ts.tv_nsec / 1000000, level_names[lvl], event);
+}
+
+static bool enabled(enum fo_log_level lvl)
+{
+    return (int)lvl >= atomic_load_explicit(&min_level, memory_order_relaxed) && lvl < FO_LOG_OFF;
+}
+
+bool fo_log_begin(struct fo_buf *b, enum fo_log_level lvl, const char *event)
+{
+    if (!enabled(lvl))
+        return false;
+    char line[160];
+    int n = prefix(line, sizeof line, lvl, event);
+    fo_buf_reset(b);
+    return n > 0 && fo_buf_append(b, line, (size_t)n) == 0;
+}
+
+void fo_log_finish(struct fo_buf *b)
+{
+    if (fo_buf_append(b, "}\n", 2) < 0)
+        return;
+    ssize_t w = write(STDOUT_FILENO, b->data, b->len);
+    (void)w;
+}
+
+void fo_log(enum fo_log_level lvl, const char *event, const char *fmt, ...)
+{
+    if (!enabled(lvl))
+        return;
+    char line[4096];
+    int n = prefix(line, sizeof line, lvl, event);
     if (fmt && n > 0 && (size_t)n < sizeof line - 3) {
         line[n++] = ',';
         va_list ap;

@@ -2,13 +2,15 @@
  *
  * Every signal the service cares about is blocked in all threads and taken
  * synchronously here with sigwait(), so no code runs in signal context:
- * SIGTERM/SIGINT drain and stop. Threads inherit the blocked mask, so the
+ * SIGTERM/SIGINT drain and stop, SIGHUP reloads the config file. The wait
+ * wakes once a second to run the server's header-timeout watchdog. Threads inherit the blocked mask, so the
  * mask is set before any thread (libcurl, MHD, workers) starts. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +19,12 @@
 #include "buf.h"
 #include "config.h"
 #include "demo.h"
+#include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "server.h"
 #include "version.h"
-
-/* Requests in flight get this long to finish on SIGTERM. */
-#define DRAIN_MS 10000
 
 static void usage(FILE *f)
 {
@@ -50,6 +51,62 @@ static void print_errors(const char *prefix, const struct fo_buf *errors)
         fprintf(stderr, "%s%.*s\n", prefix, (int)n, p);
         p += n + (nl ? 1 : 0);
     }
+}
+
+/* Apply --listen to a loaded config. Returns 0 or -EINVAL. */
+static int override_listen(struct fo_config *cfg, const char *listen)
+{
+    char host[64];
+    uint16_t port;
+    if (!listen)
+        return 0;
+    if (fo_listen_parse(listen, host, sizeof host, &port) < 0)
+        return -EINVAL;
+    char *h = strdup(host);
+    if (!h)
+        return -ENOMEM;
+    free(cfg->listen_host);
+    cfg->listen_host = h;
+    cfg->listen_port = port;
+    return 0;
+}
+
+/* SIGHUP: read the file again; a valid config takes over for new requests. */
+static void reload(struct fo_server *srv, struct fo_metrics *metrics, const char *path,
+                   const char *listen)
+{
+    if (!path) {
+        fo_log(FO_LOG_WARN, "reload_skipped", "\"reason\":\"the embedded default has no file\"");
+        return;
+    }
+    struct fo_buf errors;
+    fo_buf_init(&errors, 1 << 20);
+    struct fo_config *cfg = NULL;
+    int rc = fo_config_load(&cfg, path, &errors);
+    if (rc == 0)
+        rc = override_listen(cfg, listen);
+    if (rc < 0) {
+        struct fo_buf line;
+        fo_buf_init(&line, 2 << 20);
+        if (fo_log_begin(&line, FO_LOG_ERROR, "reload_failed")) {
+            fo_buf_puts(&line, ",\"errors\":");
+            fo_json_put_string(&line, errors.data ? errors.data : "", errors.len);
+            fo_log_finish(&line);
+        }
+        fo_buf_free(&line);
+        fo_metrics_reload(metrics, 0);
+        fo_config_destroy(cfg);
+        fo_buf_free(&errors);
+        return;
+    }
+    fo_buf_free(&errors);
+    fo_log_set_level((enum fo_log_level)cfg->log_level);
+    char note[512];
+    fo_server_reload(srv, cfg, note, sizeof note);
+    fo_metrics_reload(metrics, 1);
+    char qnote[600];
+    fo_log(FO_LOG_INFO, "reloaded", "\"restart_needed_for\":%s",
+           fo_log_quote(qnote, sizeof qnote, note));
 }
 
 int main(int argc, char **argv)
@@ -99,6 +156,7 @@ int main(int argc, char **argv)
     struct fo_demo *demo = NULL;
     struct fo_pool *pool = NULL;
     struct fo_server *srv = NULL;
+    struct fo_metrics *metrics = NULL;
     struct fo_buf errors;
     fo_buf_init(&errors, 1 << 20);
 
@@ -145,22 +203,12 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (listen) {
-        char host[64];
-        uint16_t port;
-        if (fo_listen_parse(listen, host, sizeof host, &port) < 0) {
-            fprintf(stderr, "fanout: --listen %s: expected HOST:PORT with a numeric host\n",
-                    listen);
-            status = 2;
-            goto out;
-        }
-        char *h = strdup(host);
-        if (!h)
-            goto out;
-        free(cfg->listen_host);
-        cfg->listen_host = h;
-        cfg->listen_port = port;
+    if (override_listen(cfg, listen) < 0) {
+        fprintf(stderr, "fanout: --listen %s: expected HOST:PORT with a numeric host\n", listen);
+        status = 2;
+        goto out;
     }
+    fo_log_set_level((enum fo_log_level)cfg->log_level);
 
     struct fo_pool_opts po = {
         .workers = cfg->workers,
@@ -173,32 +221,43 @@ int main(int argc, char **argv)
         fprintf(stderr, "fanout: cannot start workers: %s\n", strerror(-rc));
         goto out;
     }
+    rc = fo_metrics_create(&metrics);
+    if (rc < 0)
+        goto out;
     char err[256] = "";
-    rc = fo_server_create(&srv, cfg, pool, err, sizeof err);
+    rc = fo_server_create(&srv, cfg, pool, metrics, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "fanout: %s\n", err);
         goto out;
     }
+    struct fo_config *served = cfg; /* Now the server's; read only for the log line. */
+    cfg = NULL;
     char qhost[96];
     fo_log(FO_LOG_INFO, "listening", "\"host\":%s,\"port\":%u,\"workers\":%u,\"config\":%s",
-           fo_log_quote(qhost, sizeof qhost, cfg->listen_host), fo_server_port(srv), cfg->workers,
-           config_path ? "\"file\"" : "\"embedded-demo\"");
+           fo_log_quote(qhost, sizeof qhost, served->listen_host), fo_server_port(srv),
+           served->workers, config_path ? "\"file\"" : "\"embedded-demo\"");
 
     for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            fo_server_watchdog(srv);
             continue;
-        if (sig == SIGHUP)
-            continue; /* Reload is not supported yet; ignore rather than die. */
-        fo_log(FO_LOG_INFO, "stopping", "\"signal\":%d", sig);
+        }
+        if (sig == SIGHUP) {
+            reload(srv, metrics, config_path, listen);
+            continue;
+        }
+        fo_log(FO_LOG_INFO, "draining", "\"signal\":%d", sig);
         break;
     }
-    fo_server_stop(srv, DRAIN_MS);
+    fo_server_stop(srv);
     status = 0;
     fo_log(FO_LOG_INFO, "stopped", NULL);
 out:
     fo_server_destroy(srv);
     fo_pool_destroy(pool);
+    fo_metrics_destroy(metrics);
     fo_config_destroy(cfg);
     fo_demo_destroy(demo);
     fo_buf_free(&errors);

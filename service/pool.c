@@ -384,6 +384,11 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     char tmo[40];
     snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
     struct curl_slist *h = curl_slist_append(NULL, tmo);
+    if (h && j->f->request_id) {
+        char rid[160];
+        snprintf(rid, sizeof rid, "X-Request-Id: %s", j->f->request_id);
+        h = curl_slist_append(h, rid);
+    }
     for (size_t i = 0; h && i < call->nheaders; i++)
         h = curl_slist_append(h, call->headers[i]);
     if (h)

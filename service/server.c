@@ -6,7 +6,7 @@
  * a struct request (queueing an answer in the first call makes MHD close
  * the connection, so every request would pay a new TCP handshake); later
  * calls collect the body, and the call that sees the end of the request
- * either answers at once (health, errors) or builds the backend calls,
+ * either answers at once (probes, errors) or builds the backend calls,
  * suspends the connection and hands the fan-out to the worker pool --
  * suspend first, submit second, so a fast worker can never resume a
  * connection that is not suspended yet.
@@ -14,27 +14,33 @@
  * The worker that ends the last call resumes the connection (MHD's resume is
  * thread-safe); MHD then calls on_request() again on one of its threads,
  * which drains the request's fan-in channel, decides the status, merges the
- * bodies and queues the answer. A suspended connection has no timeout of
- * its own, but it needs none: every backend call carries a curl timeout no
- * later than the request deadline, so the fan-out always ends by then.
+ * bodies and answers. A suspended connection has no timeout of its own, but
+ * needs none: every backend call carries a curl timeout no later than the
+ * request deadline, so the fan-out always ends by then.
  *
- * A struct request lives from the first call to MHD's completion callback,
- * which can only come after the resume, i.e. after the pool is done with it.
+ * A struct request lives from the first handler call to MHD's completion
+ * callback, which can only come after the resume, i.e. after the pool is
+ * done with it. It holds a reference on the runtime (config + metric
+ * series) it started with, so a reload never pulls a config from under a
+ * request in flight.
  *
- * Shutdown: quiesce (stop accepting), wait for the in-flight count to reach
- * zero, cancel the root context after the drain time (the pool aborts what
- * is left and every request is answered), then MHD_stop_daemon, which must
- * never see a suspended connection. */
+ * Shutdown: /ready turns 503, quiesce (stop accepting), wait for the live
+ * request count to reach zero, cancel the root context after drain_ms (the
+ * pool aborts what is left and every request is answered), then
+ * MHD_stop_daemon, which must never see a suspended connection. */
 #include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,10 +54,22 @@
 #include "merge.h"
 #include "tmpl.h"
 
+/* A config and the metric series its routes count into. Shared by every
+ * request that started under it; freed with the last reference. */
+struct runtime {
+    struct fo_config *cfg;                /* Owned. */
+    atomic_long refs;                     /* Server's current pointer + requests. */
+    struct fo_endpoint_stats **ep_stats;  /* [nendpoints] */
+    struct fo_backend_stats ***be_stats;  /* [nendpoints][nbackends] */
+    struct fo_endpoint_stats *batch_stats; /* The ad-hoc batch, or NULL. */
+    struct fo_backend_stats **host_stats; /* [aggregate.nallow] */
+    struct fo_endpoint_stats *other_stats; /* Unmatched paths and early errors. */
+};
+
 enum req_state {
     REQ_READ,   /* Headers seen; collecting the body. */
     REQ_WAIT,   /* Suspended while the pool runs the calls. */
-    REQ_FAILED, /* Suspended, then the submit failed: answer 'err' when resumed. */
+    REQ_FAILED, /* Suspended, then the submit failed: answer 503 when resumed. */
     REQ_DONE,   /* Answer queued. */
 };
 
@@ -60,13 +78,19 @@ enum req_state {
  * only between submit and resume. */
 struct request {
     struct fo_server *srv;         /* Borrowed. */
+    struct runtime *rt;            /* One reference, dropped in on_completed. */
     struct MHD_Connection *conn;   /* Borrowed; valid until on_completed. */
     enum req_state state;
     int64_t start_us;              /* First handler call. */
     struct fo_buf body;            /* Request body, capped at max_body_bytes. */
     bool body_too_large;           /* A chunk went past the cap. */
+    bool probe;                    /* health/ready/metrics: no access log by default. */
+    char id[72];                   /* Request id: the client's X-Request-Id or ours. */
+    const char *method;            /* Borrowed from MHD (valid until completion). */
+    const char *url;               /* Borrowed from MHD. */
 
-    const struct fo_endpoint_conf *ep; /* Configured endpoint, or NULL for a batch. */
+    size_t ep_index;               /* Which endpoint, when 'ep' is set. */
+    const struct fo_endpoint_conf *ep; /* Configured endpoint, or NULL. */
     struct fo_batch *batch;        /* Ad-hoc batch, from fo_batch_parse. */
     struct fo_params params;       /* Path parameters (endpoint requests). */
     bool report;                   /* Add "_fanout". */
@@ -75,28 +99,146 @@ struct request {
     struct fo_chan *fanin;         /* Results arrive here, one per call. */
     struct fo_fanout fan;          /* What the pool runs. */
     struct fo_call *calls;         /* From calloc(): one per backend, in config order. */
+    struct fo_backend_stats **call_stats; /* From calloc(): series per call. */
     size_t ncalls;
     struct fo_buf urls;            /* Expanded URLs, NUL-separated. */
 
-    int err_status;                /* REQ_FAILED: what to answer. */
-    const char *err_code;
+    bool waiting;                  /* Counted in srv->waiting and admitted (calls budget). */
+    unsigned status;               /* The answer's status, once queued. */
+    bool complete;                 /* Every call succeeded. */
+};
+
+/* Per-connection state for the header-timeout watchdog. */
+struct conn_rec {
+    int fd;                        /* Client socket. */
+    int64_t opened_ms;             /* When MHD accepted it. */
+    atomic_bool head_seen;         /* A complete request head arrived. */
+    struct conn_rec *prev, *next;  /* Server's list; conns_lock. */
 };
 
 struct fo_server {
-    const struct fo_config *cfg;   /* Borrowed. */
     struct fo_pool *pool;          /* Borrowed. */
+    struct fo_metrics *metrics;    /* Borrowed. */
     struct MHD_Daemon *daemon;
     struct fo_ctx *root;           /* Parent of every request context; cancelled on stop. */
     uint16_t port;                 /* Bound port. */
-    atomic_long in_flight;         /* Requests suspended on the pool. */
-    struct MHD_Response *health;   /* Shared, immutable answer to /health. */
+    pthread_mutex_t rt_lock;       /* Guards 'rt' (the pointer, not the runtime). */
+    struct runtime *rt;            /* Current runtime; one reference. */
+    const struct fo_config *boot;  /* The config the daemon was started with (in 'rt0'). */
+    struct runtime *rt0;           /* Start-up runtime; a reference kept for 'boot'. */
+    atomic_long live;              /* Requests between first call and completion. */
+    atomic_long waiting;           /* Requests suspended on the pool. */
+    atomic_long calls_inflight;    /* Backend calls of suspended requests. */
+    atomic_bool draining;          /* /ready answers 503; answers say Connection: close. */
+    atomic_uint_fast64_t id_seq;   /* Request id counter. */
+    uint32_t id_prefix;            /* Random per process. */
+    pthread_mutex_t conns_lock;    /* Guards the connection list. */
+    struct conn_rec *conns;        /* Open client connections. */
     bool stopped;
 };
 
-/* ---- answers ---- */
+/* ---- runtimes ---- */
 
-static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, char *body,
-                                  size_t len, const char *complete, const char *allow)
+static struct runtime *runtime_create(struct fo_metrics *m, struct fo_config *cfg)
+{
+    struct runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    rt->cfg = cfg;
+    atomic_init(&rt->refs, 1);
+    rt->ep_stats = calloc(cfg->nendpoints + 1, sizeof *rt->ep_stats);
+    rt->be_stats = calloc(cfg->nendpoints + 1, sizeof *rt->be_stats);
+    rt->host_stats = calloc(cfg->aggregate.nallow + 1, sizeof *rt->host_stats);
+    if (!rt->ep_stats || !rt->be_stats || !rt->host_stats)
+        goto fail;
+    char label[512];
+    for (size_t i = 0; i < cfg->nendpoints; i++) {
+        const struct fo_endpoint_conf *ep = &cfg->endpoints[i];
+        snprintf(label, sizeof label, "%s %s", ep->method, ep->path);
+        rt->ep_stats[i] = fo_metrics_endpoint(m, label);
+        rt->be_stats[i] = calloc(ep->nbackends, sizeof **rt->be_stats);
+        if (!rt->be_stats[i])
+            goto fail;
+        for (size_t b = 0; b < ep->nbackends; b++)
+            rt->be_stats[i][b] = fo_metrics_backend(m, rt->ep_stats[i], ep->backends[b].name);
+    }
+    if (cfg->aggregate.enabled) {
+        snprintf(label, sizeof label, "POST %s", cfg->aggregate.path);
+        rt->batch_stats = fo_metrics_endpoint(m, label);
+        for (size_t h = 0; h < cfg->aggregate.nallow; h++)
+            rt->host_stats[h] =
+                fo_metrics_backend(m, rt->batch_stats, cfg->aggregate.allow_hosts[h]);
+    }
+    rt->other_stats = fo_metrics_endpoint(m, "other");
+    return rt;
+fail:
+    if (rt->be_stats)
+        for (size_t i = 0; i < cfg->nendpoints; i++)
+            free(rt->be_stats[i]);
+    free(rt->be_stats);
+    free(rt->ep_stats);
+    free(rt->host_stats);
+    free(rt);
+    return NULL;
+}
+
+static void runtime_put(struct runtime *rt)
+{
+    if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < rt->cfg->nendpoints; i++)
+        free(rt->be_stats[i]);
+    free(rt->be_stats);
+    free(rt->ep_stats);
+    free(rt->host_stats);
+    fo_config_destroy(rt->cfg);
+    free(rt);
+}
+
+static struct runtime *runtime_get(struct fo_server *srv)
+{
+    pthread_mutex_lock(&srv->rt_lock);
+    struct runtime *rt = srv->rt;
+    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&srv->rt_lock);
+    return rt;
+}
+
+/* ---- answers and the access log ---- */
+
+static struct fo_endpoint_stats *request_stats(const struct request *r)
+{
+    if (r->ep)
+        return r->rt->ep_stats[r->ep_index];
+    if (r->batch || (r->rt->batch_stats && r->url &&
+                     strcmp(r->url, r->rt->cfg->aggregate.path) == 0))
+        return r->rt->batch_stats;
+    return r->rt->other_stats;
+}
+
+static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Response *resp,
+                             const char *complete, const char *allow)
+{
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (complete)
+        MHD_add_response_header(resp, "X-Fanout-Complete", complete);
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !r->probe)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (atomic_load_explicit(&r->srv->draining, memory_order_relaxed))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->state = REQ_DONE;
+    r->status = status;
+    if (!r->probe)
+        fo_metrics_request(request_stats(r), status, fo_clock_us() - r->start_us);
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result queue_json(struct request *r, unsigned status, char *body, size_t len,
+                                  const char *complete, const char *allow)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -105,13 +247,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, unsigned status, cha
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (complete)
-        MHD_add_response_header(resp, "X-Fanout-Complete", complete);
-    if (allow)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result rc = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return queue(r, status, resp, complete, allow);
 }
 
 static enum MHD_Result answer_error(struct request *r, unsigned status, const char *code,
@@ -125,8 +261,71 @@ static enum MHD_Result answer_error(struct request *r, unsigned status, const ch
     }
     size_t len;
     char *body = fo_buf_release(&b, &len);
-    r->state = REQ_DONE;
-    return queue_json(r->conn, status, body, len, NULL, allow);
+    return queue_json(r, status, body, len, NULL, allow);
+}
+
+static enum MHD_Result answer_text(struct request *r, unsigned status, const char *type,
+                                   const char *text)
+{
+    size_t len = strlen(text);
+    char *body = malloc(len + 1);
+    if (!body)
+        return MHD_NO;
+    memcpy(body, text, len + 1);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    return queue(r, status, resp, NULL, NULL);
+}
+
+static const char *call_name(const struct request *r, size_t i)
+{
+    return r->ep ? r->ep->backends[i].name : r->batch->reqs[i].name;
+}
+
+/* One JSON line per answered request, written with one write(2). */
+static void access_log(struct request *r, enum MHD_RequestTerminationCode toe)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    if (!cfg->access_log || (r->probe && !cfg->access_log_probes))
+        return;
+    struct fo_buf b;
+    fo_buf_init(&b, 1 << 20);
+    if (!fo_log_begin(&b, FO_LOG_INFO, "access"))
+        return;
+    fo_buf_puts(&b, ",\"id\":");
+    fo_json_put_string(&b, r->id, strlen(r->id));
+    fo_buf_puts(&b, ",\"method\":");
+    fo_json_put_string(&b, r->method ? r->method : "", r->method ? strlen(r->method) : 0);
+    fo_buf_puts(&b, ",\"path\":");
+    fo_json_put_string(&b, r->url ? r->url : "", r->url ? strlen(r->url) : 0);
+    fo_buf_puts(&b, ",\"endpoint\":");
+    const char *label = request_stats(r) ? request_stats(r)->label : "other";
+    fo_json_put_string(&b, label, strlen(label));
+    fo_buf_printf(&b, ",\"status\":%u", r->status);
+    if (r->ncalls)
+        fo_buf_printf(&b, ",\"complete\":%s", r->complete ? "true" : "false");
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        fo_buf_printf(&b, ",\"aborted\":%d", (int)toe);
+    fo_buf_printf(&b, ",\"ms\":%.1f", (double)(fo_clock_us() - r->start_us) / 1000.0);
+    if (r->ncalls) {
+        fo_buf_puts(&b, ",\"backends\":{");
+        for (size_t i = 0; i < r->ncalls; i++) {
+            const struct fo_call *c = &r->calls[i];
+            const char *name = call_name(r, i);
+            if (i)
+                fo_buf_putc(&b, ',');
+            fo_json_put_string(&b, name, strlen(name));
+            fo_buf_printf(&b, ":{\"outcome\":\"%s\",\"status\":%d,\"ms\":%.1f}",
+                          fo_outcome_name(c->outcome), c->status, c->ms);
+        }
+        fo_buf_putc(&b, '}');
+    }
+    fo_log_finish(&b);
+    fo_buf_free(&b);
 }
 
 /* ---- the fan-out ---- */
@@ -161,10 +360,9 @@ static int client_timeout(struct MHD_Connection *c, int64_t *ms)
     return 0;
 }
 
-/* Make the context, channel and calls array for n calls with a deadline
- * 'timeout_ms' from the start of the request (and no later than the
- * client's). Returns 0 or answers the error itself and returns -1 with the
- * MHD result in *res. */
+/* Make the context, channel and calls for n calls with a deadline 'timeout_ms'
+ * after the request started (and no later than the client asks). Returns 0,
+ * or answers the error itself and returns -1 with the MHD result in *res. */
 static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Result *res)
 {
     int64_t client_ms;
@@ -176,12 +374,10 @@ static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Res
     if (client_ms > 0 && client_ms < timeout_ms)
         timeout_ms = client_ms;
     int64_t deadline = r->start_us / 1000 + timeout_ms;
-    if (fo_ctx_create(&r->ctx, r->srv->root, deadline) < 0 || fo_chan_create(&r->fanin, n) < 0) {
-        *res = MHD_NO;
-        return -1;
-    }
     r->calls = calloc(n, sizeof *r->calls);
-    if (!r->calls) {
+    r->call_stats = calloc(n, sizeof *r->call_stats);
+    if (!r->calls || !r->call_stats || fo_ctx_create(&r->ctx, r->srv->root, deadline) < 0 ||
+        fo_chan_create(&r->fanin, n) < 0) {
         *res = MHD_NO;
         return -1;
     }
@@ -189,10 +385,50 @@ static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Res
     return 0;
 }
 
+/* Take 'n' calls from the global budget and one from each call's backend
+ * budget. Returns false (and takes nothing) when a budget is spent. */
+static bool admit(struct request *r)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    struct fo_server *srv = r->srv;
+    long n = (long)r->ncalls;
+    if (atomic_fetch_add_explicit(&srv->calls_inflight, n, memory_order_relaxed) + n >
+        (long)cfg->max_inflight_calls) {
+        atomic_fetch_sub_explicit(&srv->calls_inflight, n, memory_order_relaxed);
+        return false;
+    }
+    if (cfg->max_backend_inflight == 0)
+        return true;
+    for (size_t i = 0; i < r->ncalls; i++) {
+        struct fo_backend_stats *b = r->call_stats[i];
+        if (atomic_fetch_add_explicit(&b->inflight, 1, memory_order_relaxed) + 1 >
+            (long)cfg->max_backend_inflight) {
+            for (size_t k = 0; k <= i; k++)
+                atomic_fetch_sub_explicit(&r->call_stats[k]->inflight, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&srv->calls_inflight, n, memory_order_relaxed);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Give back what admit() took. */
+static void release(struct request *r)
+{
+    atomic_fetch_sub_explicit(&r->srv->calls_inflight, (long)r->ncalls, memory_order_relaxed);
+    if (r->rt->cfg->max_backend_inflight == 0)
+        return;
+    for (size_t i = 0; i < r->ncalls; i++)
+        atomic_fetch_sub_explicit(&r->call_stats[i]->inflight, 1, memory_order_relaxed);
+}
+
 /* Suspend the connection and hand the calls to the pool. */
 static enum MHD_Result launch(struct request *r)
 {
     struct fo_server *srv = r->srv;
+    if (!admit(r))
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                            "too many backend calls in flight; retry later", NULL);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fan.calls = r->calls;
@@ -200,17 +436,16 @@ static enum MHD_Result launch(struct request *r)
     r->fan.ctx = r->ctx;
     r->fan.fanin = r->fanin;
     r->fan.client_fd = ci ? ci->connect_fd : -1;
+    r->fan.request_id = r->id;
     r->fan.done = on_fanout_done;
     r->fan.data = r;
 
     r->state = REQ_WAIT;
-    atomic_fetch_add_explicit(&srv->in_flight, 1, memory_order_relaxed);
+    r->waiting = true;
+    atomic_fetch_add_explicit(&srv->waiting, 1, memory_order_relaxed);
     MHD_suspend_connection(r->conn);
-    int rc = fo_pool_submit(srv->pool, &r->fan);
-    if (rc < 0) {
+    if (fo_pool_submit(srv->pool, &r->fan) < 0) {
         r->state = REQ_FAILED;
-        r->err_status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        r->err_code = "overloaded";
         MHD_resume_connection(r->conn);
     }
     return MHD_YES;
@@ -218,7 +453,7 @@ static enum MHD_Result launch(struct request *r)
 
 static enum MHD_Result start_endpoint(struct request *r)
 {
-    const struct fo_config *cfg = r->srv->cfg;
+    const struct fo_config *cfg = r->rt->cfg;
     const struct fo_endpoint_conf *ep = r->ep;
     int64_t timeout = cfg->timeout_ms;
     if (ep->timeout_ms > 0 && ep->timeout_ms < timeout)
@@ -228,36 +463,54 @@ static enum MHD_Result start_endpoint(struct request *r)
         return res;
     r->report = ep->report;
 
-    /* Expand every URL into one buffer, then point the calls into it. */
+    /* Expand every URL into one buffer, then point the calls into it (the
+     * buffer may move while it grows). */
     fo_buf_init(&r->urls, FO_BUF_UNLIMITED);
-    size_t *off = malloc(ep->nbackends * sizeof *off);
-    if (!off)
-        return MHD_NO;
     for (size_t i = 0; i < ep->nbackends; i++) {
-        off[i] = r->urls.len;
+        r->calls[i].body_len = r->urls.len; /* Offset, until the buffer is final. */
         if (fo_tmpl_expand(ep->backends[i].tmpl, &r->params, &r->urls) < 0 ||
-            fo_buf_putc(&r->urls, '\0') < 0) {
-            free(off);
+            fo_buf_putc(&r->urls, '\0') < 0)
             return MHD_NO;
-        }
     }
     for (size_t i = 0; i < ep->nbackends; i++) {
         const struct fo_backend_conf *b = &ep->backends[i];
         struct fo_call *call = &r->calls[i];
-        call->url = r->urls.data + off[i];
+        call->url = r->urls.data + call->body_len;
+        call->body_len = 0;
         call->method = b->method;
         call->headers = (const char *const *)b->headers;
         call->nheaders = b->nheaders;
         call->timeout_ms = b->timeout_ms;
         call->required = b->required;
+        r->call_stats[i] = r->rt->be_stats[r->ep_index][i];
     }
-    free(off);
     return launch(r);
+}
+
+/* The allow_hosts entry a batch URL was admitted under. */
+static struct fo_backend_stats *host_stats(const struct runtime *rt, const char *url)
+{
+    const struct fo_aggregate_conf *ag = &rt->cfg->aggregate;
+    const char *a = strstr(url, "://");
+    a = a ? a + 3 : url;
+    size_t n = strcspn(a, "/?#");
+    bool https = strncasecmp(url, "https:", 6) == 0;
+    for (size_t h = 0; h < ag->nallow; h++) {
+        const char *e = ag->allow_hosts[h];
+        size_t en = strlen(e);
+        if (en == n && memcmp(e, a, n) == 0)
+            return rt->host_stats[h];
+        /* No port in the URL: the entry carries the scheme's default. */
+        const char *dflt = https ? ":443" : ":80";
+        if (en == n + strlen(dflt) && memcmp(e, a, n) == 0 && strcmp(e + n, dflt) == 0)
+            return rt->host_stats[h];
+    }
+    return rt->host_stats[0];
 }
 
 static enum MHD_Result start_batch(struct request *r)
 {
-    const struct fo_config *cfg = r->srv->cfg;
+    const struct fo_config *cfg = r->rt->cfg;
     struct fo_batch_error berr = {0};
     int rc = fo_batch_parse(&r->batch, r->body.data ? r->body.data : "", r->body.len,
                             &cfg->aggregate, cfg->max_json_depth, &berr);
@@ -281,30 +534,36 @@ static enum MHD_Result start_batch(struct request *r)
         call->body_len = q->body_len;
         call->timeout_ms = q->timeout_ms;
         call->required = q->required;
+        r->call_stats[i] = host_stats(r->rt, q->url);
     }
     return launch(r);
 }
 
 /* ---- fan-in and the answer ---- */
 
-static const char *result_name(const struct request *r, size_t i)
-{
-    return r->ep ? r->ep->backends[i].name : r->batch->reqs[i].name;
-}
-
-static bool result_merge(const struct request *r, size_t i)
+static bool call_merge(const struct request *r, size_t i)
 {
     return r->ep ? r->ep->backends[i].merge : r->batch->reqs[i].merge;
 }
 
+/* The request no longer waits on the pool: give back its counts. Called
+ * from finish(), or from on_completed() when the client left while the
+ * connection was suspended (MHD then never calls the handler again). */
+static void unwait(struct request *r)
+{
+    if (!r->waiting)
+        return;
+    r->waiting = false;
+    atomic_fetch_sub_explicit(&r->srv->waiting, 1, memory_order_relaxed);
+    release(r);
+}
+
 static enum MHD_Result finish(struct request *r)
 {
-    struct fo_server *srv = r->srv;
-    atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
-    if (r->state == REQ_FAILED) {
-        return answer_error(r, (unsigned)r->err_status, r->err_code,
-                            "too many requests in flight; retry later", NULL);
-    }
+    unwait(r);
+    if (r->state == REQ_FAILED)
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                            "the worker queues are full; retry later", NULL);
 
     /* Fan-in: every call is on the channel once the pool called 'done'. */
     size_t got = 0;
@@ -327,8 +586,9 @@ static enum MHD_Result finish(struct request *r)
     bool any_timeout = false;
     for (size_t i = 0; i < n; i++) {
         const struct fo_call *c = &r->calls[i];
-        res[i].name = result_name(r, i);
-        res[i].merge = result_merge(r, i);
+        fo_metrics_call(r->call_stats[i], c->outcome, (int64_t)(c->ms * 1000.0));
+        res[i].name = call_name(r, i);
+        res[i].merge = call_merge(r, i);
         res[i].outcome = c->outcome;
         res[i].status = c->status;
         res[i].ms = c->ms;
@@ -347,6 +607,7 @@ static enum MHD_Result finish(struct request *r)
             req_cancelled = (ssize_t)i;
     }
     ssize_t failed_required = req_failed >= 0 ? req_failed : req_cancelled;
+    r->complete = ok == n;
 
     struct fo_report rep = {
         .complete = ok == n,
@@ -380,24 +641,83 @@ static enum MHD_Result finish(struct request *r)
     }
     size_t len;
     char *body = fo_buf_release(&b, &len);
-    r->state = REQ_DONE;
-    return queue_json(r->conn, status, body, len, complete, NULL);
+    return queue_json(r, status, body, len, complete, NULL);
+}
+
+/* ---- operations routes ---- */
+
+static enum MHD_Result answer_metrics(struct request *r)
+{
+    struct fo_server *srv = r->srv;
+    struct fo_pool_stats ps;
+    fo_pool_stats(srv->pool, &ps);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    struct fo_gauges g = {
+        .requests_in_flight = atomic_load(&srv->waiting),
+        .jobs_queued = ps.queued,
+        .calls_in_flight = ps.running,
+        .client_connections = di ? di->num_connections : 0,
+        .backend_connections = ps.connections,
+        .ready = !atomic_load(&srv->draining),
+    };
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    if (fo_metrics_write(srv->metrics, &g, &b) < 0) {
+        fo_buf_free(&b);
+        return MHD_NO;
+    }
+    size_t len;
+    char *body = fo_buf_release(&b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    return queue(r, MHD_HTTP_OK, resp, NULL, NULL);
+}
+
+/* Health, readiness and metrics. Returns true when 'url' was one of them. */
+static bool probe(struct request *r, const char *url, const char *method, enum MHD_Result *res)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    int which = 0;
+    if (cfg->health_path && strcmp(url, cfg->health_path) == 0)
+        which = 1;
+    else if (cfg->ready_path && strcmp(url, cfg->ready_path) == 0)
+        which = 2;
+    else if (cfg->metrics_path && strcmp(url, cfg->metrics_path) == 0)
+        which = 3;
+    if (!which)
+        return false;
+    r->probe = true;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        *res = answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET",
+                            "GET, HEAD");
+        return true;
+    }
+    if (which == 1)
+        *res = answer_text(r, MHD_HTTP_OK, "application/json", "{\"status\":\"ok\"}");
+    else if (which == 2 && atomic_load(&r->srv->draining))
+        *res = answer_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                           "{\"status\":\"draining\"}");
+    else if (which == 2)
+        *res = answer_text(r, MHD_HTTP_OK, "application/json", "{\"status\":\"ready\"}");
+    else
+        *res = answer_metrics(r);
+    return true;
 }
 
 /* ---- routing ---- */
 
 static enum MHD_Result route(struct request *r, const char *url, const char *method)
 {
-    struct fo_server *srv = r->srv;
-    const struct fo_config *cfg = srv->cfg;
-
-    if (strcmp(url, "/health") == 0) {
-        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-            return answer_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                "use GET", "GET, HEAD");
-        r->state = REQ_DONE;
-        return MHD_queue_response(r->conn, MHD_HTTP_OK, srv->health);
-    }
+    const struct fo_config *cfg = r->rt->cfg;
+    enum MHD_Result res;
+    if (probe(r, url, method, &res))
+        return res;
 
     if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
         if (strcmp(method, "POST") != 0)
@@ -423,12 +743,13 @@ static enum MHD_Result route(struct request *r, const char *url, const char *met
             snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", ep->method);
             continue;
         }
+        r->ep = ep;
+        r->ep_index = i;
         if (m < 0)
             return answer_error(r, MHD_HTTP_BAD_REQUEST, "invalid_param",
                                 "a path parameter is malformed (bad %-escape, '.' or '..', "
                                 "or too long)",
                                 NULL);
-        r->ep = ep;
         r->params = params;
         return start_endpoint(r);
     }
@@ -438,16 +759,67 @@ static enum MHD_Result route(struct request *r, const char *url, const char *met
     return answer_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no endpoint for this path", NULL);
 }
 
-/* Content-Length already over the cap? Then answer before reading a byte. */
-static bool declared_too_large(struct MHD_Connection *c, size_t max)
+/* ---- the request head: id, limits ---- */
+
+static void take_request_id(struct request *r)
 {
-    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (!v)
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    return errno == ERANGE || (end != v && n > max);
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (v) {
+        size_t n = strlen(v);
+        bool ok = n >= 1 && n < sizeof r->id;
+        for (size_t i = 0; ok && i < n; i++) {
+            unsigned char c = (unsigned char)v[i];
+            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 c == '-' || c == '_' || c == '.' || c == ':';
+        }
+        if (ok) {
+            memcpy(r->id, v, n + 1);
+            return;
+        }
+    }
+    uint64_t seq = atomic_fetch_add_explicit(&r->srv->id_seq, 1, memory_order_relaxed);
+    snprintf(r->id, sizeof r->id, "%08x%012llx", r->srv->id_prefix, (unsigned long long)seq);
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)key;
+    (void)value;
+    (*(size_t *)cls)++;
+    return MHD_YES;
+}
+
+/* Check the head against the limits. Returns 0, or an answered status. */
+static int check_head(struct request *r, const char *url, enum MHD_Result *res)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    if (strlen(url) > cfg->max_url_bytes) {
+        *res = answer_error(r, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+                            "the request target is longer than max_url_bytes", NULL);
+        return -1;
+    }
+    size_t nheaders = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &nheaders);
+    if (nheaders > cfg->max_headers) {
+        *res = answer_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_many_headers",
+                            "the request has more than max_headers header fields", NULL);
+        return -1;
+    }
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (errno == ERANGE || (end != cl && v > cfg->max_body_bytes)) {
+            *res = answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+                                "request body is larger than max_body_bytes", NULL);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -463,15 +835,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r = calloc(1, sizeof *r);
         if (!r)
             return MHD_NO;
+        atomic_fetch_add_explicit(&srv->live, 1, memory_order_relaxed);
         r->srv = srv;
+        r->rt = runtime_get(srv);
         r->conn = c;
         r->state = REQ_READ;
         r->start_us = fo_clock_us();
-        fo_buf_init(&r->body, srv->cfg->max_body_bytes);
+        r->method = method;
+        r->url = url;
+        fo_buf_init(&r->body, r->rt->cfg->max_body_bytes);
         *req_cls = r;
-        if (declared_too_large(c, srv->cfg->max_body_bytes))
-            return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-                                "request body is larger than max_body_bytes", NULL);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+            atomic_store_explicit(&((struct conn_rec *)ci->socket_context)->head_seen, true,
+                                  memory_order_relaxed);
+        take_request_id(r);
+        enum MHD_Result res;
+        if (check_head(r, url, &res) < 0)
+            return res;
         return MHD_YES;
     }
 
@@ -502,23 +884,82 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct fo_server *srv = cls;
     struct request *r = *req_cls;
-    (void)cls;
     (void)c;
-    (void)toe;
     if (!r)
         return;
     *req_cls = NULL;
+    unwait(r);
+    if (r->state != REQ_READ)
+        access_log(r, toe);
     for (size_t i = 0; i < r->ncalls; i++)
         fo_call_clear(&r->calls[i]);
     free(r->calls);
+    free(r->call_stats);
     fo_chan_destroy(r->fanin, NULL);
     fo_ctx_destroy(r->ctx);
     fo_batch_destroy(r->batch);
     fo_params_clear(&r->params);
     fo_buf_free(&r->urls);
     fo_buf_free(&r->body);
+    runtime_put(r->rt);
     free(r);
+    atomic_fetch_sub_explicit(&srv->live, 1, memory_order_relaxed);
+}
+
+/* Track connections for the header-timeout watchdog. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct fo_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_rec *cr = calloc(1, sizeof *cr);
+        if (!cr)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cr->fd = ci ? ci->connect_fd : -1;
+        cr->opened_ms = fo_clock_ms();
+        pthread_mutex_lock(&srv->conns_lock);
+        cr->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = cr;
+        srv->conns = cr;
+        pthread_mutex_unlock(&srv->conns_lock);
+        *socket_context = cr;
+        return;
+    }
+    struct conn_rec *cr = *socket_context;
+    if (!cr)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    if (cr->prev)
+        cr->prev->next = cr->next;
+    else
+        srv->conns = cr->next;
+    if (cr->next)
+        cr->next->prev = cr->prev;
+    pthread_mutex_unlock(&srv->conns_lock);
+    free(cr);
+    *socket_context = NULL;
+}
+
+void fo_server_watchdog(struct fo_server *srv)
+{
+    int64_t limit = srv->boot->header_timeout_ms;
+    int64_t now = fo_clock_ms();
+    pthread_mutex_lock(&srv->conns_lock);
+    for (struct conn_rec *cr = srv->conns; cr; cr = cr->next) {
+        /* shutdown() rather than close(): the fd stays MHD's to close; the
+         * next read fails and MHD drops the connection. */
+        if (cr->fd >= 0 && now - cr->opened_ms > limit &&
+            !atomic_load_explicit(&cr->head_seen, memory_order_relaxed)) {
+            shutdown(cr->fd, SHUT_RDWR);
+            cr->opened_ms = INT64_MAX / 2; /* Once is enough. */
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
 }
 
 /* Keep the path as the client sent it: tmpl.c decodes each segment itself,
@@ -552,10 +993,9 @@ static int make_addr(const char *host, uint16_t port, struct sockaddr_storage *s
     return -EINVAL;
 }
 
-int fo_server_create(struct fo_server **out, const struct fo_config *cfg, struct fo_pool *pool,
-                     char *err, size_t errlen)
+int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
+                     struct fo_metrics *metrics, char *err, size_t errlen)
 {
-    static const char health[] = "{\"status\":\"ok\"}";
     struct sockaddr_storage ss;
     int v6 = 0;
     int rc = make_addr(cfg->listen_host, cfg->listen_port, &ss, &v6);
@@ -566,27 +1006,35 @@ int fo_server_create(struct fo_server **out, const struct fo_config *cfg, struct
     struct fo_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
-    srv->cfg = cfg;
     srv->pool = pool;
+    srv->metrics = metrics;
+    pthread_mutex_init(&srv->rt_lock, NULL);
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    if (getrandom(&srv->id_prefix, sizeof srv->id_prefix, 0) != sizeof srv->id_prefix)
+        srv->id_prefix = (uint32_t)getpid() ^ (uint32_t)fo_clock_us();
     rc = fo_ctx_create(&srv->root, NULL, FO_NO_DEADLINE);
     if (rc < 0)
         goto fail;
-    srv->health = MHD_create_response_from_buffer(sizeof health - 1, (void *)(uintptr_t)health,
-                                                  MHD_RESPMEM_PERSISTENT);
-    if (!srv->health) {
+    srv->rt = runtime_create(metrics, cfg);
+    if (!srv->rt) {
         rc = -ENOMEM;
         goto fail;
     }
-    MHD_add_response_header(srv->health, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    srv->rt0 = srv->rt;
+    atomic_fetch_add(&srv->rt0->refs, 1);
+    srv->boot = cfg;
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
+    unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)60, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        keep_escaped, srv, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->max_header_bytes, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!srv->daemon) {
         rc = -EADDRINUSE;
         snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)",
@@ -598,9 +1046,16 @@ int fo_server_create(struct fo_server **out, const struct fo_config *cfg, struct
     *out = srv;
     return 0;
 fail:
-    if (srv->health)
-        MHD_destroy_response(srv->health);
+    if (srv->rt) { /* Hand the config back to the caller: it keeps it on error. */
+        srv->rt->cfg = NULL;
+        free(srv->rt->be_stats);
+        free(srv->rt->ep_stats);
+        free(srv->rt->host_stats);
+        free(srv->rt);
+    }
     fo_ctx_destroy(srv->root);
+    pthread_mutex_destroy(&srv->rt_lock);
+    pthread_mutex_destroy(&srv->conns_lock);
     free(srv);
     return rc;
 }
@@ -610,30 +1065,70 @@ uint16_t fo_server_port(const struct fo_server *srv)
     return srv->port;
 }
 
+void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen)
+{
+    const struct fo_config *b = srv->boot;
+    note[0] = '\0';
+#define FO_STARTUP_ONLY(field, name)                                                              \
+    if (cfg->field != b->field)                                                                   \
+        snprintf(note + strlen(note), notelen - strlen(note), "%s%s", note[0] ? ", " : "", name);
+    FO_STARTUP_ONLY(listen_port, "listen")
+    FO_STARTUP_ONLY(workers, "workers")
+    FO_STARTUP_ONLY(server_threads, "server_threads")
+    FO_STARTUP_ONLY(max_connections, "max_connections")
+    FO_STARTUP_ONLY(max_header_bytes, "max_header_bytes")
+    FO_STARTUP_ONLY(idle_timeout_ms, "idle_timeout_ms")
+    FO_STARTUP_ONLY(header_timeout_ms, "header_timeout_ms")
+    FO_STARTUP_ONLY(max_response_bytes, "max_response_bytes")
+    FO_STARTUP_ONLY(max_json_depth, "max_json_depth")
+#undef FO_STARTUP_ONLY
+    if (strcmp(cfg->listen_host, b->listen_host) != 0 && !strstr(note, "listen"))
+        snprintf(note + strlen(note), notelen - strlen(note), "%slisten", note[0] ? ", " : "");
+    struct runtime *rt = runtime_create(srv->metrics, cfg);
+    if (!rt) {
+        fo_config_destroy(cfg);
+        snprintf(note, notelen, "out of memory; the old config stays");
+        return;
+    }
+    pthread_mutex_lock(&srv->rt_lock);
+    struct runtime *old = srv->rt;
+    srv->rt = rt;
+    pthread_mutex_unlock(&srv->rt_lock);
+    runtime_put(old);
+}
+
+/* Wait until fewer than one live request remains, or 'until_ms'. */
 static void wait_idle(struct fo_server *srv, int64_t until_ms)
 {
-    while (atomic_load_explicit(&srv->in_flight, memory_order_relaxed) > 0 &&
+    while (atomic_load_explicit(&srv->live, memory_order_relaxed) > 0 &&
            fo_clock_ms() < until_ms) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
 }
 
-void fo_server_stop(struct fo_server *srv, int64_t drain_ms)
+void fo_server_stop(struct fo_server *srv)
 {
     if (srv->stopped)
         return;
     srv->stopped = true;
+    atomic_store(&srv->draining, true);
     MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
-    wait_idle(srv, fo_clock_ms() + drain_ms);
-    if (atomic_load(&srv->in_flight) > 0) {
+    wait_idle(srv, fo_clock_ms() + srv->boot->drain_ms);
+    if (atomic_load(&srv->waiting) > 0) {
         /* Out of patience: abort what is left; each request is still answered. */
+        fo_log(FO_LOG_WARN, "drain_timeout", "\"waiting\":%ld", atomic_load(&srv->waiting));
         fo_ctx_cancel(srv->root, -ESHUTDOWN);
         fo_pool_sweep(srv->pool);
         wait_idle(srv, fo_clock_ms() + 5000);
     }
-    /* Answers queued by the last resumes still need the daemon to send them;
-     * MHD_stop_daemon closes connections only after it has no suspended ones. */
+    /* MHD_stop_daemon must not meet a suspended connection: wait for any
+     * still resuming (bounded: their calls were cancelled above). */
+    int64_t until = fo_clock_ms() + 5000;
+    while (atomic_load(&srv->waiting) > 0 && fo_clock_ms() < until) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
     if (lfd != MHD_INVALID_SOCKET)
@@ -644,8 +1139,11 @@ void fo_server_destroy(struct fo_server *srv)
 {
     if (!srv)
         return;
-    fo_server_stop(srv, 0);
-    MHD_destroy_response(srv->health);
+    fo_server_stop(srv);
+    runtime_put(srv->rt);
+    runtime_put(srv->rt0);
     fo_ctx_destroy(srv->root);
+    pthread_mutex_destroy(&srv->rt_lock);
+    pthread_mutex_destroy(&srv->conns_lock);
     free(srv);
 }

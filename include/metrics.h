@@ -1,0 +1,78 @@
+/* metrics.h -- counters and histograms for GET /metrics (Prometheus text format).
+ *
+ * Series are registered when a config is loaded (one per endpoint and per
+ * backend of it, plus one per allowed host of the ad-hoc batch) and live
+ * until the registry is destroyed, so a reload keeps counting into the
+ * same series and the hot path never looks anything up: it holds pointers
+ * and does relaxed atomic adds. Registration takes the registry's mutex.
+ * Ownership: the registry owns every series; pointers to them stay valid
+ * until fo_metrics_destroy.
+ * Threads: everything is thread-safe except create/destroy. */
+#ifndef FO_METRICS_H
+#define FO_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "outcome.h"
+
+/* Upper bounds of the duration buckets in microseconds (the last is +Inf). */
+#define FO_HIST_BUCKETS 14
+
+struct fo_hist {
+    atomic_uint_fast64_t bucket[FO_HIST_BUCKETS]; /* Non-cumulative counts. */
+    atomic_uint_fast64_t sum_us;                  /* Sum of observations. */
+};
+
+/* One backend of one endpoint (or one allowed host of the batch). */
+struct fo_backend_stats {
+    char *label;                                  /* From strdup(). */
+    atomic_uint_fast64_t calls[FO_OUTCOME_COUNT]; /* By outcome. */
+    struct fo_hist duration;
+    atomic_long inflight;                         /* Calls admitted now (the server's cap). */
+    struct fo_backend_stats *next;                /* Endpoint's list; registry mutex. */
+};
+
+/* One endpoint ("GET /api/dashboard/{id}", the batch, or "unmatched"). */
+struct fo_endpoint_stats {
+    char *label;                       /* From strdup(). */
+    atomic_uint_fast64_t requests[6];  /* By status class: [1]=1xx .. [5]=5xx, [0] other. */
+    struct fo_hist duration;
+    struct fo_backend_stats *backends; /* Registry mutex for the list; the series are atomic. */
+    struct fo_endpoint_stats *next;    /* Registry list. */
+};
+
+struct fo_metrics; /* Opaque. */
+
+int fo_metrics_create(struct fo_metrics **out);
+void fo_metrics_destroy(struct fo_metrics *m);
+
+/* Find or create the series of endpoint 'label' / of backend 'label' under
+ * 'ep'. Returns a pointer valid until destroy; aborts when out of memory. */
+struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *label);
+struct fo_backend_stats *fo_metrics_backend(struct fo_metrics *m, struct fo_endpoint_stats *ep,
+                                            const char *label);
+
+/* Count one answered request / one ended backend call. Lock-free. */
+void fo_metrics_request(struct fo_endpoint_stats *ep, unsigned status, int64_t us);
+void fo_metrics_call(struct fo_backend_stats *b, enum fo_outcome o, int64_t us);
+
+/* Count a config reload attempt. */
+void fo_metrics_reload(struct fo_metrics *m, int ok);
+
+/* Point-in-time values the registry does not own. */
+struct fo_gauges {
+    int64_t requests_in_flight;      /* Suspended on the pool. */
+    uint64_t jobs_queued;            /* Fan-outs waiting in worker inboxes. */
+    uint64_t calls_in_flight;        /* Backend calls running. */
+    uint64_t client_connections;     /* Open client connections. */
+    uint64_t backend_connections;    /* New backend connections opened, ever. */
+    int ready;                       /* 1 while serving, 0 while draining. */
+};
+
+/* Append the whole exposition to 'out'. Returns 0 or the fo_buf errors. */
+int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_buf *out);
+
+#endif /* FO_METRICS_H */

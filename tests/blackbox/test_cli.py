@@ -149,7 +149,7 @@ def test_embedded_default_dashboard(spawn):
 def test_sigint_exits_0(spawn):
     fo = spawn(None)
     fo.proc.send_signal(signal.SIGINT)
-    assert fo.proc.wait(10) == 0, fo.output()
+    assert fo.wait_exit(10) == 0, fo.output()
 
 
 def test_listen_flag_overrides_config(spawn, backend):

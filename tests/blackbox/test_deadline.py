@@ -1,5 +1,6 @@
 """Deadlines, required backends, X-Timeout-Ms, aborting calls (backend sees its connection closed)."""
 
+import signal
 import socket
 import threading
 import time
@@ -255,9 +256,26 @@ def test_sigterm_lets_a_request_in_flight_finish(spawn, backend):
     th = threading.Thread(target=lambda: out.setdefault("r", fo.get("/slow")))
     th.start()
     backend.wait_request(t, 2)
-    fo.proc.send_signal(15)
+    fo.proc.send_signal(signal.SIGTERM)
     th.join(10)
     assert "r" in out, "the request in flight got no answer\n" + fo.output()
     assert out["r"].status == 200, out["r"]
     assert out["r"].json() == {"s": {"delay": 300}}
-    assert fo.proc.wait(10) == 0, fo.output()
+    assert fo.wait_exit(10) == 0, fo.output()
+
+
+def test_sigterm_exits_promptly_after_clients_left_mid_request(spawn, backend):
+    """Clients that hang up while their calls run leave nothing in flight: a later SIGTERM
+    must not wait for them."""
+    fo = spawn({"endpoints": [ep("/f/{id}", [be("a", backend.url("/id/{id}"))])]})
+    for i in range(8):
+        s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
+        s.sendall(b"GET /f/x%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+        s.close()
+    r = fo.get("/f/last")  # answered after the requests above were taken in
+    assert r.status == 200, r
+    t0 = time.monotonic()
+    fo.proc.send_signal(signal.SIGTERM)
+    rc = fo.wait_exit(3)
+    assert rc == 0, "SIGTERM with nothing in flight: exit %s after %.1f s\n%s" % (
+        rc, time.monotonic() - t0, fo.output())

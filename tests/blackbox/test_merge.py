@@ -52,8 +52,11 @@ def fanout_config(b):
             ep("/api/report", [
                 be("ok", b.url(b.route({"fine": 1}))),
                 be("created", b.url(b.route({"made": 1}, status=201))),
+                be("ws", b.url(b.route(b' \r\n\t{"w": 1} \n'))),
                 be("st", b.url("/status/503")),
                 be("garbage", b.url("/garbage")),
+                be("trailing", b.url(b.route(b'{"a": 1} x'))),
+                be("badutf8", b.url(b.route(b'{"a": "\xff\xfe"}'))),
                 be("nocontent", b.url(b.route(b"", status=204))),
                 be("conn", "http://127.0.0.1:%d/x" % REFUSED_PORT),
                 be("reset", b.url("/reset")),
@@ -138,7 +141,8 @@ def test_report_shape_and_failure_classes(fo):
     assert r.status == 200, r
     assert r.headers.get("X-Fanout-Complete") == "false", r
     pairs = r.pairs()
-    assert [k for k, _ in pairs] == ["ok", "created", "_fanout"], r
+    assert [k for k, _ in pairs] == ["ok", "created", "ws", "_fanout"], r
+    assert re.search(rb'"ws"\s*:\s*\{"w": 1\}', r.body), r
     assert dict(pairs)["ok"] == {"fine": 1}
     assert dict(pairs)["created"] == {"made": 1}
     rep = r.json()["_fanout"]
@@ -149,8 +153,8 @@ def test_report_shape_and_failure_classes(fo):
     assert 90 <= rep["elapsed_ms"] <= r.elapsed * 1000 + 5, (rep, r.elapsed)
     assert r.elapsed < 1.0, r
     backends = rep["backends"]
-    names = ["ok", "created", "st", "garbage", "nocontent", "conn", "reset", "huge", "redir",
-             "slow"]
+    names = ["ok", "created", "ws", "st", "garbage", "trailing", "badutf8", "nocontent", "conn",
+             "reset", "huge", "redir", "slow"]
     assert list(backends) == names, backends
     for name, b in backends.items():
         assert isinstance(b.get("ms"), (int, float)) and b["ms"] >= 0, (name, b)
@@ -158,6 +162,9 @@ def test_report_shape_and_failure_classes(fo):
     assert backends["created"] == {"status": 201, "ms": backends["created"]["ms"]}
     assert backends["st"]["error"] == "status" and backends["st"]["status"] == 503, backends
     assert backends["garbage"]["error"] == "invalid_json", backends
+    assert backends["ws"]["status"] == 200 and "error" not in backends["ws"], backends
+    assert backends["trailing"]["error"] == "invalid_json", backends
+    assert backends["badutf8"]["error"] == "invalid_json", backends
     assert backends["nocontent"]["error"] == "invalid_json", backends
     assert backends["conn"]["error"] == "connect", backends
     assert backends["reset"]["error"] == "connect", backends
@@ -165,7 +172,7 @@ def test_report_shape_and_failure_classes(fo):
     assert backends["redir"]["error"] == "status" and backends["redir"]["status"] == 302, backends
     assert backends["slow"]["error"] == "timeout", backends
     assert 90 <= backends["slow"]["ms"] < 1000, backends
-    for name in names[2:]:
+    for name in names[3:]:
         assert "error" in backends[name] and name not in dict(pairs), (name, backends)
 
 

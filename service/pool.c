@@ -93,6 +93,7 @@ struct fo_worker {
     struct job *running;       /* Jobs in flight (doubly linked). */
     struct job *free_jobs;     /* Recycled jobs (via next). */
     struct xfer *free_xfers;   /* Recycled transfers with their easy handles (via next). */
+    size_t nfree_xfers;        /* Length of free_xfers. */
     atomic_bool stop;          /* Set by fo_pool_destroy. */
     atomic_bool sweep;         /* Set by fo_pool_sweep. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
@@ -182,6 +183,7 @@ static struct xfer *xfer_get(struct fo_worker *w)
     struct xfer *x = w->free_xfers;
     if (x) {
         w->free_xfers = x->next;
+        w->nfree_xfers--;
         x->next = NULL;
         return x;
     }
@@ -208,6 +210,9 @@ static struct xfer *xfer_get(struct fo_worker *w)
     return x;
 }
 
+/* Idle transfers (with their easy handles and buffers) kept per worker. */
+#define FREE_XFERS_MAX 256
+
 static void xfer_put(struct fo_worker *w, struct xfer *x)
 {
     curl_slist_free_all(x->hdrs);
@@ -217,6 +222,13 @@ static void xfer_put(struct fo_worker *w, struct xfer *x)
     x->too_large = false;
     fo_buf_reset(&x->body);
     x->prev = NULL;
+    if (w->nfree_xfers >= FREE_XFERS_MAX) { /* A burst is over: give memory back. */
+        curl_easy_cleanup(x->easy);
+        fo_buf_free(&x->body);
+        free(x);
+        return;
+    }
+    w->nfree_xfers++;
     x->next = w->free_xfers;
     w->free_xfers = x;
 }
@@ -636,6 +648,10 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    /* Keep every connection the worker's concurrency needed: a cache smaller
+     * than the number of transfers in flight closes connections after use,
+     * and each request then pays new TCP handshakes. */
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 4096L);
     if (pool->opts.max_host_connections > 0)
         curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                           pool->opts.max_host_connections);

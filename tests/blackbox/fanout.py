@@ -55,6 +55,15 @@ def backend(name: str, url: str, **kw) -> dict:
     return d
 
 
+def write_config(path: str, config) -> None:
+    """Write a config file: a dict as JSON, or text as is (for broken configs)."""
+    with open(path, "w") as f:
+        if isinstance(config, str):
+            f.write(config)
+        else:
+            json.dump(config, f, indent=2)
+
+
 def endpoint(path: str, backends: List[dict], **kw) -> dict:
     """One endpoint entry: endpoint("/api/x/{id}", [...], timeout_ms=200, report=True)."""
     d = {"path": path, "backends": backends}
@@ -158,6 +167,8 @@ class Fanout:
         self.cond = threading.Condition()
         self.port: Optional[int] = None
         self.reaped = False  # a test already judged the exit (wait_exit)
+        self.config_path: Optional[str] = None  # the -c file, when there is one
+        self.health_path: Optional[str] = "/health"  # readiness probe; None = the route is off
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=sanitizer_env(), cwd=REPO)
         self._readers = [threading.Thread(target=self._drain, args=(self.proc.stdout, self.stdout),
@@ -171,16 +182,20 @@ class Fanout:
     def start(cls, binary: str, variant: str, config: Optional[dict], workdir: str,
               args=(), name: str = "fanout") -> "Fanout":
         argv = [binary]
+        path = None
         if config is not None:
             path = os.path.join(workdir, "%s-%s.json" % (name, variant))
-            with open(path, "w") as f:
-                json.dump(config, f, indent=2)
+            write_config(path, config)
             argv += ["-c", path]
         argv += ["--listen", "127.0.0.1:0"] + list(args)
         fo = cls(argv, variant)
+        fo.config_path = path
+        if config is not None:
+            fo.health_path = config.get("health_path", "/health")
         try:
             fo._wait_listening()
-            fo._wait_healthy()
+            if fo.health_path is not None:
+                fo._wait_healthy()
         except BaseException:
             fo.kill()
             raise
@@ -200,13 +215,37 @@ class Fanout:
                     % (" ".join(self.argv), self.proc.poll(), "\n".join(self.stdout[-80:]),
                        "\n".join(self.stderr[-200:])))
 
-    def _listening_port(self):
-        for line in self.stdout:
+    def events(self) -> List[dict]:
+        """The stdout lines that parse as JSON objects."""
+        out = []
+        with self.cond:
+            lines = list(self.stdout)
+        for line in lines:
             try:
                 ev = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(ev, dict) and ev.get("event") == "listening":
+            if isinstance(ev, dict):
+                out.append(ev)
+        return out
+
+    def wait_event(self, pred, timeout: float = 5.0, what: str = "a log line") -> dict:
+        """The first stdout JSON object for which pred(obj) is true, waiting up to 'timeout'."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for ev in self.events():
+                    if pred(ev):
+                        return ev
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no %s within %.1f s\n%s" % (what, timeout,
+                                                                       self.output()))
+                self.cond.wait(left)
+
+    def _listening_port(self):
+        for ev in self.events():
+            if ev.get("event") == "listening":
                 return int(ev["port"])
         return None
 
@@ -233,7 +272,7 @@ class Fanout:
             if self.proc.poll() is not None:
                 break
             try:
-                r = self.get("/health", timeout=2)
+                r = self.get(self.health_path, timeout=2)
                 if r.status == 200:
                     assert r.json() == {"status": "ok"}, r
                     return
@@ -241,7 +280,7 @@ class Fanout:
             except OSError as e:
                 last = e
             time.sleep(0.05)  # polling interval for readiness, not synchronisation
-        raise AssertionError("GET /health never answered 200 (last: %r)\n%s"
+        raise AssertionError("GET " + self.health_path + " never answered 200 (last: %r)\n%s"
                              % (last, self.output()))
 
     # ---- HTTP ----

@@ -288,3 +288,15 @@ def test_custom_path(spawn, backend):
     assert r.json() == {"a": {"id": "7"}}
     r = fo.post("/aggregate", doc)
     assert r.status == 404, r
+
+
+def test_default_max_requests_is_32(spawn, backend):
+    fo = spawn({"aggregate": {"allow_hosts": ["127.0.0.1:%d" % backend.port]}, "endpoints": []})
+    reqs = {"r%d" % i: {"url": backend.url("/id/%d" % i)} for i in range(32)}
+    r = fo.post("/aggregate", {"requests": reqs})
+    assert r.status == 200, r
+    assert len(r.keys()) == 32, r
+    reqs["r32"] = {"url": backend.url("/id/32")}
+    r = fo.post("/aggregate", {"requests": reqs})
+    assert r.status == 400, r
+    assert error_code(r) == "too_many_requests", r

@@ -261,6 +261,7 @@ def test_sigterm_lets_a_request_in_flight_finish(spawn, backend):
     assert "r" in out, "the request in flight got no answer\n" + fo.output()
     assert out["r"].status == 200, out["r"]
     assert out["r"].json() == {"s": {"delay": 300}}
+    assert "close" in out["r"].headers.get("Connection", "").lower(), out["r"]
     assert fo.wait_exit(10) == 0, fo.output()
 
 

@@ -80,7 +80,11 @@ struct job {
     size_t pending;            /* Calls not ended yet. */
     struct job *prev, *next;   /* Worker's running list, or the free list. */
     bool watching;             /* w.fd is in the epoll set. */
+    int64_t deadline_us;       /* The context's deadline, fo_clock_us() time. */
+    size_t heap_idx;           /* Position in the worker's deadline heap, or NO_HEAP. */
 };
+
+#define NO_HEAP ((size_t)-1)
 
 struct fo_worker {
     struct fo_pool *pool;      /* Back pointer, for options. */
@@ -89,8 +93,10 @@ struct fo_worker {
     struct watch wake;         /* WATCH_WAKE on an eventfd. */
     CURLM *multi;              /* All transfers of this worker. */
     struct fo_chan *inbox;     /* Submitted fan-outs (struct fo_fanout *). */
-    int64_t timer_due_ms;      /* When curl wants CURL_SOCKET_TIMEOUT, -1 = never. */
+    int64_t timer_due_us;      /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
     struct job *running;       /* Jobs in flight (doubly linked). */
+    struct job **heap;         /* Running jobs with a deadline, min-heap on deadline_us. */
+    size_t nheap, capheap;
     struct job *free_jobs;     /* Recycled jobs (via next). */
     struct xfer *free_xfers;   /* Recycled transfers with their easy handles (via next). */
     size_t nfree_xfers;        /* Length of free_xfers. */
@@ -172,7 +178,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 {
     struct fo_worker *w = arg;
     (void)multi;
-    w->timer_due_ms = timeout_ms < 0 ? -1 : fo_clock_ms() + timeout_ms;
+    w->timer_due_us = timeout_ms < 0 ? -1 : fo_clock_us() + (int64_t)timeout_ms * 1000;
     return 0;
 }
 
@@ -244,6 +250,79 @@ static struct job *job_get(struct fo_worker *w)
     return xmalloc(sizeof *j);
 }
 
+/* ---- deadline heap (worker thread) ----
+ * Curl's own timers work in whole milliseconds rounded up, so a call cut by
+ * its curl timeout ends up to a millisecond after the request deadline. The
+ * heap lets the worker wake at the deadline itself (epoll_pwait2 takes a
+ * timespec) and abort what is still running. */
+
+static void heap_set(struct fo_worker *w, size_t i, struct job *j)
+{
+    w->heap[i] = j;
+    j->heap_idx = i;
+}
+
+static void heap_up(struct fo_worker *w, size_t i)
+{
+    struct job *j = w->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (w->heap[p]->deadline_us <= j->deadline_us)
+            break;
+        heap_set(w, i, w->heap[p]);
+        i = p;
+    }
+    heap_set(w, i, j);
+}
+
+static void heap_down(struct fo_worker *w, size_t i)
+{
+    struct job *j = w->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= w->nheap)
+            break;
+        if (c + 1 < w->nheap && w->heap[c + 1]->deadline_us < w->heap[c]->deadline_us)
+            c++;
+        if (w->heap[c]->deadline_us >= j->deadline_us)
+            break;
+        heap_set(w, i, w->heap[c]);
+        i = c;
+    }
+    heap_set(w, i, j);
+}
+
+static void heap_push(struct fo_worker *w, struct job *j)
+{
+    if (w->nheap == w->capheap) {
+        size_t cap = w->capheap ? w->capheap * 2 : 64;
+        struct job **h = realloc(w->heap, cap * sizeof *h);
+        if (!h) {
+            fprintf(stderr, "fanout: out of memory\n");
+            abort();
+        }
+        w->heap = h;
+        w->capheap = cap;
+    }
+    w->heap[w->nheap] = j;
+    j->heap_idx = w->nheap++;
+    heap_up(w, j->heap_idx);
+}
+
+static void heap_remove(struct fo_worker *w, struct job *j)
+{
+    size_t i = j->heap_idx;
+    if (i == NO_HEAP)
+        return;
+    j->heap_idx = NO_HEAP;
+    struct job *last = w->heap[--w->nheap];
+    if (i == w->nheap)
+        return;
+    heap_set(w, i, last);
+    heap_up(w, i);
+    heap_down(w, last->heap_idx);
+}
+
 /* Drop one count from the job; the last completes it: the client socket
  * leaves the epoll set, the job is recycled and 'done' is called. The job
  * must not be touched after a release that may have been the last. */
@@ -252,6 +331,7 @@ static void job_release(struct fo_worker *w, struct job *j)
     if (--j->pending > 0)
         return;
     struct fo_fanout *f = j->f;
+    heap_remove(w, j);
     if (j->watching)
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, j->w.fd, NULL);
     j->watching = false;
@@ -291,17 +371,23 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
 
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome);
 
+/* Add the connections this transfer opened to the worker's count. */
+static void count_connects(struct fo_worker *w, struct xfer *x)
+{
+    long connects = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+    if (connects > 0)
+        atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
+}
+
 /* Classify a finished transfer and fill in its call's result. */
 static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
 {
     struct fo_call *call = x->call;
     struct job *j = x->job;
     long status = 0;
-    long connects = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
-    if (connects > 0)
-        atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
+    count_connects(w, x);
     call->status = (int)status;
     call->ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
 
@@ -371,6 +457,7 @@ static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcom
         list = x->next;
         struct fo_call *call = x->call;
         double ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
+        count_connects(w, x);
         curl_multi_remove_handle(w->multi, x->easy);
         atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
         xfer_put(w, x);
@@ -453,6 +540,12 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     j->w.kind = WATCH_CLIENT;
     j->w.fd = f->client_fd;
     j->f = f;
+    j->heap_idx = NO_HEAP;
+    int64_t deadline_ms = fo_ctx_deadline(f->ctx);
+    if (deadline_ms != FO_NO_DEADLINE) {
+        j->deadline_us = deadline_ms * 1000;
+        heap_push(w, j);
+    }
     /* One extra count keeps the job alive until every call is started. */
     j->pending = f->ncalls + 1;
     j->next = w->running;
@@ -543,14 +636,25 @@ static void *worker_main(void *arg)
     int running;
 
     while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
-        int wait_ms = -1;
-        if (w->timer_due_ms >= 0) {
-            int64_t d = w->timer_due_ms - fo_clock_ms();
-            wait_ms = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+        /* Microsecond timeouts (epoll_pwait2): deadlines end within a
+         * fraction of a millisecond, not up to one late. */
+        struct timespec ts, *tsp = NULL;
+        int64_t due = w->timer_due_us;
+        if (w->nheap && (due < 0 || w->heap[0]->deadline_us < due))
+            due = w->heap[0]->deadline_us;
+        if (due >= 0) {
+            int64_t d = due - fo_clock_us();
+            if (d < 0)
+                d = 0;
+            if (d > 60000000)
+                d = 60000000;
+            ts.tv_sec = d / 1000000;
+            ts.tv_nsec = (d % 1000000) * 1000;
+            tsp = &ts;
         }
-        int n = epoll_wait(w->epfd, events, 64, wait_ms);
+        int n = epoll_pwait2(w->epfd, events, 64, tsp, NULL);
         if (n < 0 && errno != EINTR) {
-            fprintf(stderr, "fanout: epoll_wait: %s\n", strerror(errno));
+            fprintf(stderr, "fanout: epoll_pwait2: %s\n", strerror(errno));
             abort();
         }
         for (int i = 0; i < n; i++) {
@@ -588,8 +692,14 @@ static void *worker_main(void *arg)
         }
         if (atomic_exchange_explicit(&w->sweep, false, memory_order_acq_rel))
             sweep_jobs(w);
-        if (w->timer_due_ms >= 0 && fo_clock_ms() >= w->timer_due_ms) {
-            w->timer_due_ms = -1;
+        int64_t now_us = fo_clock_us();
+        while (w->nheap && w->heap[0]->deadline_us <= now_us) {
+            struct job *j = w->heap[0];
+            heap_remove(w, j);
+            abort_job(w, j, FO_ERR_TIMEOUT); /* May complete (recycle) the job. */
+        }
+        if (w->timer_due_us >= 0 && fo_clock_us() >= w->timer_due_us) {
+            w->timer_due_us = -1;
             curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
             drain_done(w);
         }
@@ -608,6 +718,7 @@ static void worker_cleanup(struct fo_worker *w)
         fo_buf_free(&x->body);
         free(x);
     }
+    free(w->heap);
     while (w->free_jobs) {
         struct job *j = w->free_jobs;
         w->free_jobs = j->next;
@@ -628,7 +739,7 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     w->epfd = -1;
     w->wake.fd = -1;
     w->wake.kind = WATCH_WAKE;
-    w->timer_due_ms = -1;
+    w->timer_due_us = -1;
     int rc = fo_chan_create(&w->inbox, pool->opts.queue_cap);
     if (rc < 0)
         return rc;

@@ -132,6 +132,7 @@ struct fo_server {
     atomic_bool draining;          /* /ready answers 503; answers say Connection: close. */
     atomic_uint_fast64_t id_seq;   /* Request id counter. */
     uint32_t id_prefix;            /* Random per process. */
+    atomic_long nconns;            /* Open client connections (on_connection). */
     pthread_mutex_t conns_lock;    /* Guards the connection list. */
     struct conn_rec *conns;        /* Open client connections. */
     bool stopped;
@@ -373,7 +374,7 @@ static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Res
     }
     if (client_ms > 0 && client_ms < timeout_ms)
         timeout_ms = client_ms;
-    int64_t deadline = r->start_us / 1000 + timeout_ms;
+    int64_t deadline = (r->start_us + 500) / 1000 + timeout_ms;
     r->calls = calloc(n, sizeof *r->calls);
     r->call_stats = calloc(n, sizeof *r->call_stats);
     if (!r->calls || !r->call_stats || fo_ctx_create(&r->ctx, r->srv->root, deadline) < 0 ||
@@ -781,6 +782,15 @@ static void take_request_id(struct request *r)
     snprintf(r->id, sizeof r->id, "%08x%012llx", r->srv->id_prefix, (unsigned long long)seq);
 }
 
+/* Add the length of one query argument ("&key=value") to *cls. */
+static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += 2 + strlen(key) + (value ? strlen(value) : 0);
+    return MHD_YES;
+}
+
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
@@ -795,7 +805,9 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
 static int check_head(struct request *r, const char *url, enum MHD_Result *res)
 {
     const struct fo_config *cfg = r->rt->cfg;
-    if (strlen(url) > cfg->max_url_bytes) {
+    size_t target = strlen(url); /* MHD hands the query over separately. */
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg_len, &target);
+    if (target > cfg->max_url_bytes) {
         *res = answer_error(r, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
                             "the request target is longer than max_url_bytes", NULL);
         return -1;
@@ -908,6 +920,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     atomic_fetch_sub_explicit(&srv->live, 1, memory_order_relaxed);
 }
 
+/* Over max_connections: refuse at once (MHD closes the accepted socket), so
+ * the client sees a clean close instead of waiting in the listen backlog
+ * while the connections already open keep being served. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct fo_server *srv = cls;
+    (void)addr;
+    (void)addrlen;
+    long open = atomic_load_explicit(&srv->nconns, memory_order_relaxed);
+    return open >= (long)srv->boot->max_connections ? MHD_NO : MHD_YES;
+}
+
 /* Track connections for the header-timeout watchdog. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
@@ -921,6 +945,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         cr->fd = ci ? ci->connect_fd : -1;
         cr->opened_ms = fo_clock_ms();
+        atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed);
         pthread_mutex_lock(&srv->conns_lock);
         cr->next = srv->conns;
         if (srv->conns)
@@ -933,6 +958,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     struct conn_rec *cr = *socket_context;
     if (!cr)
         return;
+    atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
     pthread_mutex_lock(&srv->conns_lock);
     if (cr->prev)
         cr->prev->next = cr->next;
@@ -1028,12 +1054,16 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
                      MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
     unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+    /* MHD's own limit is split between its threads and, when reached, leaves
+     * new clients hanging in the backlog; keep it out of the way and let
+     * on_accept enforce max_connections. */
+    unsigned mhd_limit = (unsigned)(cfg->max_connections + 64) * threads;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_escaped, srv, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->max_header_bytes, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!srv->daemon) {
         rc = -EADDRINUSE;

@@ -374,7 +374,7 @@ static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Res
     }
     if (client_ms > 0 && client_ms < timeout_ms)
         timeout_ms = client_ms;
-    int64_t deadline = (r->start_us + 500) / 1000 + timeout_ms;
+    int64_t deadline = r->start_us / 1000 + timeout_ms;
     r->calls = calloc(n, sizeof *r->calls);
     r->call_stats = calloc(n, sizeof *r->call_stats);
     if (!r->calls || !r->call_stats || fo_ctx_create(&r->ctx, r->srv->root, deadline) < 0 ||

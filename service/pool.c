@@ -100,6 +100,7 @@ struct fo_worker {
     struct job *free_jobs;     /* Recycled jobs (via next). */
     struct xfer *free_xfers;   /* Recycled transfers with their easy handles (via next). */
     size_t nfree_xfers;        /* Length of free_xfers. */
+    bool pwait2;               /* epoll_pwait2 is available (until ENOSYS says not). */
     atomic_bool stop;          /* Set by fo_pool_destroy. */
     atomic_bool sweep;         /* Set by fo_pool_sweep. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
@@ -629,6 +630,23 @@ static void drain_inbox(struct fo_worker *w)
         job_start(w, item);
 }
 
+/* epoll_pwait2 where the kernel has it (5.11+); else epoll_wait with the
+ * timeout rounded up to whole milliseconds (never early). */
+static int wait_events(struct fo_worker *w, struct epoll_event *ev, int max,
+                       const struct timespec *ts)
+{
+    if (w->pwait2) {
+        int n = epoll_pwait2(w->epfd, ev, max, ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        w->pwait2 = false;
+    }
+    int ms = -1;
+    if (ts)
+        ms = (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+    return epoll_wait(w->epfd, ev, max, ms);
+}
+
 static void *worker_main(void *arg)
 {
     struct fo_worker *w = arg;
@@ -652,9 +670,9 @@ static void *worker_main(void *arg)
             ts.tv_nsec = (d % 1000000) * 1000;
             tsp = &ts;
         }
-        int n = epoll_pwait2(w->epfd, events, 64, tsp, NULL);
+        int n = wait_events(w, events, 64, tsp);
         if (n < 0 && errno != EINTR) {
-            fprintf(stderr, "fanout: epoll_pwait2: %s\n", strerror(errno));
+            fprintf(stderr, "fanout: epoll wait: %s\n", strerror(errno));
             abort();
         }
         for (int i = 0; i < n; i++) {
@@ -740,6 +758,7 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     w->wake.fd = -1;
     w->wake.kind = WATCH_WAKE;
     w->timer_due_us = -1;
+    w->pwait2 = true;
     int rc = fo_chan_create(&w->inbox, pool->opts.queue_cap);
     if (rc < 0)
         return rc;

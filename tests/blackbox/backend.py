@@ -36,6 +36,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Callable, List, Optional, Tuple
@@ -419,6 +420,11 @@ class Backend:
             return None
         self._send(sock, status, body, ctype, extra, close)
         return not close
+
+
+def tag() -> str:
+    """A fresh value for a tag=... query parameter."""
+    return uuid.uuid4().hex[:12]
 
 
 def closed_port() -> Tuple[socket.socket, int]:

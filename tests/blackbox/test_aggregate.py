@@ -3,18 +3,14 @@
 import json
 import socket
 import urllib.parse
-import uuid
 
 import pytest
 
+from blackbox.backend import tag
 from blackbox.fanout import backend as be, endpoint as ep, error_code
 
 SLACK = 0.25
 MAX_BODY = 4096
-
-
-def tag():
-    return uuid.uuid4().hex[:12]
 
 
 def fanout_config(b):

@@ -1,22 +1,18 @@
-"""Deadlines, required backends, X-Timeout-Ms, aborting calls (backend sees its connection closed)."""
+"""Deadlines, required backends, X-Timeout-Ms, aborted calls closing backend connections."""
 
 import signal
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 
+from blackbox.backend import tag
 from blackbox.fanout import backend as be, endpoint as ep, error_code
 
 # Noise allowance on top of a deadline: ASan build, 2 noisy cores. Still far below the
 # next larger timeout in play, so a missed deadline fails.
 SLACK = 0.25
-
-
-def tag():
-    return uuid.uuid4().hex[:12]
 
 
 def fanout_config(b):

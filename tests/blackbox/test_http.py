@@ -2,16 +2,11 @@
 
 import string
 import urllib.parse
-import uuid
 
 import pytest
 
-from blackbox.backend import Backend
+from blackbox.backend import Backend, tag
 from blackbox.fanout import backend as be, endpoint as ep, error_code, raw
-
-
-def tag():
-    return uuid.uuid4().hex[:12]
 
 
 def fanout_config(b):

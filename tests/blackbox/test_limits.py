@@ -3,15 +3,11 @@
 import socket
 import threading
 import time
-import uuid
 
+from blackbox.backend import tag
 from blackbox.fanout import backend as be, endpoint as ep, error_code
 
 SLACK = 0.5
-
-
-def tag():
-    return uuid.uuid4().hex[:12]
 
 
 def read_until_closed(s, timeout):

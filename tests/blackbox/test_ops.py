@@ -5,21 +5,16 @@ import re
 import signal
 import threading
 import time
-import uuid
 
 import pytest
 
-from blackbox.backend import Backend
+from blackbox.backend import Backend, tag
 from blackbox.fanout import backend as be, endpoint as ep, error_code, run_cli, write_config
 from blackbox.metrics import scrape
 
 SLACK = 0.25
 GENERATED_ID = re.compile(r"[0-9a-f]{20}")
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def tag():
-    return uuid.uuid4().hex[:12]
 
 
 def fanout_config(b):

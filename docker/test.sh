@@ -145,7 +145,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 if ! command -v docker >/dev/null; then
-    echo "docker CLI not found (it talks to podman's Docker API); see docker/README-section.md"
+    echo "docker CLI not found: install a Docker client (Debian: docker.io); it talks to podman"
     echo "docker: 0 passed, 1 failed"
     exit 1
 fi
@@ -178,7 +178,11 @@ timeout 900 "$ROOT/docker/base-image.sh" || die "base image: debootstrap + impor
 timing "base image" "$(elapsed "$t")"
 
 t=$(date +%s.%N)
-if ! DK_TIMEOUT=900 dk build -f docker/Dockerfile -t "$IMAGE" . >"$WORK/build.log" 2>&1; then
+# The build stage gets a tag of its own so that its layers (the -dev packages) are not dangling:
+# the cleanup prunes dangling images, which would otherwise throw that cache away every run.
+if ! DK_TIMEOUT=900 dk build -f docker/Dockerfile --target build -t fanout-build:cache . \
+    >"$WORK/build.log" 2>&1 ||
+    ! DK_TIMEOUT=900 dk build -f docker/Dockerfile -t "$IMAGE" . >>"$WORK/build.log" 2>&1; then
     tail -n 40 "$WORK/build.log"
     die "docker build -f docker/Dockerfile ."
 fi

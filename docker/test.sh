@@ -145,6 +145,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 if ! command -v docker >/dev/null; then
+    # Debian ships the Docker client in docker.io (its daemon is not used: podman serves the API).
+    timeout 900 apt-get install -y -qq --no-install-recommends docker.io >/dev/null 2>&1 || true
+fi
+if ! command -v docker >/dev/null; then
     echo "docker CLI not found: install a Docker client (Debian: docker.io); it talks to podman"
     echo "docker: 0 passed, 1 failed"
     exit 1

@@ -248,7 +248,7 @@ int main(int argc, char **argv)
             reload(srv, metrics, config_path, listen);
             continue;
         }
-        fo_log(FO_LOG_INFO, "draining", "\"signal\":%d", sig);
+        fo_log(FO_LOG_INFO, "signal", "\"signal\":%d", sig);
         break;
     }
     fo_server_stop(srv);

@@ -1143,6 +1143,8 @@ void fo_server_stop(struct fo_server *srv)
         return;
     srv->stopped = true;
     atomic_store(&srv->draining, true);
+    fo_log(FO_LOG_INFO, "draining", "\"in_flight\":%ld,\"drain_ms\":%lld",
+           atomic_load(&srv->live), (long long)srv->boot->drain_ms);
     MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
     wait_idle(srv, fo_clock_ms() + srv->boot->drain_ms);
     if (atomic_load(&srv->waiting) > 0) {

@@ -77,13 +77,13 @@ struct fo_config {
 
     /* Limits (hardening). */
     size_t max_connections;     /* Open client connections, default 10000. */
-    size_t max_header_bytes;    /* Request line + headers, default 16384. */
+    size_t max_header_bytes;    /* Request line + headers, default 8192. */
     size_t max_headers;         /* Header count, default 100. */
-    size_t max_url_bytes;       /* Request target length, default 8192. */
+    size_t max_url_bytes;       /* Request target length, default 4096. */
     int64_t idle_timeout_ms;    /* Idle keep-alive connection, default 60000. */
     int64_t header_timeout_ms;  /* Whole request head must arrive within, default 10000. */
     size_t max_inflight_calls;  /* Backend calls in flight, all workers, default 10000. */
-    size_t max_backend_inflight; /* Calls in flight to one host:port, default 1000 (0 = no cap). */
+    size_t max_backend_inflight; /* Calls in flight to one backend, default 4096 (0 = no cap). */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

@@ -782,13 +782,13 @@ static struct fo_config *config_new(struct vctx *c)
     cfg->access_log_probes = false;
     cfg->drain_ms = 10000;
     cfg->max_connections = 10000;
-    cfg->max_header_bytes = 16384;
+    cfg->max_header_bytes = 8192;
     cfg->max_headers = 100;
-    cfg->max_url_bytes = 8192;
+    cfg->max_url_bytes = 4096;
     cfg->idle_timeout_ms = 60000;
     cfg->header_timeout_ms = 10000;
     cfg->max_inflight_calls = 10000;
-    cfg->max_backend_inflight = 1000;
+    cfg->max_backend_inflight = 4096;
     return cfg;
 }
 

@@ -189,13 +189,13 @@ static void test_defaults(void **state)
         assert_false(cfg->access_log_probes);
         assert_int_equal(cfg->drain_ms, 10000);
         assert_int_equal(cfg->max_connections, 10000);
-        assert_int_equal(cfg->max_header_bytes, 16384);
+        assert_int_equal(cfg->max_header_bytes, 8192);
         assert_int_equal(cfg->max_headers, 100);
-        assert_int_equal(cfg->max_url_bytes, 8192);
+        assert_int_equal(cfg->max_url_bytes, 4096);
         assert_int_equal(cfg->idle_timeout_ms, 60000);
         assert_int_equal(cfg->header_timeout_ms, 10000);
         assert_int_equal(cfg->max_inflight_calls, 10000);
-        assert_int_equal(cfg->max_backend_inflight, 1000);
+        assert_int_equal(cfg->max_backend_inflight, 4096);
         fo_config_destroy(cfg);
     }
 
@@ -605,14 +605,14 @@ static void test_url_within_head(void **state)
     assert_int_equal(cfg->max_header_bytes, 2048);
     assert_int_equal(cfg->max_url_bytes, 2048);
     fo_config_destroy(cfg);
-    cfg = parse_ok("{'max_url_bytes': 16384}");
+    cfg = parse_ok("{'max_url_bytes': 8192}");
     fo_config_destroy(cfg);
 
-    parse_bad("{'max_url_bytes': 16385}",
-              "max_url_bytes: 16385 is more than max_header_bytes (16384)\n");
+    parse_bad("{'max_url_bytes': 8193}",
+              "max_url_bytes: 8193 is more than max_header_bytes (8192)\n");
     /* The default target length counts too. */
     parse_bad("{'max_header_bytes': 1024}",
-              "max_url_bytes: 8192 is more than max_header_bytes (1024)\n");
+              "max_url_bytes: 4096 is more than max_header_bytes (1024)\n");
     parse_bad("{'max_header_bytes': 4096, 'max_url_bytes': 4097}",
               "max_url_bytes: 4097 is more than max_header_bytes (4096)\n");
     /* A value wrong on its own is not compared. */

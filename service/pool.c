@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -472,6 +473,17 @@ static enum fo_outcome ctx_outcome(int err)
     return err == -ETIMEDOUT ? FO_ERR_TIMEOUT : FO_ERR_CANCELLED;
 }
 
+/* True for a configured or client-given header line that would repeat one
+ * fanout sets itself: X-Timeout-Ms and X-Request-Id always, Content-Type
+ * when fanout sends a JSON body. Fanout's own value wins. */
+static bool own_header(const char *line, bool body)
+{
+    size_t n = strcspn(line, ":");
+    return (n == 12 && strncasecmp(line, "X-Timeout-Ms", n) == 0) ||
+           (n == 12 && strncasecmp(line, "X-Request-Id", n) == 0) ||
+           (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
+}
+
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
@@ -490,7 +502,8 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
         h = curl_slist_append(h, rid);
     }
     for (size_t i = 0; h && i < call->nheaders; i++)
-        h = curl_slist_append(h, call->headers[i]);
+        if (!own_header(call->headers[i], call->body != NULL))
+            h = curl_slist_append(h, call->headers[i]);
     if (h)
         h = curl_slist_append(h, "Accept: application/json");
     if (h && call->body)

@@ -1143,10 +1143,17 @@ void fo_server_stop(struct fo_server *srv)
         return;
     srv->stopped = true;
     atomic_store(&srv->draining, true);
-    fo_log(FO_LOG_INFO, "draining", "\"in_flight\":%ld,\"drain_ms\":%lld",
-           atomic_load(&srv->live), (long long)srv->boot->drain_ms);
+    /* Stop accepting, and close the listening socket at once: a client that
+     * connects now is refused instead of waiting in the backlog. */
     MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
-    wait_idle(srv, fo_clock_ms() + srv->boot->drain_ms);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    pthread_mutex_lock(&srv->rt_lock);
+    int64_t drain_ms = srv->rt->cfg->drain_ms; /* Reloadable: the current config's. */
+    pthread_mutex_unlock(&srv->rt_lock);
+    fo_log(FO_LOG_INFO, "draining", "\"in_flight\":%ld,\"drain_ms\":%lld",
+           atomic_load(&srv->live), (long long)drain_ms);
+    wait_idle(srv, fo_clock_ms() + drain_ms);
     if (atomic_load(&srv->waiting) > 0) {
         /* Out of patience: abort what is left; each request is still answered. */
         fo_log(FO_LOG_WARN, "drain_timeout", "\"waiting\":%ld", atomic_load(&srv->waiting));
@@ -1163,8 +1170,6 @@ void fo_server_stop(struct fo_server *srv)
     }
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
 }
 
 void fo_server_destroy(struct fo_server *srv)

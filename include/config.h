@@ -57,7 +57,7 @@ struct fo_config {
     char *listen_host;          /* Numeric address to bind, e.g. "127.0.0.1" or "::". */
     uint16_t listen_port;       /* Port to bind. */
     unsigned workers;           /* Backend worker threads; default online CPUs. */
-    unsigned server_threads;    /* HTTP front threads; default online CPUs. */
+    unsigned server_threads;    /* HTTP front threads; default half the online CPUs (>= 1). */
     int64_t timeout_ms;         /* Global request deadline, default 1000. */
     size_t max_body_bytes;      /* Client request body cap, default 1 MiB. */
     size_t max_response_bytes;  /* Backend response body cap, default 8 MiB. */

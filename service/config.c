@@ -766,7 +766,10 @@ static struct fo_config *config_new(struct vctx *c)
     (void)fo_listen_parse(DEFAULT_LISTEN, host, sizeof host, &cfg->listen_port);
     cfg->listen_host = xstrdup(c, host);
     cfg->workers = online_cpus();
-    cfg->server_threads = online_cpus();
+    /* The front does less per request than the workers (which run every
+     * backend transfer), so it gets half the CPUs: with workers = CPUs the
+     * service then runs about one busy thread per core. */
+    cfg->server_threads = online_cpus() / 2 > 0 ? online_cpus() / 2 : 1;
     cfg->timeout_ms = 1000;
     cfg->max_body_bytes = 1u << 20;
     cfg->max_response_bytes = 8u << 20;

@@ -169,7 +169,7 @@ static void test_defaults(void **state)
         assert_string_equal(cfg->listen_host, "127.0.0.1");
         assert_int_equal(cfg->listen_port, 8080);
         assert_int_equal(cfg->workers, want_threads);
-        assert_int_equal(cfg->server_threads, want_threads);
+        assert_int_equal(cfg->server_threads, want_threads / 2 > 0 ? want_threads / 2 : 1);
         assert_int_equal(cfg->timeout_ms, 1000);
         assert_int_equal(cfg->max_body_bytes, 1 << 20);
         assert_int_equal(cfg->max_response_bytes, 8 << 20);

@@ -60,7 +60,8 @@ class EConn:
     opened_at: float
     closed_at: Optional[float] = None
     closed_by: Optional[str] = None  # "peer", "backend" (FIN) or "rst"
-    sent: int = 0  # bytes the backend managed to send
+    sent: int = 0  # bytes the backend managed to send, all requests
+    req: Optional["EReq"] = None  # the request being answered
 
 
 @dataclass
@@ -76,6 +77,7 @@ class EReq:
     headers: List[Tuple[str, str]]
     body: bytes
     params: dict = field(default_factory=dict)
+    sent: int = 0  # bytes of the answer the backend managed to send
 
     def header(self, name: str) -> Optional[str]:
         for k, v in self.headers:
@@ -224,6 +226,7 @@ class EvilBackend:
                 req, buf = self._read_request(c, sock, buf)
                 if req is None:
                     break
+                c.req = req
                 how = self._answer(c, sock, req)
                 if how != "keep":
                     break
@@ -288,6 +291,8 @@ class EvilBackend:
             raise PeerGone() from e
         with self.cond:
             c.sent += len(data)
+            if c.req is not None:
+                c.req.sent += len(data)
 
     def _sleep(self, sock, seconds: float):
         """Wait, noticing the peer closing (then raise PeerGone). Request bytes that arrive

@@ -96,7 +96,7 @@ for name in "${targets[@]}"; do
         -print_final_stats=1 -artifact_prefix="$out/artifacts/$name-" ${FUZZ_FLAGS:-} \
         "$work" >"$log" 2>&1
     st=$?
-    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+ *DONE' "$log" |
+    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+[[:space:]]+DONE' "$log" |
         sed "s/^/   $name: /"
     if [ $st -ne 0 ]; then
         rc=1

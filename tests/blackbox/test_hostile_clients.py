@@ -7,6 +7,7 @@ next request (check_next_request).
 
 import json
 import select
+import signal
 import socket
 import struct
 import threading
@@ -295,6 +296,39 @@ def test_disconnect_mid_wait_aborts_the_call(fo, how):
     assert c.closed_at - gone < 1.0, "call aborted %.0f ms after the client left" % (
         (c.closed_at - gone) * 1000)
     check_next_request(fo)
+
+
+def test_abandoned_requests_do_not_hold_up_shutdown(spawn, backend):
+    """Requests whose clients left half-way must not stay live: SIGTERM (drain_ms 10 s) with
+    nothing in flight exits at once."""
+    fo = spawn(fanout_config(backend))
+    t = tag()
+    abandoned = [
+        b"GET /api/p/%s/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n" % t.encode(),
+        b"GET /api/p/%s/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"
+        % t.encode(),
+        b"POST /aggregate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"requests\"",
+        b"GET /api/p/%s/x HTTP/1.1\r\nHost: x\r\nX-A: " % t.encode(),
+    ]
+    for _ in range(3):
+        for data in abandoned:
+            with socket.create_connection(("127.0.0.1", fo.port), timeout=5) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(0.3)
+                try:
+                    s.recv(65536)
+                except (socket.timeout, ConnectionResetError):
+                    pass
+    time.sleep(0.3)
+    check_next_request(fo)
+    t0 = time.monotonic()
+    fo.proc.send_signal(signal.SIGTERM)
+    rc = fo.wait_exit(5.0)
+    took = time.monotonic() - t0
+    assert rc == 0 and took < 2.0, "SIGTERM with nothing in flight: exit %s after %.1f s " \
+        "(an abandoned request stayed live)\n%s" % (rc, took, fo.output())
+    E.assert_no_request(t, grace=0.05)
 
 
 # ---- slow readers ----------------------------------------------------------------------------

@@ -70,6 +70,7 @@ struct xfer {
     struct curl_slist *hdrs;   /* Request headers, from curl_slist_append. */
     struct fo_buf body;        /* Response body, capped at max_response_bytes. */
     int64_t start_us;          /* When the worker started it. */
+    int64_t budget_ms;         /* Its curl timeout, from start_us. */
     bool too_large;            /* The write callback refused more bytes. */
 };
 
@@ -176,12 +177,43 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     return 0;
 }
 
+/* curl may close a socket before it reports CURL_POLL_REMOVE for it (an
+ * aborted connect, curl 7.88): drop it from the epoll set and forget the
+ * marker while the fd is still ours, so a late REMOVE finds no marker and
+ * never touches an fd number another thread may have been given since. */
+static int on_close(void *arg, curl_socket_t s)
+{
+    struct fo_worker *w = arg;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
+    curl_multi_assign(w->multi, s, NULL);
+    return close(s);
+}
+
 static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 {
     struct fo_worker *w = arg;
     (void)multi;
     w->timer_due_us = timeout_ms < 0 ? -1 : fo_clock_us() + (int64_t)timeout_ms * 1000;
     return 0;
+}
+
+/* Just before the request is sent (after a wait for a connection, perhaps):
+ * rewrite the X-Timeout-Ms line, the slist's first, with what is left now.
+ * The value only shrinks, so it fits the line's original allocation. */
+static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
+{
+    struct xfer *x = arg;
+    (void)ip; (void)lip; (void)rport; (void)lport;
+    int64_t now_us = fo_clock_us();
+    int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
+    int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
+    if (ctx_left < left)
+        left = ctx_left;
+    if (left < 1)
+        left = 1;
+    char *line = x->hdrs->data;
+    snprintf(line, strlen(line) + 1, "X-Timeout-Ms: %lld", (long long)left);
+    return CURL_PREREQFUNC_OK;
 }
 
 /* ---- transfers and jobs (worker thread) ---- */
@@ -208,6 +240,10 @@ static struct xfer *xfer_get(struct fo_worker *w)
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETDATA, w);
+    curl_easy_setopt(x->easy, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "fanout/" FO_VERSION);
     curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE,
                      (curl_off_t)w->pool->opts.max_response_bytes);
@@ -484,6 +520,19 @@ static bool own_header(const char *line, bool body)
            (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
 }
 
+/* Append one header line; on failure the list is freed and *h is NULL. */
+static bool add_header(struct curl_slist **h, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(*h, line);
+    if (!n) {
+        curl_slist_free_all(*h);
+        *h = NULL;
+        return false;
+    }
+    *h = n;
+    return true;
+}
+
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
@@ -492,25 +541,30 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     x->call = call;
     x->job = j;
     x->start_us = fo_clock_us();
+    x->budget_ms = budget_ms;
 
     char tmo[40];
     snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
-    struct curl_slist *h = curl_slist_append(NULL, tmo);
-    if (h && j->f->request_id) {
-        char rid[160];
-        snprintf(rid, sizeof rid, "X-Request-Id: %s", j->f->request_id);
-        h = curl_slist_append(h, rid);
+    struct curl_slist *h = NULL;
+    bool ok = add_header(&h, tmo);
+    if (ok && j->f->request_id) {
+        char *rid;
+        if (asprintf(&rid, "X-Request-Id: %s", j->f->request_id) < 0) {
+            ok = false;
+        } else {
+            ok = add_header(&h, rid);
+            free(rid);
+        }
     }
-    for (size_t i = 0; h && i < call->nheaders; i++)
+    for (size_t i = 0; ok && i < call->nheaders; i++)
         if (!own_header(call->headers[i], call->body != NULL))
-            h = curl_slist_append(h, call->headers[i]);
-    if (h)
-        h = curl_slist_append(h, "Accept: application/json");
-    if (h && call->body)
-        h = curl_slist_append(h, "Content-Type: application/json");
-    if (h && call->body)
-        h = curl_slist_append(h, "Expect:"); /* No 100-continue round trip. */
-    if (!h) {
+            ok = add_header(&h, call->headers[i]);
+    ok = ok && add_header(&h, "Accept: application/json");
+    if (ok && call->body)
+        ok = add_header(&h, "Content-Type: application/json") &&
+             add_header(&h, "Expect:"); /* No 100-continue round trip. */
+    if (!ok) {
+        curl_slist_free_all(h);
         xfer_put(w, x);
         return -ENOMEM;
     }
@@ -522,6 +576,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
     const char *m = call->method;
     if (call->body) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 0L); /* A HEAD before left it set. */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m && strcmp(m, "POST") != 0 ? m : NULL);

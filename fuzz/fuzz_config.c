@@ -8,8 +8,9 @@
  * header lines without CR or LF; the aggregate is on exactly when it has
  * allow_hosts. Any violation aborts.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
- *       service/config.c service/tmpl.c service/buf.c -lcjson -o /tmp/fuzz_config */
+ *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
+ *       service/config.c service/config_io.c service/tmpl.c service/buf.c -lcjson \
+ *       -o /tmp/fuzz_config */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

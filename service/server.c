@@ -85,6 +85,8 @@ struct request {
     struct fo_buf body;            /* Request body, capped at max_body_bytes. */
     bool body_too_large;           /* A chunk went past the cap. */
     bool probe;                    /* health/ready/metrics: no access log by default. */
+    bool close;                    /* Framing is in doubt: close after the answer. */
+    struct conn_rec *cr;           /* The connection's watchdog record, or NULL. */
     char id[72];                   /* Request id: the client's X-Request-Id or ours. */
     const char *method;            /* Borrowed from MHD (valid until completion). */
     const char *url;               /* Borrowed from MHD. */
@@ -108,11 +110,15 @@ struct request {
     bool complete;                 /* Every call succeeded. */
 };
 
-/* Per-connection state for the header-timeout watchdog. */
+/* Per-connection state for the watchdog. */
 struct conn_rec {
     int fd;                        /* Client socket. */
     int64_t opened_ms;             /* When MHD accepted it. */
     atomic_bool head_seen;         /* A complete request head arrived. */
+    atomic_bool in_body;           /* A request is waiting for more of its body. */
+    atomic_ulong body_chunks;      /* Body chunks received, to see progress. */
+    bool fin;                      /* Watchdog: the peer's FIN seen while in_body, */
+    unsigned long fin_chunks;      /* ... at this body_chunks. */
     struct conn_rec *prev, *next;  /* Server's list; conns_lock. */
 };
 
@@ -227,7 +233,7 @@ static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Resp
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !r->probe)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (atomic_load_explicit(&r->srv->draining, memory_order_relaxed))
+    if (r->close || atomic_load_explicit(&r->srv->draining, memory_order_relaxed))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->state = REQ_DONE;
     r->status = status;
@@ -791,18 +797,107 @@ static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+/* What scan_header learns about the head's fields. */
+struct head_scan {
+    size_t n;          /* Fields. */
+    unsigned hosts;    /* Host fields. */
+    unsigned lengths;  /* Content-Length fields. */
+    unsigned codings;  /* Transfer-Encoding fields. */
+    const char *bad;   /* Why the head is malformed, or NULL. */
+};
+
+/* A token character (RFC 9110 5.6.2), the only bytes a field name may hold. */
+static bool is_tchar(unsigned char c)
 {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* True if s holds a control byte other than tab, or DEL; NULs count. */
+static bool has_ctl(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    struct head_scan *h = cls;
     (void)kind;
-    (void)key;
-    (void)value;
-    (*(size_t *)cls)++;
+    h->n++;
+    if (h->bad)
+        return MHD_YES;
+    bool name_ok = key_size > 0;
+    for (size_t i = 0; name_ok && i < key_size; i++)
+        name_ok = is_tchar((unsigned char)key[i]);
+    if (!name_ok) {
+        h->bad = "malformed header field name";
+        return MHD_YES;
+    }
+    if (value && has_ctl(value, value_size)) {
+        h->bad = "control character in a header field value";
+        return MHD_YES;
+    }
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        h->hosts++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        h->lengths++;
+        bool digits = value && value_size > 0;
+        for (size_t i = 0; digits && i < value_size; i++)
+            digits = value[i] >= '0' && value[i] <= '9';
+        if (!digits)
+            h->bad = "Content-Length is not a number";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->codings++;
+        if (!value || strcasecmp(value, "chunked") != 0)
+            h->bad = "the only transfer coding accepted is chunked";
+    }
     return MHD_YES;
 }
 
+/* Flag a query argument holding a byte no request target may carry. */
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    bool *bad = cls;
+    /* No check for spaces: the parser has already turned each '+' into one. */
+    if (has_ctl(key, key_size) || (value && has_ctl(value, value_size)))
+        *bad = true;
+    return MHD_YES;
+}
+
+/* RFC 9112 framing and syntax the parser lets through: fields that could make
+ * this request mean something else to the next hop. Returns why, or NULL. */
+static const char *malformed(struct request *r, const char *url, const char *version,
+                             const struct head_scan *h)
+{
+    if (h->bad)
+        return h->bad;
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return "the request target holds a space or a control character";
+    bool bad_arg = false;
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, scan_arg, &bad_arg);
+    if (bad_arg)
+        return "the request target holds a space or a control character";
+    if (h->hosts > 1 || (h->hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+        return "an HTTP/1.1 request needs exactly one Host field";
+    if (h->lengths > 1 || h->codings > 1)
+        return "Content-Length or Transfer-Encoding appears more than once";
+    if (h->lengths && h->codings)
+        return "Content-Length and Transfer-Encoding together";
+    return NULL;
+}
+
 /* Check the head against the limits. Returns 0, or an answered status. */
-static int check_head(struct request *r, const char *url, enum MHD_Result *res)
+static int check_head(struct request *r, const char *url, const char *version, bool *body,
+                      enum MHD_Result *res)
 {
     const struct fo_config *cfg = r->rt->cfg;
     size_t target = strlen(url); /* MHD hands the query over separately. */
@@ -812,15 +907,22 @@ static int check_head(struct request *r, const char *url, enum MHD_Result *res)
                             "the request target is longer than max_url_bytes", NULL);
         return -1;
     }
-    size_t nheaders = 0;
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &nheaders);
-    if (nheaders > cfg->max_headers) {
+    struct head_scan h = {0};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    if (h.n > cfg->max_headers) {
         *res = answer_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_many_headers",
                             "the request has more than max_headers header fields", NULL);
         return -1;
     }
+    const char *why = malformed(r, url, version, &h);
+    if (why) {
+        r->close = true;
+        *res = answer_error(r, MHD_HTTP_BAD_REQUEST, "malformed_request", why, NULL);
+        return -1;
+    }
     const char *cl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    *body = h.codings > 0 || (cl && strspn(cl, "0") != strlen(cl));
     if (cl) {
         char *end;
         errno = 0;
@@ -841,7 +943,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     struct fo_server *srv = cls;
     struct request *r = *req_cls;
-    (void)version;
 
     if (!r) {
         r = calloc(1, sizeof *r);
@@ -859,19 +960,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *req_cls = r;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        if (ci && ci->socket_context)
-            atomic_store_explicit(&((struct conn_rec *)ci->socket_context)->head_seen, true,
-                                  memory_order_relaxed);
+        r->cr = ci ? ci->socket_context : NULL;
+        if (r->cr)
+            atomic_store_explicit(&r->cr->head_seen, true, memory_order_relaxed);
         take_request_id(r);
         enum MHD_Result res;
-        if (check_head(r, url, &res) < 0)
+        bool body;
+        if (check_head(r, url, version, &body, &res) < 0)
             return res;
+        if (body && r->cr)
+            atomic_store_explicit(&r->cr->in_body, true, memory_order_relaxed);
         return MHD_YES;
     }
 
     switch (r->state) {
     case REQ_READ:
         if (*upload_data_size > 0) {
+            if (r->cr)
+                atomic_fetch_add_explicit(&r->cr->body_chunks, 1, memory_order_relaxed);
             if (!r->body_too_large && fo_buf_append(&r->body, upload_data, *upload_data_size) < 0) {
                 r->body_too_large = true;
                 fo_buf_free(&r->body);
@@ -879,6 +985,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             *upload_data_size = 0;
             return MHD_YES;
         }
+        if (r->cr)
+            atomic_store_explicit(&r->cr->in_body, false, memory_order_relaxed);
         if (r->body_too_large)
             return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
                                 "request body is larger than max_body_bytes", NULL);
@@ -971,18 +1079,46 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     *socket_context = NULL;
 }
 
+/* True if the client closed its side while a request still waits for body
+ * bytes: they can never come, yet libmicrohttpd keeps waiting for them.
+ * Seen on two passes with no body progress between, so a body that arrived
+ * whole with the FIN right behind it is not mistaken for a dead one. */
+static bool upload_is_dead(struct conn_rec *cr)
+{
+    if (!atomic_load_explicit(&cr->in_body, memory_order_relaxed)) {
+        cr->fin = false;
+        return false;
+    }
+    char c;
+    if (recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0) {
+        cr->fin = false;
+        return false;
+    }
+    unsigned long chunks = atomic_load_explicit(&cr->body_chunks, memory_order_relaxed);
+    if (cr->fin && cr->fin_chunks == chunks)
+        return true;
+    cr->fin = true;
+    cr->fin_chunks = chunks;
+    return false;
+}
+
 void fo_server_watchdog(struct fo_server *srv)
 {
     int64_t limit = srv->boot->header_timeout_ms;
     int64_t now = fo_clock_ms();
     pthread_mutex_lock(&srv->conns_lock);
     for (struct conn_rec *cr = srv->conns; cr; cr = cr->next) {
+        if (cr->fd < 0)
+            continue;
         /* shutdown() rather than close(): the fd stays MHD's to close; the
          * next read fails and MHD drops the connection. */
-        if (cr->fd >= 0 && now - cr->opened_ms > limit &&
+        if (now - cr->opened_ms > limit &&
             !atomic_load_explicit(&cr->head_seen, memory_order_relaxed)) {
             shutdown(cr->fd, SHUT_RDWR);
             cr->opened_ms = INT64_MAX / 2; /* Once is enough. */
+        } else if (upload_is_dead(cr)) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->in_body, false, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&srv->conns_lock);
@@ -1127,11 +1263,15 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
     runtime_put(old);
 }
 
-/* Wait until fewer than one live request remains, or 'until_ms'. */
+/* Wait until fewer than one live request remains, or 'until_ms', running
+ * the watchdog every 100 ms so dead uploads do not hold the drain up. */
 static void wait_idle(struct fo_server *srv, int64_t until_ms)
 {
-    while (atomic_load_explicit(&srv->live, memory_order_relaxed) > 0 &&
-           fo_clock_ms() < until_ms) {
+    for (unsigned i = 0; atomic_load_explicit(&srv->live, memory_order_relaxed) > 0 &&
+                         fo_clock_ms() < until_ms;
+         i++) {
+        if (i % 20 == 0)
+            fo_server_watchdog(srv);
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

@@ -143,11 +143,9 @@ MALFORMED = [
     ("version_9_9", b"GET /api/p/{t}/x HTTP/9.9\r\nHost: x\r\n\r\n", False),
     ("extra_word", b"GET /api/p/{t}/x HTTP/1.1 extra\r\nHost: x\r\n\r\n", False),
     ("no_colon", b"GET /api/p/{t}/x HTTP/1.1\r\nHost: x\r\nNoColonHeader\r\n\r\n", False),
-    ("empty_name", b"GET /api/p/{t}/x HTTP/1.1\r\nHost: x\r\n: empty-name\r\n\r\n", False),
     ("space_before_colon", b"GET /api/p/{t}/x HTTP/1.1\r\nHost : x\r\n\r\n", False),
     ("no_host", b"GET /api/p/{t}/x HTTP/1.1\r\n\r\n", False),
     ("nul_in_target", b"GET /api/p/{t}/\x00x HTTP/1.1\r\nHost: x\r\n\r\n", False),
-    ("nul_in_value", b"GET /api/p/{t}/x HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", False),
     ("space_in_target", b"GET /api/p/{t}/x y HTTP/1.1\r\nHost: x\r\n\r\n", False),
     ("cl_negative", b"GET /api/p/{t}/x HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", False),
     ("cl_junk", b"GET /api/p/{t}/x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", False),
@@ -175,6 +173,37 @@ def test_malformed_request_is_refused(fo, data, close_ok):
         assert status is not None and 400 <= status < 600, \
             "malformed request %r answered %r" % (data, out[:300])
     E.assert_no_request(t, grace=0.1)
+    check_next_request(fo)
+
+
+# libmicrohttpd drops a field line with an empty name, and cuts a value at a NUL, before fanout
+# sees the head: these are refused with 400, or served as if the line was never sent, or (the
+# timeout cut to "1") answered 504. Whatever happens, nothing from the line reaches a backend.
+DROPPED_LINES = [
+    ("empty_name", b": empty-name\r\n"),
+    ("nul_in_value", b"X-A: a\x00b\r\n"),
+    ("nul_in_timeout", b"X-Timeout-Ms: 1\x00\r\n"),
+]
+
+
+@pytest.mark.parametrize("line", [d[1] for d in DROPPED_LINES], ids=[d[0] for d in DROPPED_LINES])
+def test_line_the_parser_drops_reaches_no_backend(fo, line):
+    t = tag()
+    out = exchange(fo.port, b"GET /api/p/%s/x HTTP/1.1\r\nHost: x\r\n%s\r\n" % (t.encode(), line),
+                   idle=1.0, want=1)
+    status = first_status(out)
+    assert status in (200, 400, 504), out[:300]
+    if status == 504:
+        assert line.startswith(b"X-Timeout-Ms: 1"), out[:300]
+    elif status == 200:
+        q = E.wait_request(t, 1)
+        assert q.header("X-A") is None, q.headers
+        assert not any("empty-name" in k + v for k, v in q.headers), q.headers
+        budget = int(q.header("X-Timeout-Ms"))
+        # The whole 3 s budget (line dropped), or 1 ms (value cut at the NUL), nothing else.
+        assert budget > 100 or (budget == 1 and line.startswith(b"X-Timeout-Ms: 1")), q.headers
+    else:
+        E.assert_no_request(t, grace=0.1)
     check_next_request(fo)
 
 
@@ -331,6 +360,37 @@ def test_abandoned_requests_do_not_hold_up_shutdown(spawn, backend):
     E.assert_no_request(t, grace=0.05)
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_half_closed_upload_is_closed(fo, framing):
+    """A client that sends half a body and then its FIN can never finish the request;
+    libmicrohttpd would wait for the idle timeout, fanout's watchdog closes it within seconds."""
+    t = tag()
+    if framing == "length":
+        head = b"POST /aggregate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"req"
+    else:
+        head = (b"POST /aggregate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"a\r\n{\"req")
+    with socket.create_connection(("127.0.0.1", fo.port), timeout=5) as s:
+        s.sendall(head)
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        s.settimeout(6)
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - t0
+    assert took < 4.0, "half-closed upload kept open %.1f s" % took
+    assert got == b"" or first_status(got) is not None, got[:200]
+    E.assert_no_request(t, grace=0.05)
+    check_next_request(fo)
+
+
 # ---- slow readers ----------------------------------------------------------------------------
 
 def test_slow_reader_does_not_stall_others(fo):
@@ -417,7 +477,7 @@ def test_two_requests_in_one_write(fo):
 
 JUNK_TIMEOUTS = [b"abc", b"-5", b"-0", b"0", b"", b"1e3", b"+100", b"100ms", b"0x10", b"1.5",
                  b"3600001", b"99999999999999999999999", b"\xef\xbc\x91\xef\xbc\x90", b"100, 200",
-                 b"10 0", b"\t", b"1\x00"]
+                 b"10 0", b"\t"]
 
 
 @pytest.mark.parametrize("value", JUNK_TIMEOUTS, ids=range(len(JUNK_TIMEOUTS)))
@@ -428,11 +488,8 @@ def test_junk_x_timeout_ms_is_400(fo, value):
     resps = parse_responses(out)
     assert len(resps) == 1, out[:500]
     status, headers, body = resps[0]
-    if value == b"1\x00":  # libmicrohttpd may refuse a NUL in a header itself
-        assert status == 400, out[:500]
-    else:
-        assert status == 400, (value, out[:500])
-        assert json.loads(body)["error"]["code"] == "invalid_timeout", (value, body)
+    assert status == 400, (value, out[:500])
+    assert json.loads(body)["error"]["code"] == "invalid_timeout", (value, body)
     E.assert_no_request(t, grace=0.1)
 
 

@@ -129,10 +129,12 @@ def test_stdout_lines_are_json_for_odd_paths(fo):
     t = tag()
     paths = [b'/odd/q"u\\o/' + t.encode(), b"/odd/ctl\x01\x1f/" + t.encode(),
              b"/odd/utf8-\xc3\xa9/" + t.encode(), b"/odd/latin1-\xff\xfe/" + t.encode()]
+    # Control bytes make the target malformed (400); the others are just unknown paths.
+    statuses = [b"404", b"400", b"404", b"404"]
     for i, p in enumerate(paths):
         out = raw(fo.port, b"GET " + p + b" HTTP/1.1\r\nHost: x\r\nX-Request-Id: odd-" +
                   t.encode() + b"-%d\r\nConnection: close\r\n\r\n" % i)
-        assert out.startswith(b"HTTP/1.1 404"), (p, out[:200])
+        assert out.startswith(b"HTTP/1.1 " + statuses[i]), (p, out[:200])
     sync_marker(fo)
     with fo.cond:
         lines = list(fo.stdout)

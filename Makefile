@@ -56,11 +56,11 @@ $(BUILD)/test_%: $(BUILD)/obj/unit/test_%.o $(LIB_OBJS)
 
 unit: $(UNIT_BINS)
 
-# The three builds the suite runs: plain, ASan+UBSan (binary and unit tests), TSan (unit tests).
+# The three builds the suite runs, each binary and unit tests: plain, ASan+UBSan, TSan.
 variants:
 	$(MAKE) all unit
 	$(MAKE) BUILD=build/asan SAN=asan all unit
-	$(MAKE) BUILD=build/tsan SAN=tsan unit
+	$(MAKE) BUILD=build/tsan SAN=tsan all unit
 
 test: variants
 	/usr/bin/python3 -m pytest -q tests

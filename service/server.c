@@ -658,13 +658,11 @@ static enum MHD_Result answer_metrics(struct request *r)
     struct fo_server *srv = r->srv;
     struct fo_pool_stats ps;
     fo_pool_stats(srv->pool, &ps);
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     struct fo_gauges g = {
         .requests_in_flight = atomic_load(&srv->waiting),
         .jobs_queued = ps.queued,
         .calls_in_flight = ps.running,
-        .client_connections = di ? di->num_connections : 0,
+        .client_connections = (uint64_t)atomic_load(&srv->nconns),
         .backend_connections = ps.connections,
         .ready = !atomic_load(&srv->draining),
     };

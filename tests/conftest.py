@@ -3,7 +3,8 @@
 backend     one controllable loopback backend for the whole session
              (tests/blackbox/backend.py)
 fanout_bin  the binary under test; every black-box test runs once per variant,
-             "plain" (build/fanout) and "asan" (build/asan/fanout, ASan+UBSan).
+             "plain" (build/fanout), "asan" (build/asan/fanout, ASan+UBSan) and
+             "tsan" (build/tsan/fanout, ThreadSanitizer).
              A missing binary fails the test unless FANOUT_ALLOW_MISSING=1 (then: skip).
 fo          a fanout started once per test module and variant with the module's
              config, fanout_config(backend) defined in the test module; after

@@ -27,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VARIANTS = {
     "plain": os.path.join(REPO, "build", "fanout"),
     "asan": os.path.join(REPO, "build", "asan", "fanout"),
+    "tsan": os.path.join(REPO, "build", "tsan", "fanout"),
 }
 
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "ThreadSanitizer")

@@ -84,6 +84,7 @@ struct fo_config {
     int64_t header_timeout_ms;  /* Whole request head must arrive within, default 10000. */
     size_t max_inflight_calls;  /* Backend calls in flight, all workers, default 10000. */
     size_t max_backend_inflight; /* Calls in flight to one backend, default 4096 (0 = no cap). */
+    size_t max_host_connections; /* Connections per worker to one host:port, default 0 (no cap). */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

@@ -561,6 +561,7 @@ static void parse_limits(struct vctx *c, const cJSON *root, struct fo_config *cf
     get_int(c, root, "", "header_timeout_ms", 100, MAX_TIMEOUT_MS, &cfg->header_timeout_ms);
     get_size(c, root, "", "max_inflight_calls", 1, 10000000, &cfg->max_inflight_calls);
     get_size(c, root, "", "max_backend_inflight", 0, 10000000, &cfg->max_backend_inflight);
+    get_size(c, root, "", "max_host_connections", 0, 100000, &cfg->max_host_connections);
 
     /* The request line is part of the head, so a longer target could never arrive. Either
      * value may be the default, hence both numbers in the message. */
@@ -695,6 +696,7 @@ static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
                                        "header_timeout_ms",
                                        "max_inflight_calls",
                                        "max_backend_inflight",
+                                       "max_host_connections",
                                        NULL};
     if (!cJSON_IsObject(root)) {
         errorf(c, ROOT, "must be a JSON object");

@@ -215,6 +215,7 @@ int main(int argc, char **argv)
         .max_response_bytes = cfg->max_response_bytes,
         .max_json_depth = cfg->max_json_depth,
         .queue_cap = 4096,
+        .max_host_connections = (long)cfg->max_host_connections,
     };
     rc = fo_pool_create(&pool, &po);
     if (rc < 0) {

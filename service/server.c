@@ -1245,6 +1245,7 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
     FO_STARTUP_ONLY(header_timeout_ms, "header_timeout_ms")
     FO_STARTUP_ONLY(max_response_bytes, "max_response_bytes")
     FO_STARTUP_ONLY(max_json_depth, "max_json_depth")
+    FO_STARTUP_ONLY(max_host_connections, "max_host_connections")
 #undef FO_STARTUP_ONLY
     if (strcmp(cfg->listen_host, b->listen_host) != 0 && !strstr(note, "listen"))
         snprintf(note + strlen(note), notelen - strlen(note), "%slisten", note[0] ? ", " : "");

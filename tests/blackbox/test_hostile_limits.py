@@ -533,3 +533,37 @@ def test_defaults(spawn):
     r = fo.post("/aggregate", {"requests": {"r%d" % i: {"url": E.url("/json")}
                                             for i in range(33)}})
     assert r.status == 400 and error_code(r) == "too_many_requests", r
+
+
+# ---- connections per backend host ------------------------------------------------------------
+
+@pytest.mark.parametrize("cap", [0, 1])
+def test_max_host_connections(spawn, backend, cap):
+    """One worker, two 250 ms calls to one host:port. No cap: two connections, ~250 ms. A cap
+    of 1: the second call waits for the first one's connection (~500 ms), inside the deadline,
+    and the X-Timeout-Ms it carries is the time left when it was sent, not when it was queued."""
+    fo = spawn({
+        "workers": 1,
+        "timeout_ms": 3000,
+        "max_host_connections": cap,
+        "endpoints": [ep("/api/two/{tag}", [be("a", backend.url("/delay/250?tag={tag}&n=a")),
+                                             be("b", backend.url("/delay/250?tag={tag}&n=b"))],
+                         timeout_ms=2000)]})
+    # Warm one connection up so that the capped case has exactly one to share.
+    warm = tag()
+    assert fo.get("/api/two/" + warm).status == 200
+    t = tag()
+    r = fo.get("/api/two/" + t)
+    assert r.status == 200 and r.headers.get("X-Fanout-Complete") == "true", r
+    reqs = backend.wait_for(lambda: (lambda q: q if len(q) == 2 else None)(backend.tagged(t)),
+                            3.0, "both calls")
+    budgets = sorted(int(q.header("X-Timeout-Ms")) for q in reqs)
+    if cap == 0:
+        assert r.elapsed < 0.45, r
+        assert reqs[0].conn_id != reqs[1].conn_id, reqs
+        assert budgets[1] - budgets[0] < 100, budgets
+    else:
+        assert r.elapsed >= 0.48, r
+        assert reqs[0].conn_id == reqs[1].conn_id, reqs
+        # The second call was sent ~250 ms after the first.
+        assert 200 <= budgets[1] - budgets[0] <= 600, budgets

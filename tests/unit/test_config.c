@@ -196,6 +196,7 @@ static void test_defaults(void **state)
         assert_int_equal(cfg->header_timeout_ms, 10000);
         assert_int_equal(cfg->max_inflight_calls, 10000);
         assert_int_equal(cfg->max_backend_inflight, 4096);
+        assert_int_equal(cfg->max_host_connections, 0);
         fo_config_destroy(cfg);
     }
 
@@ -546,6 +547,8 @@ static int64_t limit_value(const struct fo_config *cfg, const char *key)
         return (int64_t)cfg->max_inflight_calls;
     if (strcmp(key, "max_backend_inflight") == 0)
         return (int64_t)cfg->max_backend_inflight;
+    if (strcmp(key, "max_host_connections") == 0)
+        return (int64_t)cfg->max_host_connections;
     fail_msg("no field for %s", key);
     return -1;
 }
@@ -568,6 +571,7 @@ static void test_limit_bounds(void **state)
         {"header_timeout_ms", 100, 3600000, "", ""},
         {"max_inflight_calls", 1, 10000000, "", ""},
         {"max_backend_inflight", 0, 10000000, "", ""},
+        {"max_host_connections", 0, 100000, "", ""},
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         char text[256];

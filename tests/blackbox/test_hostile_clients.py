@@ -443,12 +443,15 @@ def test_clients_that_never_read(fo):
         s.connect(("127.0.0.1", fo.port))
         s.sendall(b"GET /api/big HTTP/1.1\r\nHost: x\r\n\r\n")
         socks.append(s)
-    time.sleep(0.3)
-    for _ in range(5):
-        r = fo.get("/api/ok", timeout=5)
-        assert r.status == 200 and r.elapsed < 0.5, r
-    for s in socks:
-        s.close()
+    try:
+        time.sleep(0.3)
+        bound = 0.5 if fo.variant == "plain" else 1.0  # sanitizer builds are slower
+        for _ in range(5):
+            r = fo.get("/api/ok", timeout=5)
+            assert r.status == 200 and r.elapsed < bound, r
+    finally:
+        for s in socks:
+            s.close()
     check_next_request(fo)
 
 

@@ -559,7 +559,7 @@ def test_max_host_connections(spawn, backend, cap):
                             3.0, "both calls")
     budgets = sorted(int(q.header("X-Timeout-Ms")) for q in reqs)
     if cap == 0:
-        assert r.elapsed < 0.45, r
+        assert r.elapsed < 0.48, r  # two in sequence would take 0.5 s
         assert reqs[0].conn_id != reqs[1].conn_id, reqs
         assert budgets[1] - budgets[0] < 100, budgets
     else:

@@ -13,7 +13,8 @@
  * connection from 'done' and drains the channel on its own thread.
  *
  * Context: every call gets min(its own timeout, time left on the fan-out's
- * context) as its curl timeout, and carries "X-Timeout-Ms: <ms left>". A
+ * context) as its curl timeout, and carries "X-Timeout-Ms: <ms left>", the
+ * time left when the request is sent (after any wait for a connection). A
  * failing required call cancels the context and aborts the rest (fail fast).
  * While a fan-out runs, the worker watches 'client_fd' for a hang-up and
  * cancels the fan-out when the client goes away. Aborting a call removes it

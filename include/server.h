@@ -35,12 +35,14 @@ uint16_t fo_server_port(const struct fo_server *srv);
 /* Serve new requests with 'cfg' from now on; requests in flight finish on
  * the config they started with. Ownership of 'cfg' moves to the server.
  * Settings that only apply at start (listen, workers, server_threads,
- * connection limits, response size and JSON depth caps) keep their old
- * values; their names are written to 'note' (empty when none differ). */
+ * connection limits, response size, JSON depth and host connection caps)
+ * keep their old values; their names are written to 'note' (empty when
+ * none differ). */
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen);
 
 /* Close connections that have not delivered a complete first request head
- * within header_timeout_ms. Call about once a second. */
+ * within header_timeout_ms, and those whose client sent its FIN while a
+ * request body was still incomplete. Call about once a second. */
 void fo_server_watchdog(struct fo_server *srv);
 
 /* Graceful stop: /ready answers 503, stop accepting, let requests in flight

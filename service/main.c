@@ -3,7 +3,7 @@
  * Every signal the service cares about is blocked in all threads and taken
  * synchronously here with sigwait(), so no code runs in signal context:
  * SIGTERM/SIGINT drain and stop, SIGHUP reloads the config file. The wait
- * wakes once a second to run the server's header-timeout watchdog. Threads inherit the blocked mask, so the
+ * wakes once a second to run the server's watchdog. Threads inherit the blocked mask, so the
  * mask is set before any thread (libcurl, MHD, workers) starts. */
 #include <curl/curl.h>
 #include <errno.h>

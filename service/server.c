@@ -1282,11 +1282,13 @@ void fo_server_stop(struct fo_server *srv)
         return;
     srv->stopped = true;
     atomic_store(&srv->draining, true);
-    /* Stop accepting, and close the listening socket at once: a client that
-     * connects now is refused instead of waiting in the backlog. */
+    /* Stop accepting, and stop listening at once: a client that connects now
+     * is refused instead of waiting in the backlog. shutdown() rather than
+     * close(): MHD's threads take the socket out of their epoll sets after
+     * this returns, so the fd is closed only once they are stopped. */
     MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
     if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+        shutdown(lfd, SHUT_RDWR);
     pthread_mutex_lock(&srv->rt_lock);
     int64_t drain_ms = srv->rt->cfg->drain_ms; /* Reloadable: the current config's. */
     pthread_mutex_unlock(&srv->rt_lock);
@@ -1309,6 +1311,8 @@ void fo_server_stop(struct fo_server *srv)
     }
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
 }
 
 void fo_server_destroy(struct fo_server *srv)

@@ -801,6 +801,7 @@ struct head_scan {
     unsigned hosts;    /* Host fields. */
     unsigned lengths;  /* Content-Length fields. */
     unsigned codings;  /* Transfer-Encoding fields. */
+    const char *length; /* The (last) Content-Length value, borrowed from MHD. */
     const char *bad;   /* Why the head is malformed, or NULL. */
 };
 
@@ -845,6 +846,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         h->hosts++;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         h->lengths++;
+        h->length = value;
         bool digits = value && value_size > 0;
         for (size_t i = 0; digits && i < value_size; i++)
             digits = value[i] >= '0' && value[i] <= '9';
@@ -875,15 +877,16 @@ static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *
 static const char *malformed(struct request *r, const char *url, const char *version,
                              const struct head_scan *h)
 {
+    static const char bad_target[] = "the request target holds a space or a control character";
     if (h->bad)
         return h->bad;
-    for (const char *p = url; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return "the request target holds a space or a control character";
+    size_t n = strlen(url);
+    if (has_ctl(url, n) || memchr(url, ' ', n))
+        return bad_target;
     bool bad_arg = false;
     MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, scan_arg, &bad_arg);
     if (bad_arg)
-        return "the request target holds a space or a control character";
+        return bad_target;
     if (h->hosts > 1 || (h->hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
         return "an HTTP/1.1 request needs exactly one Host field";
     if (h->lengths > 1 || h->codings > 1)
@@ -918,14 +921,12 @@ static int check_head(struct request *r, const char *url, const char *version, b
         *res = answer_error(r, MHD_HTTP_BAD_REQUEST, "malformed_request", why, NULL);
         return -1;
     }
-    const char *cl =
-        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = h.length; /* All digits: malformed() saw to that. */
     *body = h.codings > 0 || (cl && strspn(cl, "0") != strlen(cl));
     if (cl) {
-        char *end;
         errno = 0;
-        unsigned long long v = strtoull(cl, &end, 10);
-        if (errno == ERANGE || (end != cl && v > cfg->max_body_bytes)) {
+        unsigned long long v = strtoull(cl, NULL, 10);
+        if (errno == ERANGE || v > cfg->max_body_bytes) {
             *res = answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
                                 "request body is larger than max_body_bytes", NULL);
             return -1;

@@ -85,6 +85,8 @@ struct fo_config {
     size_t max_inflight_calls;  /* Backend calls in flight, all workers, default 10000. */
     size_t max_backend_inflight; /* Calls in flight to one backend, default 4096 (0 = no cap). */
     size_t max_host_connections; /* Connections per worker to one host:port, default 0 (no cap). */
+    size_t max_request_response_bytes; /* Backend body bytes one request may hold, default 16 MiB. */
+    size_t max_buffered_bytes;  /* Backend and answer bytes all requests may hold, default 256 MiB. */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

@@ -16,8 +16,9 @@
  * context) as its curl timeout, and carries "X-Timeout-Ms: <ms left>", the
  * time left when the request is sent (after any wait for a connection). A
  * failing required call cancels the context and aborts the rest (fail fast).
- * While a fan-out runs, the worker watches 'client_fd' for a hang-up and
- * cancels the fan-out when the client goes away. Aborting a call removes it
+ * While a fan-out runs, the worker watches 'client_fd' for a reset (not a
+ * half-close: a client may shut its sending side after the request) and
+ * cancels the fan-out when the connection is gone. Aborting a call removes it
  * from the multi, which closes its connection.
  *
  * Ownership: a submitted fan-out, its calls, their strings and the channel
@@ -31,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "chan.h"
 #include "ctx.h"
 #include "json.h"
@@ -54,9 +56,14 @@ struct fo_call {
     double ms;                   /* From the worker picking it up to its end. */
     char *resp;                  /* From malloc(): the response body for FO_OK,
                                     NULL otherwise. */
-    size_t resp_len;
+    size_t resp_len;             /* Charged to 'budget' until fo_call_clear. */
+    struct fo_budget *budget;    /* Borrowed: the pool's buffered-bytes budget, or NULL. */
     struct fo_json_span json;    /* FO_OK: the validated value inside 'resp'. */
 };
+
+/* Free a call's body (giving its bytes back to the budget) as soon as it is
+ * no longer needed; outcome, status and ms stay. */
+void fo_call_drop_body(struct fo_call *call);
 
 /* Free a call's result and reset its result fields. */
 void fo_call_clear(struct fo_call *call);
@@ -76,6 +83,8 @@ struct fo_fanout {
     struct fo_chan *fanin;   /* Borrowed: capacity >= ncalls; receives each call. */
     int client_fd;           /* Watched for hang-up; -1 for none. */
     const char *request_id;  /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
+    size_t max_bytes;        /* Response bytes all its calls may hold together; past it a
+                                call ends FO_ERR_TOO_LARGE. 0 = no cap. */
     fo_fanout_done_cb done;  /* Required. */
     void *data;              /* The submitter's; the pool never reads it. */
 };
@@ -86,6 +95,8 @@ struct fo_pool_opts {
     unsigned max_json_depth;     /* Nesting cap when validating bodies. */
     size_t queue_cap;            /* Inbox capacity per worker (fan-outs). */
     long max_host_connections;   /* Per-worker cap on connections to one host; 0 = none. */
+    struct fo_budget *buffered;  /* Borrowed, may be NULL: every response byte held is
+                                    charged to it until dropped or fo_call_clear. */
 };
 
 struct fo_pool; /* Opaque. */

@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "budget.h"
 #include "config.h"
 #include "metrics.h"
 #include "pool.h"
@@ -25,9 +26,12 @@ struct fo_server; /* Opaque. */
 
 /* Bind cfg->listen_host:listen_port and start serving with 'pool'.
  * Ownership of 'cfg' moves to the server on success (the caller keeps it on
- * error). Returns 0 and sets *out, or a negative errno with a reason in err. */
+ * error). 'budget' (borrowed, outlives the server) counts the response bytes
+ * held; new requests get 503 while it is full. Returns 0 and sets *out, or a
+ * negative errno with a reason in err. */
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
-                     struct fo_metrics *metrics, char *err, size_t errlen);
+                     struct fo_metrics *metrics, struct fo_budget *budget, char *err,
+                     size_t errlen);
 
 /* The port actually bound (useful when the config said 0). */
 uint16_t fo_server_port(const struct fo_server *srv);
@@ -40,15 +44,16 @@ uint16_t fo_server_port(const struct fo_server *srv);
  * none differ). */
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen);
 
-/* Close connections that have not delivered a complete first request head
- * within header_timeout_ms, and those whose client sent its FIN while a
- * request body was still incomplete. Call about once a second. */
+/* Close connections whose request head has not arrived within
+ * header_timeout_ms (from accept for the first request, from the request line
+ * or the first dripped byte for later ones), and those whose client sent its
+ * FIN while a request body was still incomplete. Call every 250 ms or so. */
 void fo_server_watchdog(struct fo_server *srv);
 
-/* Graceful stop: /ready answers 503, stop accepting, let requests in flight
- * finish for up to drain_ms (from the config), then cancel what is left
- * and answer it, and stop the daemon. Every accepted request gets an
- * answer. Idempotent. */
+/* Graceful stop: /ready answers 503, stop accepting, answer new requests on
+ * open connections with 503 "draining" and close them, let requests in flight
+ * finish for up to drain_ms (from the config), then cancel what is left and
+ * answer it, and stop the daemon. Idempotent. */
 void fo_server_stop(struct fo_server *srv);
 
 /* Stop (if not stopped yet) and free. NULL is a no-op. */

@@ -562,6 +562,9 @@ static void parse_limits(struct vctx *c, const cJSON *root, struct fo_config *cf
     get_size(c, root, "", "max_inflight_calls", 1, 10000000, &cfg->max_inflight_calls);
     get_size(c, root, "", "max_backend_inflight", 0, 10000000, &cfg->max_backend_inflight);
     get_size(c, root, "", "max_host_connections", 0, 100000, &cfg->max_host_connections);
+    get_size(c, root, "", "max_request_response_bytes", 1, MAX_SIZE,
+             &cfg->max_request_response_bytes);
+    get_size(c, root, "", "max_buffered_bytes", 1, MAX_SIZE, &cfg->max_buffered_bytes);
 
     /* The request line is part of the head, so a longer target could never arrive. Either
      * value may be the default, hence both numbers in the message. */
@@ -697,6 +700,8 @@ static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
                                        "max_inflight_calls",
                                        "max_backend_inflight",
                                        "max_host_connections",
+                                       "max_request_response_bytes",
+                                       "max_buffered_bytes",
                                        NULL};
     if (!cJSON_IsObject(root)) {
         errorf(c, ROOT, "must be a JSON object");
@@ -794,6 +799,8 @@ static struct fo_config *config_new(struct vctx *c)
     cfg->header_timeout_ms = 10000;
     cfg->max_inflight_calls = 10000;
     cfg->max_backend_inflight = 4096;
+    cfg->max_request_response_bytes = 16u << 20;
+    cfg->max_buffered_bytes = 256u << 20;
     return cfg;
 }
 

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "demo.h"
 #include "json.h"
@@ -25,6 +27,9 @@
 #include "pool.h"
 #include "server.h"
 #include "version.h"
+
+/* How often the connection watchdog looks (header timeouts, dead uploads). */
+#define WATCHDOG_MS 250
 
 static void usage(FILE *f)
 {
@@ -157,6 +162,7 @@ int main(int argc, char **argv)
     struct fo_pool *pool = NULL;
     struct fo_server *srv = NULL;
     struct fo_metrics *metrics = NULL;
+    struct fo_budget *budget = NULL;
     struct fo_buf errors;
     fo_buf_init(&errors, 1 << 20);
 
@@ -210,7 +216,11 @@ int main(int argc, char **argv)
     }
     fo_log_set_level((enum fo_log_level)cfg->log_level);
 
+    rc = fo_budget_create(&budget, cfg->max_buffered_bytes);
+    if (rc < 0)
+        goto out;
     struct fo_pool_opts po = {
+        .buffered = budget,
         .workers = cfg->workers,
         .max_response_bytes = cfg->max_response_bytes,
         .max_json_depth = cfg->max_json_depth,
@@ -226,7 +236,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         goto out;
     char err[256] = "";
-    rc = fo_server_create(&srv, cfg, pool, metrics, err, sizeof err);
+    rc = fo_server_create(&srv, cfg, pool, metrics, budget, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "fanout: %s\n", err);
         goto out;
@@ -238,13 +248,20 @@ int main(int argc, char **argv)
            fo_log_quote(qhost, sizeof qhost, served->listen_host), fo_server_port(srv),
            served->workers, config_path ? "\"file\"" : "\"embedded-demo\"");
 
+    /* The watchdog runs on its own clock: signals (a SIGHUP every 100 ms,
+     * say) end the wait early but never postpone it. */
+    int64_t next_watch = fo_clock_ms() + WATCHDOG_MS;
     for (;;) {
-        struct timespec tick = {1, 0};
-        int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig < 0) {
+        int64_t now = fo_clock_ms();
+        if (now >= next_watch) {
             fo_server_watchdog(srv);
-            continue;
+            next_watch = now + WATCHDOG_MS;
         }
+        int64_t wait = next_watch - now;
+        struct timespec tick = {wait / 1000, (wait % 1000) * 1000000};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0)
+            continue;
         if (sig == SIGHUP) {
             reload(srv, metrics, config_path, listen);
             continue;
@@ -259,6 +276,7 @@ out:
     fo_server_destroy(srv);
     fo_pool_destroy(pool);
     fo_metrics_destroy(metrics);
+    fo_budget_destroy(budget);
     fo_config_destroy(cfg);
     fo_demo_destroy(demo);
     fo_buf_free(&errors);

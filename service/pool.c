@@ -82,6 +82,8 @@ struct job {
     size_t pending;            /* Calls not ended yet. */
     struct job *prev, *next;   /* Worker's running list, or the free list. */
     bool watching;             /* w.fd is in the epoll set. */
+    struct fo_worker *worker;  /* The worker running it. */
+    size_t bytes;              /* Response bytes its calls hold (against f->max_bytes). */
     int64_t deadline_us;       /* The context's deadline, fo_clock_us() time. */
     size_t heap_idx;           /* Position in the worker's deadline heap, or NO_HEAP. */
 };
@@ -127,13 +129,20 @@ static void *xmalloc(size_t n)
     return p;
 }
 
-void fo_call_clear(struct fo_call *call)
+void fo_call_drop_body(struct fo_call *call)
 {
+    if (call->resp)
+        fo_budget_release(call->budget, call->resp_len);
     free(call->resp);
     call->resp = NULL;
     call->resp_len = 0;
     call->json.p = NULL;
     call->json.len = 0;
+}
+
+void fo_call_clear(struct fo_call *call)
+{
+    fo_call_drop_body(call);
     call->outcome = FO_OK;
     call->status = 0;
     call->ms = 0;
@@ -141,14 +150,20 @@ void fo_call_clear(struct fo_call *call)
 
 /* ---- curl callbacks (worker thread) ---- */
 
+/* Body bytes: capped per call (the buffer's max), per request (the fan-out's
+ * max_bytes, shared by its calls) and charged to the process budget. */
 static size_t on_write(char *data, size_t size, size_t n, void *arg)
 {
     struct xfer *x = arg;
+    struct job *j = x->job;
     size_t len = size * n;
-    if (fo_buf_append(&x->body, data, len) < 0) {
+    size_t cap = j->f->max_bytes;
+    if ((cap && len > cap - j->bytes) || fo_buf_append(&x->body, data, len) < 0) {
         x->too_large = true;
         return 0; /* Abort the transfer: CURLE_WRITE_ERROR. */
     }
+    j->bytes += len;
+    fo_budget_charge(j->worker->pool->opts.buffered, len);
     return len;
 }
 
@@ -274,6 +289,10 @@ static struct xfer *xfer_get(struct fo_worker *w)
 
 static void xfer_put(struct fo_worker *w, struct xfer *x)
 {
+    if (x->job && x->body.len) { /* A body that was not handed to its call. */
+        x->job->bytes -= x->body.len;
+        fo_budget_release(w->pool->opts.buffered, x->body.len);
+    }
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
     x->call = NULL;
@@ -469,7 +488,9 @@ static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
         break;
     }
     if (call->outcome == FO_OK) {
-        /* Hand the body over; the span stays valid since release keeps the pointer. */
+        /* Hand the body over, still charged; the span stays valid since release
+         * keeps the pointer. */
+        call->budget = w->pool->opts.buffered;
         call->resp = fo_buf_release(&x->body, &call->resp_len);
         if (!call->resp) {
             fprintf(stderr, "fanout: out of memory\n");
@@ -624,6 +645,7 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     j->w.kind = WATCH_CLIENT;
     j->w.fd = f->client_fd;
     j->f = f;
+    j->worker = w;
     j->heap_idx = NO_HEAP;
     int64_t deadline_ms = fo_ctx_deadline(f->ctx);
     if (deadline_ms != FO_NO_DEADLINE) {
@@ -637,8 +659,11 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         w->running->prev = j;
     w->running = j;
 
+    /* No event bits asked for: epoll always reports EPOLLHUP and EPOLLERR,
+     * which a reset brings; a FIN alone (the client half-closed after its
+     * request) does not, and the request goes on. */
     if (f->client_fd >= 0) {
-        struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = &j->w};
+        struct epoll_event ev = {.events = 0, .data.ptr = &j->w};
         j->watching = epoll_ctl(w->epfd, EPOLL_CTL_ADD, f->client_fd, &ev) == 0;
     }
 
@@ -778,7 +803,7 @@ static void *worker_main(void *arg)
                 struct job *j = (struct job *)wt;
                 if (!j->watching)
                     continue; /* Completed earlier in this batch. */
-                /* The client hung up: nobody is waiting for these answers. */
+                /* The connection was reset: nobody is waiting for these answers. */
                 epoll_ctl(w->epfd, EPOLL_CTL_DEL, wt->fd, NULL);
                 j->watching = false;
                 fo_ctx_cancel(j->f->ctx, -ECONNABORTED);

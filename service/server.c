@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -83,7 +84,6 @@ struct request {
     enum req_state state;
     int64_t start_us;              /* First handler call. */
     struct fo_buf body;            /* Request body, capped at max_body_bytes. */
-    bool body_too_large;           /* A chunk went past the cap. */
     bool probe;                    /* health/ready/metrics: no access log by default. */
     bool close;                    /* Framing is in doubt: close after the answer. */
     struct conn_rec *cr;           /* The connection's watchdog record, or NULL. */
@@ -110,21 +110,28 @@ struct request {
     bool complete;                 /* Every call succeeded. */
 };
 
-/* Per-connection state for the watchdog. */
+/* Per-connection state for the watchdog and the drain. Atomics are written
+ * by MHD's threads and read by the main thread's watchdog. */
 struct conn_rec {
     int fd;                        /* Client socket. */
-    int64_t opened_ms;             /* When MHD accepted it. */
-    atomic_bool head_seen;         /* A complete request head arrived. */
+    atomic_int_fast64_t head_by_ms; /* A request head is due by then (fo_clock_ms); 0: none
+                                      is being read. From accept for the first request,
+                                      from its request line for later ones. */
+    atomic_bool busy;              /* A request is under way (whole head to completion). */
+    atomic_int_fast64_t idle_ms;   /* When it last became idle: accept or a request's end. */
     atomic_bool in_body;           /* A request is waiting for more of its body. */
     atomic_ulong body_chunks;      /* Body chunks received, to see progress. */
     bool fin;                      /* Watchdog: the peer's FIN seen while in_body, */
     unsigned long fin_chunks;      /* ... at this body_chunks. */
+    int64_t drip_ms;               /* Watchdog: bytes of a request line seen arriving since. */
+    int64_t checked_ms;            /* Watchdog: last look at the socket of an idle connection. */
     struct conn_rec *prev, *next;  /* Server's list; conns_lock. */
 };
 
 struct fo_server {
     struct fo_pool *pool;          /* Borrowed. */
     struct fo_metrics *metrics;    /* Borrowed. */
+    struct fo_budget *budget;      /* Borrowed: buffered bytes, checked at admission. */
     struct MHD_Daemon *daemon;
     struct fo_ctx *root;           /* Parent of every request context; cancelled on stop. */
     uint16_t port;                 /* Bound port. */
@@ -133,7 +140,10 @@ struct fo_server {
     const struct fo_config *boot;  /* The config the daemon was started with (in 'rt0'). */
     struct runtime *rt0;           /* Start-up runtime; a reference kept for 'boot'. */
     atomic_long live;              /* Requests between first call and completion. */
-    atomic_long waiting;           /* Requests suspended on the pool. */
+    atomic_long waiting;           /* Requests suspended on the pool (or about to be). Raised
+                                      before 'draining' is read, so that once the stop has
+                                      set 'draining' and then seen zero here, no request
+                                      is ever suspended again (seq_cst on both sides). */
     atomic_long calls_inflight;    /* Backend calls of suspended requests. */
     atomic_bool draining;          /* /ready answers 503; answers say Connection: close. */
     atomic_uint_fast64_t id_seq;   /* Request id counter. */
@@ -244,11 +254,47 @@ static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Resp
     return rc;
 }
 
+/* A large answer stays charged to the buffered-bytes budget until MHD has
+ * sent it and frees it. */
+struct charged {
+    struct fo_budget *budget; /* Borrowed. */
+    char *body;               /* From malloc(); freed with this. */
+    size_t len;
+};
+
+static void free_charged(void *cls)
+{
+    struct charged *ch = cls;
+    fo_budget_release(ch->budget, ch->len);
+    free(ch->body);
+    free(ch);
+}
+
+/* Answers below this are not worth a second allocation to account for. */
+#define CHARGE_MIN (16 * 1024)
+
+static struct MHD_Response *response_from(struct fo_server *srv, char *body, size_t len)
+{
+    struct charged *ch = len >= CHARGE_MIN ? malloc(sizeof *ch) : NULL;
+    if (!ch)
+        return MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    ch->budget = srv->budget;
+    ch->body = body;
+    ch->len = len;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, body, free_charged, ch);
+    if (!resp) {
+        free(ch);
+        return NULL;
+    }
+    fo_budget_charge(srv->budget, len);
+    return resp;
+}
+
 static enum MHD_Result queue_json(struct request *r, unsigned status, char *body, size_t len,
                                   const char *complete, const char *allow)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = response_from(r->srv, body, len);
     if (!resp) {
         free(body);
         return MHD_NO;
@@ -269,6 +315,46 @@ static enum MHD_Result answer_error(struct request *r, unsigned status, const ch
     size_t len;
     char *body = fo_buf_release(&b, &len);
     return queue_json(r, status, body, len, NULL, allow);
+}
+
+/* While draining no request is suspended any more: new requests on the
+ * connections still open are answered at once, and the connection closed. */
+static enum MHD_Result answer_draining(struct request *r)
+{
+    return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                        "the server is shutting down; retry on another instance", NULL);
+}
+
+/* Answer while the request body is still arriving, then close: a chunked
+ * upload past max_body_bytes may never end, and libmicrohttpd 0.9.75 refuses
+ * MHD_queue_response until the whole body is in (it returns MHD_NO in the
+ * body-receiving states). So the answer is written on the socket here, once,
+ * before anything else could be (MHD writes nothing while it reads a body),
+ * and the caller returns MHD_NO so that MHD closes the connection. The
+ * client's kernel keeps the answer readable even when the close resets the
+ * connection under its unsent upload. */
+static void refuse_mid_body(struct request *r, unsigned status, const char *reason,
+                            const char *code, const char *message)
+{
+    r->state = REQ_DONE;
+    r->status = status;
+    fo_metrics_request(request_stats(r), status, fo_clock_us() - r->start_us);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    struct fo_buf body, out;
+    fo_buf_init(&body, 4096);
+    fo_buf_init(&out, 8192);
+    if (fo_merge_error(&body, code, message, NULL, NULL, 0, NULL) == 0 &&
+        fo_buf_printf(&out,
+                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                      status, reason, body.len, r->id) == 0 &&
+        fo_buf_append(&out, body.data, body.len) == 0)
+        (void)send(ci->connect_fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    fo_buf_free(&body);
+    fo_buf_free(&out);
 }
 
 static enum MHD_Result answer_text(struct request *r, unsigned status, const char *type,
@@ -433,9 +519,19 @@ static void release(struct request *r)
 static enum MHD_Result launch(struct request *r)
 {
     struct fo_server *srv = r->srv;
+    if (fo_budget_full(srv->budget))
+        return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                            "too many response bytes buffered; retry later", NULL);
     if (!admit(r))
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
                             "too many backend calls in flight; retry later", NULL);
+    /* Count first, then look at 'draining' (see the field). */
+    atomic_fetch_add(&srv->waiting, 1);
+    if (atomic_load(&srv->draining)) {
+        atomic_fetch_sub(&srv->waiting, 1);
+        release(r);
+        return answer_draining(r);
+    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fan.calls = r->calls;
@@ -444,12 +540,12 @@ static enum MHD_Result launch(struct request *r)
     r->fan.fanin = r->fanin;
     r->fan.client_fd = ci ? ci->connect_fd : -1;
     r->fan.request_id = r->id;
+    r->fan.max_bytes = r->rt->cfg->max_request_response_bytes;
     r->fan.done = on_fanout_done;
     r->fan.data = r;
 
     r->state = REQ_WAIT;
     r->waiting = true;
-    atomic_fetch_add_explicit(&srv->waiting, 1, memory_order_relaxed);
     MHD_suspend_connection(r->conn);
     if (fo_pool_submit(srv->pool, &r->fan) < 0) {
         r->state = REQ_FAILED;
@@ -527,7 +623,8 @@ static enum MHD_Result start_batch(struct request *r)
         return answer_error(r, (unsigned)berr.status, berr.code, berr.message, NULL);
     struct fo_batch *b = r->batch;
     enum MHD_Result res;
-    if (prepare(r, b->n, b->timeout_ms, &res) < 0)
+    int64_t timeout = b->timeout_ms < cfg->timeout_ms ? b->timeout_ms : cfg->timeout_ms;
+    if (prepare(r, b->n, timeout, &res) < 0)
         return res;
     r->report = b->report;
     for (size_t i = 0; i < b->n; i++) {
@@ -561,7 +658,7 @@ static void unwait(struct request *r)
     if (!r->waiting)
         return;
     r->waiting = false;
-    atomic_fetch_sub_explicit(&r->srv->waiting, 1, memory_order_relaxed);
+    atomic_fetch_sub(&r->srv->waiting, 1);
     release(r);
 }
 
@@ -642,6 +739,8 @@ static enum MHD_Result finish(struct request *r)
         rc = fo_merge_write(&b, res, n, r->report ? &rep : NULL);
     }
     free(res);
+    for (size_t i = 0; i < n; i++) /* Merged: the bodies are copied into the answer. */
+        fo_call_drop_body(&r->calls[i]);
     if (rc < 0) {
         fo_buf_free(&b);
         return MHD_NO;
@@ -723,6 +822,9 @@ static enum MHD_Result route(struct request *r, const char *url, const char *met
     enum MHD_Result res;
     if (probe(r, url, method, &res))
         return res;
+
+    if (atomic_load(&r->srv->draining))
+        return answer_draining(r);
 
     if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
         if (strcmp(method, "POST") != 0)
@@ -960,8 +1062,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->cr = ci ? ci->socket_context : NULL;
-        if (r->cr)
-            atomic_store_explicit(&r->cr->head_seen, true, memory_order_relaxed);
+        if (r->cr) {
+            atomic_store_explicit(&r->cr->busy, true, memory_order_relaxed);
+            atomic_store_explicit(&r->cr->head_by_ms, 0, memory_order_relaxed);
+        }
         take_request_id(r);
         enum MHD_Result res;
         bool body;
@@ -977,18 +1081,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (*upload_data_size > 0) {
             if (r->cr)
                 atomic_fetch_add_explicit(&r->cr->body_chunks, 1, memory_order_relaxed);
-            if (!r->body_too_large && fo_buf_append(&r->body, upload_data, *upload_data_size) < 0) {
-                r->body_too_large = true;
+            if (fo_buf_append(&r->body, upload_data, *upload_data_size) < 0) {
                 fo_buf_free(&r->body);
+                *upload_data_size = 0;
+                if (r->cr)
+                    atomic_store_explicit(&r->cr->in_body, false, memory_order_relaxed);
+                refuse_mid_body(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
+                                "body_too_large", "request body is larger than max_body_bytes");
+                return MHD_NO; /* MHD closes the connection. */
             }
             *upload_data_size = 0;
             return MHD_YES;
         }
         if (r->cr)
             atomic_store_explicit(&r->cr->in_body, false, memory_order_relaxed);
-        if (r->body_too_large)
-            return answer_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
-                                "request body is larger than max_body_bytes", NULL);
         return route(r, url, method);
     case REQ_WAIT:
     case REQ_FAILED:
@@ -1010,6 +1116,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         return;
     *req_cls = NULL;
     unwait(r);
+    if (r->cr) {
+        atomic_store_explicit(&r->cr->in_body, false, memory_order_relaxed);
+        atomic_store_explicit(&r->cr->idle_ms, fo_clock_ms(), memory_order_relaxed);
+        atomic_store_explicit(&r->cr->busy, false, memory_order_relaxed);
+    }
     if (r->state != REQ_READ)
         access_log(r, toe);
     for (size_t i = 0; i < r->ncalls; i++)
@@ -1051,7 +1162,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         cr->fd = ci ? ci->connect_fd : -1;
-        cr->opened_ms = fo_clock_ms();
+        int64_t now = fo_clock_ms();
+        atomic_init(&cr->idle_ms, now);
+        atomic_init(&cr->head_by_ms, now + srv->boot->header_timeout_ms);
         atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed);
         pthread_mutex_lock(&srv->conns_lock);
         cr->next = srv->conns;
@@ -1101,6 +1214,32 @@ static bool upload_is_dead(struct conn_rec *cr)
     return false;
 }
 
+/* True if the idle connection's client has been sending the bytes of a
+ * request line for longer than 'limit' without finishing it: a request line
+ * arrives in one piece, so bytes since the connection went idle with no
+ * request line yet are a drip. The kernel says when data last arrived; the
+ * socket is looked at once a second at most, and only after 'limit' of
+ * idleness, so thousands of idle keep-alive connections cost little. */
+static bool request_line_drips(struct conn_rec *cr, int64_t now, int64_t limit)
+{
+    int64_t idle = atomic_load_explicit(&cr->idle_ms, memory_order_relaxed);
+    if (now - idle <= limit || now - cr->checked_ms < 1000)
+        return false;
+    cr->checked_ms = now;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(cr->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return false;
+    int64_t last = now - (int64_t)ti.tcpi_last_data_recv;
+    if (last <= idle) {
+        cr->drip_ms = 0;
+        return false;
+    }
+    if (!cr->drip_ms || cr->drip_ms < idle)
+        cr->drip_ms = last;
+    return now - cr->drip_ms > limit;
+}
+
 void fo_server_watchdog(struct fo_server *srv)
 {
     int64_t limit = srv->boot->header_timeout_ms;
@@ -1111,13 +1250,54 @@ void fo_server_watchdog(struct fo_server *srv)
             continue;
         /* shutdown() rather than close(): the fd stays MHD's to close; the
          * next read fails and MHD drops the connection. */
-        if (now - cr->opened_ms > limit &&
-            !atomic_load_explicit(&cr->head_seen, memory_order_relaxed)) {
+        int64_t due = atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed);
+        bool busy = atomic_load_explicit(&cr->busy, memory_order_relaxed);
+        if (due && now > due) {
             shutdown(cr->fd, SHUT_RDWR);
-            cr->opened_ms = INT64_MAX / 2; /* Once is enough. */
+            atomic_store_explicit(&cr->head_by_ms, 0, memory_order_relaxed);
         } else if (upload_is_dead(cr)) {
             shutdown(cr->fd, SHUT_RDWR);
             atomic_store_explicit(&cr->in_body, false, memory_order_relaxed);
+        } else if (!busy && !due && request_line_drips(cr, now, limit)) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->idle_ms, INT64_MAX / 2, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
+/* A request line arrived: its head is due header_timeout_ms from now (the
+ * first request of a connection keeps the earlier due time from accept).
+ * MHD takes the return value as the request's initial req_cls: none. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct fo_server *srv = cls;
+    (void)uri;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_rec *cr = ci ? ci->socket_context : NULL;
+    if (!cr)
+        return NULL;
+    if (!atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed))
+        atomic_store_explicit(&cr->head_by_ms, fo_clock_ms() + srv->boot->header_timeout_ms,
+                              memory_order_relaxed);
+    return NULL;
+}
+
+/* While draining: close the connections that have had no request under way
+ * for 'quiet_ms' (a client that sends without a pause gets its 503 and
+ * Connection: close instead). A head still arriving after that long is
+ * abandoned or dripped. */
+static void close_idle(struct fo_server *srv, int64_t quiet_ms)
+{
+    int64_t now = fo_clock_ms();
+    pthread_mutex_lock(&srv->conns_lock);
+    for (struct conn_rec *cr = srv->conns; cr; cr = cr->next) {
+        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed))
+            continue;
+        if (now - atomic_load_explicit(&cr->idle_ms, memory_order_relaxed) >= quiet_ms) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->idle_ms, INT64_MAX / 2, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&srv->conns_lock);
@@ -1155,7 +1335,8 @@ static int make_addr(const char *host, uint16_t port, struct sockaddr_storage *s
 }
 
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
-                     struct fo_metrics *metrics, char *err, size_t errlen)
+                     struct fo_metrics *metrics, struct fo_budget *budget, char *err,
+                     size_t errlen)
 {
     struct sockaddr_storage ss;
     int v6 = 0;
@@ -1169,6 +1350,7 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
         return -ENOMEM;
     srv->pool = pool;
     srv->metrics = metrics;
+    srv->budget = budget;
     pthread_mutex_init(&srv->rt_lock, NULL);
     pthread_mutex_init(&srv->conns_lock, NULL);
     if (getrandom(&srv->id_prefix, sizeof srv->id_prefix, 0) != sizeof srv->id_prefix)
@@ -1197,7 +1379,7 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
         flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        keep_escaped, srv, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
+        keep_escaped, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
         mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->max_header_bytes, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!srv->daemon) {
@@ -1263,20 +1445,39 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
     runtime_put(old);
 }
 
-/* Wait until fewer than one live request remains, or 'until_ms', running
- * the watchdog every 100 ms so dead uploads do not hold the drain up. */
-static void wait_idle(struct fo_server *srv, int64_t until_ms)
+static void nap_ms(long ms)
 {
-    for (unsigned i = 0; atomic_load_explicit(&srv->live, memory_order_relaxed) > 0 &&
-                         fo_clock_ms() < until_ms;
-         i++) {
+    struct timespec ts = {0, ms * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Until 'until_ms': wait for every request to end and every connection to
+ * close, running the watchdog (dead uploads must not hold the drain up) and
+ * closing connections that stay quiet. */
+static void drain_wait(struct fo_server *srv, int64_t until_ms)
+{
+    for (unsigned i = 0; fo_clock_ms() < until_ms; i++) {
+        if (atomic_load(&srv->live) == 0 && atomic_load(&srv->nconns) == 0)
+            return;
+        if (i % 4 == 0)
+            close_idle(srv, 100);
         if (i % 20 == 0)
             fo_server_watchdog(srv);
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap_ms(5);
     }
 }
 
+/* DESIGN of the stop, in this order:
+ * 1. 'draining' is set: from here on no request is suspended (launch() and
+ *    route() answer 503 "draining" with Connection: close), and every answer
+ *    closes its connection. The listener stops accepting.
+ * 2. Requests in flight get drain_ms to finish; quiet connections are closed.
+ * 3. Then the root context is cancelled and the pool aborts what is left;
+ *    each of those requests is resumed and answered. The wait for that has no
+ *    bound: every call ends by its curl timeout at the latest, and stopping
+ *    the daemon with a suspended connection would abort the process.
+ * 4. MHD_stop_daemon, which then meets no suspended connection, and the pool
+ *    has no fan-out of ours left to call back. */
 void fo_server_stop(struct fo_server *srv)
 {
     if (srv->stopped)
@@ -1295,20 +1496,18 @@ void fo_server_stop(struct fo_server *srv)
     pthread_mutex_unlock(&srv->rt_lock);
     fo_log(FO_LOG_INFO, "draining", "\"in_flight\":%ld,\"drain_ms\":%lld",
            atomic_load(&srv->live), (long long)drain_ms);
-    wait_idle(srv, fo_clock_ms() + drain_ms);
+    drain_wait(srv, fo_clock_ms() + drain_ms);
     if (atomic_load(&srv->waiting) > 0) {
         /* Out of patience: abort what is left; each request is still answered. */
         fo_log(FO_LOG_WARN, "drain_timeout", "\"waiting\":%ld", atomic_load(&srv->waiting));
         fo_ctx_cancel(srv->root, -ESHUTDOWN);
         fo_pool_sweep(srv->pool);
-        wait_idle(srv, fo_clock_ms() + 5000);
-    }
-    /* MHD_stop_daemon must not meet a suspended connection: wait for any
-     * still resuming (bounded: their calls were cancelled above). */
-    int64_t until = fo_clock_ms() + 5000;
-    while (atomic_load(&srv->waiting) > 0 && fo_clock_ms() < until) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        for (unsigned i = 1; atomic_load(&srv->waiting) > 0; i++) {
+            nap_ms(5);
+            if (i % 200 == 0)
+                fo_pool_sweep(srv->pool);
+        }
+        drain_wait(srv, fo_clock_ms() + 1000); /* Let those answers go out. */
     }
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;

@@ -2,6 +2,7 @@
 
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -224,6 +225,8 @@ def test_client_disconnect_aborts_backend_calls(fo, backend):
     s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
     s.sendall(b"GET /api/disconnect/%s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode())
     req = backend.wait_request(t, 2)
+    # A reset: the client is gone (a FIN alone may be a half-close, see test_hardening2.py).
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     closed = time.monotonic()
     c = backend.wait_closed(req.conn_id, 2.5)

@@ -310,20 +310,35 @@ def test_disconnect_mid_head(fo, how):
     check_next_request(fo)
 
 
-@pytest.mark.parametrize("how", ["fin", "rst"])
-def test_disconnect_mid_wait_aborts_the_call(fo, how):
+def test_reset_mid_wait_aborts_the_call(fo):
+    """A reset is a client that is gone: its calls are aborted at once."""
     t = tag()
     s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
     s.sendall(b"GET /api/hang/%s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode())
     req = E.wait_request(t, 2)
-    if how == "rst":
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     gone = time.monotonic()
     c = E.wait_closed(req.conn_id, 2.0)
     assert c.closed_by == "peer", c
     assert c.closed_at - gone < 1.0, "call aborted %.0f ms after the client left" % (
         (c.closed_at - gone) * 1000)
+    check_next_request(fo)
+
+
+def test_fin_mid_wait_is_not_a_cancellation(fo):
+    """A FIN may be a half-close (the client still reads): the call runs on to the request's
+    deadline (3 s here) instead of being aborted when the FIN arrives."""
+    t = tag()
+    s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
+    s.sendall(b"GET /api/hang/%s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode())
+    sent = time.monotonic()
+    req = E.wait_request(t, 2)
+    s.close()
+    c = E.wait_closed(req.conn_id, 5.0)
+    assert c.closed_by == "peer", c
+    assert c.closed_at - sent >= 2.5, "call aborted %.0f ms after the request: a FIN " \
+        "cancelled it" % ((c.closed_at - sent) * 1000)
     check_next_request(fo)
 
 

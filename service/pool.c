@@ -617,12 +617,15 @@ static enum fo_outcome ctx_outcome(int err)
 
 /* True for a configured or client-given header line that would repeat one
  * fanout sets itself: X-Timeout-Ms and X-Request-Id always, Content-Type
- * when fanout sends a JSON body. Fanout's own value wins. */
+ * when fanout sends a JSON body. Fanout's own value wins. Expect is never
+ * sent: "100-continue" would hold every call with a body until curl gives up
+ * waiting (1 s). */
 static bool own_header(const char *line, bool body)
 {
     size_t n = strcspn(line, ":");
     return (n == 12 && strncasecmp(line, "X-Timeout-Ms", n) == 0) ||
            (n == 12 && strncasecmp(line, "X-Request-Id", n) == 0) ||
+           (n == 6 && strncasecmp(line, "Expect", n) == 0) ||
            (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
 }
 
@@ -637,6 +640,25 @@ static bool add_header(struct curl_slist **h, const char *line)
     }
     *h = n;
     return true;
+}
+
+/* Append a configured or client-given "Name: value" line. Curl reads
+ * "Name:" with nothing after it as "remove my own Name header", so an empty
+ * value goes as "Name;", curl's syntax for a header sent empty. */
+static bool add_call_header(struct curl_slist **h, const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (!colon || colon[1 + strspn(colon + 1, " \t")] != '\0')
+        return add_header(h, line);
+    char *empty;
+    if (asprintf(&empty, "%.*s;", (int)(colon - line), line) < 0) {
+        curl_slist_free_all(*h);
+        *h = NULL;
+        return false;
+    }
+    bool ok = add_header(h, empty);
+    free(empty);
+    return ok;
 }
 
 /* Set the per-call options and add the transfer to the multi. */
@@ -668,7 +690,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     }
     for (size_t i = 0; ok && i < call->nheaders; i++)
         if (!own_header(call->headers[i], call->body != NULL))
-            ok = add_header(&h, call->headers[i]);
+            ok = add_call_header(&h, call->headers[i]);
     ok = ok && add_header(&h, "Accept: application/json");
     if (ok && call->body)
         ok = add_header(&h, "Content-Type: application/json") &&

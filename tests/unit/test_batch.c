@@ -296,7 +296,7 @@ static void test_timeouts(void **state)
 }
 
 #define REQ(extra) "{\"requests\": {\"a\": {\"url\": \"http://127.0.0.1:9001/\"" extra "}}}"
-#define CTL_MSG "must be a string without control characters (HTAB is allowed)"
+#define CTL_MSG    "must be a string without control characters (HTAB is allowed)"
 
 static void test_parse_refused(void **state)
 {

@@ -21,6 +21,12 @@
  * cancels the fan-out when the connection is gone. Aborting a call removes it
  * from the multi, which closes its connection.
  *
+ * Connections: a kept-alive connection with unread input (bytes a backend
+ * sent unasked, or an EOF) never carries another request: it is closed and
+ * the call is made on a fresh one, within the same budget (counted in
+ * dirty_discards). A response head over FO_MAX_HEAD_BYTES fails the call
+ * FO_ERR_TOO_LARGE.
+ *
  * Ownership: a submitted fan-out, its calls, their strings and the channel
  * are borrowed by the pool from a successful fo_pool_submit until 'done'
  * returns; result bodies are malloc()ed by the pool and belong to the call
@@ -89,6 +95,9 @@ struct fo_fanout {
     void *data;              /* The submitter's; the pool never reads it. */
 };
 
+/* Cap on a call's response head bytes (all heads, 1xx included). */
+#define FO_MAX_HEAD_BYTES (100 * 1024)
+
 struct fo_pool_opts {
     unsigned workers;            /* Threads, >= 1. */
     size_t max_response_bytes;   /* Bodies over it end as FO_ERR_TOO_LARGE. */
@@ -125,6 +134,7 @@ struct fo_pool_stats {
     uint64_t connections;      /* New backend connections opened. */
     uint64_t queued;           /* Fan-outs waiting in inboxes now. */
     uint64_t running;          /* Calls in flight now. */
+    uint64_t dirty_discards;   /* Connections refused before a request for unread input. */
 };
 void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out);
 

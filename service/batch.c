@@ -322,6 +322,18 @@ static bool is_forbidden_header(const char *name)
     return false;
 }
 
+/* A byte the HTTP front refuses in a client's field value: every control
+ * byte but HTAB, and DEL. A backend must not get what a client could not send. */
+static bool has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return true;
+    }
+    return false;
+}
+
 /* State while one batch is read. */
 struct bctx {
     const struct fo_aggregate_conf *conf; /* Borrowed. */
@@ -373,11 +385,12 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
             return rc;
         }
         rc = fo_json_kind(hv) == FO_JSON_STRING ? decode(hv, &value, &vlen) : -EINVAL;
-        if (rc == 0 && (memchr(value, '\r', vlen) || memchr(value, '\n', vlen)))
+        if (rc == 0 && has_control(value, vlen))
             rc = -EINVAL;
         if (rc == -EINVAL) {
             rc = refuse(c->err, 400, "invalid_batch",
-                        "request \"%s\": header \"%s\" must be a string without CR, LF or NUL",
+                        "request \"%s\": header \"%s\" must be a string without control "
+                        "characters (HTAB is allowed)",
                         c->qname, quote(q, sizeof q, name, nlen));
         }
         char *line = NULL;

@@ -26,7 +26,17 @@
  * cancelled), which removes the easy handle from the multi and so closes its
  * connection. Before calling 'done' the worker drops the client socket from
  * its epoll set, since 'done' resumes the client connection and the HTTP
- * front may close that socket at any time after. */
+ * front may close that socket at any time after.
+ *
+ * A kept-alive connection must be clean before it carries a request: bytes
+ * (or an EOF) already waiting on it were sent for no request of ours -- a
+ * backend that answered twice -- and curl 7.88 would read them as the next
+ * call's answer, whoever's call that is. on_prereq runs once curl has chosen
+ * the connection and before anything is sent; it peeks at the socket, and a
+ * dirty reused connection aborts the attempt (curl then closes, not caches,
+ * that connection) and drain_done starts the same call again on a fresh
+ * connection within the same budget. Nothing was sent, so this is safe for
+ * any method. */
 #include "pool.h"
 
 #include <curl/curl.h>
@@ -39,10 +49,12 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
+#include "socktab.h"
 #include "version.h"
 
 enum watch_kind { WATCH_WAKE, WATCH_CLIENT };
@@ -60,18 +72,24 @@ struct watch {
 };
 
 struct job;
+struct fo_worker;
 
 /* One running backend call. Recycled through the worker's free list. */
 struct xfer {
     CURL *easy;                /* Reused between calls (keeps its buffers). */
     struct fo_call *call;      /* Borrowed from the fan-out. */
     struct job *job;           /* Owning job. */
+    struct fo_worker *worker;  /* The worker whose curl handle 'easy' serves. */
     struct xfer *prev, *next;  /* Job's running list, or the free list (next only). */
     struct curl_slist *hdrs;   /* Request headers, from curl_slist_append. */
     struct fo_buf body;        /* Response body, capped at max_response_bytes. */
     int64_t start_us;          /* When the worker started it. */
     int64_t budget_ms;         /* Its curl timeout, from start_us. */
-    bool too_large;            /* The write callback refused more bytes. */
+    bool too_large;            /* A write or header callback refused more bytes. */
+    size_t head_bytes;         /* Response head bytes so far (all heads, 1xx included). */
+    bool dirty;                /* on_prereq found unread input on the chosen connection. */
+    bool dirty_fresh;          /* ... and that connection was a new one (no retry helps). */
+    bool retried;              /* Already restarted once on a fresh connection. */
 };
 
 /* One submitted fan-out while a worker runs it. */
@@ -97,6 +115,7 @@ struct fo_worker {
     struct watch wake;         /* WATCH_WAKE on an eventfd. */
     CURLM *multi;              /* All transfers of this worker. */
     struct fo_chan *inbox;     /* Submitted fan-outs (struct fo_fanout *). */
+    struct fo_socktab *socks;  /* Every socket this worker's curl opened (on_open). */
     int64_t timer_due_us;      /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
     struct job *running;       /* Jobs in flight (doubly linked). */
     struct job **heap;         /* Running jobs with a deadline, min-heap on deadline_us. */
@@ -109,6 +128,7 @@ struct fo_worker {
     atomic_bool sweep;         /* Set by fo_pool_sweep. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
     atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
+    atomic_uint_fast64_t n_dirty;  /* Connections discarded for unread input (on_prereq). */
 };
 
 struct fo_pool {
@@ -224,13 +244,71 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
     return 0;
 }
 
+/* Response head lines, counted against FO_MAX_HEAD_BYTES: curl 7.88 caps one
+ * line at 100 KiB (failing with a generic error, see xfer_finish) but not the
+ * whole head. Past the cap the transfer is aborted (CURLE_WRITE_ERROR). */
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    (void)data;
+    x->head_bytes += size * n;
+    if (x->head_bytes > FO_MAX_HEAD_BYTES) {
+        x->too_large = true;
+        return 0;
+    }
+    return size * n;
+}
+
+/* Curl's sockets are opened and closed here so that the worker's table
+ * knows them (see socktab.h). */
+static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct fo_worker *w = arg;
+    (void)purpose;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        return CURL_SOCKET_BAD;
+    if (fo_socktab_add(w->socks, s, &a->addr, a->addrlen) < 0) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    return s;
+}
+
+static int on_close(void *arg, curl_socket_t s)
+{
+    struct fo_worker *w = arg;
+    fo_socktab_remove(w->socks, s);
+    return close(s);
+}
+
+/* True when the connection curl chose (named by its addresses) has input
+ * waiting: data, EOF or an error. Nothing was asked on it yet, so none of it
+ * can be an answer of ours. */
+static bool conn_dirty(struct xfer *x, const char *ip, const char *lip, int rport, int lport)
+{
+    int s = fo_socktab_find(x->worker->socks, ip, rport, lip, lport);
+    if (s < 0)
+        return false;
+    char c;
+    ssize_t r = recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* Just before the request is sent (after a wait for a connection, perhaps):
- * rewrite the X-Timeout-Ms line, the slist's first, with what is left now.
- * The value only shrinks, so it fits the line's original allocation. */
+ * refuse a connection with unread input (see DESIGN), then rewrite the
+ * X-Timeout-Ms line, the slist's first, with what is left now. The value
+ * only shrinks, so it fits the line's original allocation. */
 static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
 {
     struct xfer *x = arg;
-    (void)ip; (void)lip; (void)rport; (void)lport;
+    if (conn_dirty(x, ip, lip, rport, lport)) {
+        long fresh = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
+        x->dirty = true;
+        x->dirty_fresh = fresh > 0;
+        return CURL_PREREQFUNC_ABORT; /* Closes the connection (a premature end). */
+    }
     int64_t now_us = fo_clock_us();
     int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
     int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
@@ -255,6 +333,7 @@ static struct xfer *xfer_get(struct fo_worker *w)
         return x;
     }
     x = xmalloc(sizeof *x);
+    x->worker = w;
     x->easy = curl_easy_init();
     if (!x->easy) {
         fprintf(stderr, "fanout: curl_easy_init failed\n");
@@ -269,6 +348,12 @@ static struct xfer *xfer_get(struct fo_worker *w)
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(x->easy, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, w);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETDATA, w);
     curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "fanout/" FO_VERSION);
     /* Every handle, in flight or kept for reuse, holds one receive buffer:
      * 4 KiB instead of curl's 16 KiB took private memory at 64 clients x 3
@@ -483,6 +568,12 @@ static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
     case CURLE_WRITE_ERROR:
         call->outcome = x->too_large ? FO_ERR_TOO_LARGE : FO_ERR_CONNECT;
         break;
+    case CURLE_OUT_OF_MEMORY:
+        /* What curl 7.88 returns for a response header line over its 100 KiB
+         * buffer (before on_header sees the line); fanout aborts on its own
+         * allocation failures, so a head too large is what this means here. */
+        call->outcome = FO_ERR_TOO_LARGE;
+        break;
     default:
         call->outcome = FO_ERR_CONNECT;
         break;
@@ -547,12 +638,15 @@ static enum fo_outcome ctx_outcome(int err)
 
 /* True for a configured or client-given header line that would repeat one
  * fanout sets itself: X-Timeout-Ms and X-Request-Id always, Content-Type
- * when fanout sends a JSON body. Fanout's own value wins. */
+ * when fanout sends a JSON body. Fanout's own value wins. Expect is never
+ * sent: "100-continue" would hold every call with a body until curl gives up
+ * waiting (1 s). */
 static bool own_header(const char *line, bool body)
 {
     size_t n = strcspn(line, ":");
     return (n == 12 && strncasecmp(line, "X-Timeout-Ms", n) == 0) ||
            (n == 12 && strncasecmp(line, "X-Request-Id", n) == 0) ||
+           (n == 6 && strncasecmp(line, "Expect", n) == 0) ||
            (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
 }
 
@@ -569,6 +663,25 @@ static bool add_header(struct curl_slist **h, const char *line)
     return true;
 }
 
+/* Append a configured or client-given "Name: value" line. Curl reads
+ * "Name:" with nothing after it as "remove my own Name header", so an empty
+ * value goes as "Name;", curl's syntax for a header sent empty. */
+static bool add_call_header(struct curl_slist **h, const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (!colon || colon[1 + strspn(colon + 1, " \t")] != '\0')
+        return add_header(h, line);
+    char *empty;
+    if (asprintf(&empty, "%.*s;", (int)(colon - line), line) < 0) {
+        curl_slist_free_all(*h);
+        *h = NULL;
+        return false;
+    }
+    bool ok = add_header(h, empty);
+    free(empty);
+    return ok;
+}
+
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
@@ -578,6 +691,10 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     x->job = j;
     x->start_us = fo_clock_us();
     x->budget_ms = budget_ms;
+    x->head_bytes = 0;
+    x->dirty = false;
+    x->dirty_fresh = false;
+    x->retried = false;
 
     char tmo[40];
     snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
@@ -594,7 +711,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     }
     for (size_t i = 0; ok && i < call->nheaders; i++)
         if (!own_header(call->headers[i], call->body != NULL))
-            ok = add_header(&h, call->headers[i]);
+            ok = add_call_header(&h, call->headers[i]);
     ok = ok && add_header(&h, "Accept: application/json");
     if (ok && call->body)
         ok = add_header(&h, "Content-Type: application/json") &&
@@ -610,6 +727,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L); /* A retry before left it set. */
     const char *m = call->method;
     if (call->body) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 0L); /* A HEAD before left it set. */
@@ -710,6 +828,34 @@ static void sweep_jobs(struct fo_worker *w)
     }
 }
 
+/* After on_prereq refused a dirty connection (curl closed it): start the
+ * same call again on a fresh connection, with what is left of its budget.
+ * Returns true when it runs again; false leaves it to xfer_finish with *res
+ * (a connection that was new and dirty already, a second dirty one, or no
+ * time left). */
+static bool xfer_retry(struct fo_worker *w, struct xfer *x, CURLcode *res)
+{
+    atomic_fetch_add_explicit(&w->n_dirty, 1, memory_order_relaxed);
+    x->dirty = false;
+    if (x->dirty_fresh || x->retried)
+        return false;
+    int64_t now_us = fo_clock_us();
+    int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
+    int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
+    if (ctx_left < left)
+        left = ctx_left;
+    if (left < 1) {
+        *res = CURLE_OPERATION_TIMEDOUT;
+        return false;
+    }
+    count_connects(w, x); /* Curl resets the count when the transfer restarts. */
+    x->retried = true;
+    curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
+    curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
+    return curl_multi_add_handle(w->multi, x->easy) == CURLM_OK;
+}
+
 /* Collect the transfers curl has finished. */
 static void drain_done(struct fo_worker *w)
 {
@@ -723,6 +869,8 @@ static void drain_done(struct fo_worker *w)
         struct xfer *x = NULL;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(w->multi, e);
+        if (x->dirty && xfer_retry(w, x, &res))
+            continue;
         atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
         xfer_finish(w, x, res);
     }
@@ -851,7 +999,8 @@ static void worker_cleanup(struct fo_worker *w)
         free(j);
     }
     if (w->multi)
-        curl_multi_cleanup(w->multi); /* Closes cached connections via on_socket. */
+        curl_multi_cleanup(w->multi); /* Closes cached connections via on_socket, on_close. */
+    fo_socktab_destroy(w->socks);
     fo_chan_destroy(w->inbox, NULL);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
@@ -868,6 +1017,9 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     w->timer_due_us = -1;
     w->pwait2 = true;
     int rc = fo_chan_create(&w->inbox, pool->opts.queue_cap);
+    if (rc < 0)
+        return rc;
+    rc = fo_socktab_create(&w->socks);
     if (rc < 0)
         return rc;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -989,6 +1141,7 @@ void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out)
         out->calls += atomic_load_explicit(&w->n_calls, memory_order_relaxed);
         out->connections += atomic_load_explicit(&w->n_connects, memory_order_relaxed);
         out->running += atomic_load_explicit(&w->n_running, memory_order_relaxed);
+        out->dirty_discards += atomic_load_explicit(&w->n_dirty, memory_order_relaxed);
         out->queued += fo_chan_len(w->inbox);
     }
 }

@@ -36,6 +36,13 @@ Behaviour is chosen by the first path segment; query parameters tune it
     /info_only?code=100     one 1xx answer, then FIN
     /redirect?code=C&to=URL a 3xx with Location URL
     /hang                   read, never answer, until the peer closes
+    /stray?ms=M[&body=J][&stray=S]
+                            200 with body J, then after M ms (0: in the same write) a
+                            second, unsolicited 200 with body S; stays open. mark()
+                            records ("stray", conn id) once the second answer is out
+    /bighead?bytes=N[&line=L]
+                            200 {} after about N bytes of header lines of L bytes each
+                            (default L = N: one huge header line)
 
 Anything else: 404. never_accepting() gives a port that completes TCP
 handshakes (kernel backlog) but never accepts.
@@ -107,6 +114,7 @@ class EvilBackend:
         self.requests: List[EReq] = []
         self._socks = {}
         self._closing = False
+        self.marks: List[Tuple[str, int]] = []  # (what, conn id), see mark()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True,
                                         name="evil-accept-%d" % self.port)
         self._thread.start()
@@ -169,6 +177,15 @@ class EvilBackend:
                 if left <= 0:
                     return
                 self.cond.wait(left)
+
+    def mark(self, what: str, conn_id: int):
+        with self.cond:
+            self.marks.append((what, conn_id))
+            self.cond.notify_all()
+
+    def wait_mark(self, what: str, conn_id: int, timeout: float = 5.0):
+        self.wait_for(lambda: (what, conn_id) in self.marks, timeout,
+                      "mark %s on connection %d" % (what, conn_id))
 
     def nconns(self) -> int:
         with self.cond:
@@ -439,6 +456,33 @@ class EvilBackend:
                               [("Location", p.get("to") or "/json")], reason="Moved")
         if kind == "hang":
             return self._wait_peer(sock)
+        if kind == "stray":
+            first = (p.get("body") or '{"first":true}').encode()
+            stray = (p.get("stray") or '{"stray":true}').encode()
+            one = self._head(200, "OK", [("Content-Length", len(first))]) + first
+            two = self._head(200, "OK", [("Content-Length", len(stray))]) + stray
+            ms = int(p.get("ms", "0"))
+            if ms <= 0:
+                self._send(c, sock, one + two)
+            else:
+                self._send(c, sock, one)
+                time.sleep(ms / 1000.0)  # not _sleep: a next request must stay unread
+                self._send(c, sock, two)
+            self.mark("stray", c.id)
+            return "keep"
+        if kind == "bighead":
+            n = int(p.get("bytes", str(200 << 10)))
+            line = max(16, int(p.get("line", str(n))))
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+            self._send(c, sock, head)
+            i = 0
+            while n > 0:
+                k = min(line, n)
+                self._send(c, sock, b"X-Big-%d: " % i + b"b" * max(1, k - 12) + b"\r\n")
+                n -= k
+                i += 1
+            self._send(c, sock, b"\r\n{}")
+            return "keep"
         return self._full(c, sock, 404, b'{"error":"no such behaviour"}', reason="Not Found")
 
 

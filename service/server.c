@@ -430,27 +430,59 @@ static void on_fanout_done(struct fo_fanout *f)
     MHD_resume_connection(r->conn);
 }
 
-/* Parse the client's X-Timeout-Ms: 1..3600000. Returns 0 (absent: *ms = 0),
- * or -EINVAL. */
+/* What timeout_field() has seen of the X-Timeout-Ms fields. */
+struct timeout_scan {
+    int64_t ms; /* The value, 0 while none was seen. */
+    bool bad;   /* A value out of range, or two that differ. */
+};
+
+/* Parse one X-Timeout-Ms value, optional whitespace (SP, HTAB) on either side
+ * trimmed (RFC 9110 5.5): 1..3600000. Returns the value, or -1. */
+static int64_t parse_timeout(const char *v, size_t n)
+{
+    while (n > 0 && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        n--;
+    }
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return -1;
+    int64_t ms = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        ms = ms * 10 + (v[i] - '0');
+        if (ms > 3600000)
+            return -1;
+    }
+    return ms >= 1 ? ms : -1;
+}
+
+static enum MHD_Result timeout_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     size_t key_size, const char *value, size_t value_size)
+{
+    struct timeout_scan *t = cls;
+    (void)kind;
+    (void)key_size;
+    if (strcasecmp(key, "X-Timeout-Ms") != 0)
+        return MHD_YES;
+    int64_t ms = value ? parse_timeout(value, value_size) : -1;
+    if (ms < 0 || (t->ms && ms != t->ms))
+        t->bad = true;
+    t->ms = ms;
+    return t->bad ? MHD_NO : MHD_YES;
+}
+
+/* Parse the client's X-Timeout-Ms: 1..3600000. The field may repeat with the
+ * same value; two different values are refused rather than one picked.
+ * Returns 0 (absent: *ms = 0), or -EINVAL. */
 static int client_timeout(struct MHD_Connection *c, int64_t *ms)
 {
-    *ms = 0;
-    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Timeout-Ms");
-    if (!v)
-        return 0;
-    int64_t n = 0;
-    const char *p = v;
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        n = n * 10 + (*p - '0');
-        if (n > 3600000)
-            return -EINVAL;
-    }
-    if (*p != '\0' || n < 1)
-        return -EINVAL;
-    *ms = n;
-    return 0;
+    struct timeout_scan t = {0};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, timeout_field, &t);
+    *ms = t.bad ? 0 : t.ms;
+    return t.bad ? -EINVAL : 0;
 }
 
 /* Make the context, channel and calls for n calls with a deadline 'timeout_ms'
@@ -899,12 +931,12 @@ static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const cha
 
 /* What scan_header learns about the head's fields. */
 struct head_scan {
-    size_t n;          /* Fields. */
-    unsigned hosts;    /* Host fields. */
-    unsigned lengths;  /* Content-Length fields. */
-    unsigned codings;  /* Transfer-Encoding fields. */
+    size_t n;           /* Fields. */
+    unsigned hosts;     /* Host fields. */
+    unsigned lengths;   /* Content-Length fields. */
+    unsigned codings;   /* Transfer-Encoding fields. */
     const char *length; /* The (last) Content-Length value, borrowed from MHD. */
-    const char *bad;   /* Why the head is malformed, or NULL. */
+    const char *bad;    /* Why the head is malformed, or NULL. */
 };
 
 /* A token character (RFC 9110 5.6.2), the only bytes a field name may hold. */
@@ -974,12 +1006,125 @@ static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
+/* A NUL in the head. libmicrohttpd 0.9.75 parses the head in place, in one
+ * buffer: it writes a NUL over each separator (the spaces of the request line,
+ * '?', '&' and '=' in the query, each colon, each CR and LF) and hands out
+ * C strings, so a NUL the client sent cuts a field short and what followed it
+ * is never seen ("Content-Length: 2\0 99" reads as 2). No length it reports
+ * shows the cut, but the head is still there, header_size bytes from the
+ * method: walk it field by field, in the order the parser stored the fields,
+ * and require that the fields and the separators account for every byte.
+ * What cannot be told apart: a NUL just before a bare LF (or just before the
+ * space ending the query) looks like a separator; nothing follows it on that
+ * line, so nothing is hidden. A field the parser moved (obs-fold) fails the
+ * walk and is refused too. */
+struct head_walk {
+    const char *p;   /* Next byte to account for. */
+    const char *end; /* End of the head: the byte after its empty line. */
+    size_t n;        /* Fields (arguments, then header fields) walked so far. */
+    bool ok;         /* Every byte so far is accounted for. */
+};
+
+/* Expect the string s of length len right at w->p. */
+static void walk_take(struct head_walk *w, const char *s, size_t len)
+{
+    uintptr_t at = (uintptr_t)s, p = (uintptr_t)w->p, end = (uintptr_t)w->end;
+    w->ok = w->ok && at == p && len <= end - p;
+    if (w->ok)
+        w->p += len;
+}
+
+/* Expect one separator the parser turned into a NUL. */
+static void walk_nul(struct head_walk *w)
+{
+    w->ok = w->ok && w->p < w->end && *w->p == '\0';
+    if (w->ok)
+        w->p++;
+}
+
+/* Expect min..max line-end bytes (CR, LF) the parser turned into NULs. */
+static void walk_nuls(struct head_walk *w, size_t min, size_t max)
+{
+    size_t n = 0;
+    while (w->ok && w->p < w->end && *w->p == '\0' && n <= max) {
+        w->p++;
+        n++;
+    }
+    w->ok = w->ok && n >= min && n <= max;
+}
+
+/* Skip the bytes in 'set' the parser skipped. */
+static void walk_skip(struct head_walk *w, const char *set)
+{
+    while (w->ok && w->p < w->end && *w->p && strchr(set, *w->p))
+        w->p++;
+}
+
+/* One query argument: "key", "key=value", each after '?' or '&'. */
+static enum MHD_Result walk_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    struct head_walk *w = cls;
+    (void)kind;
+    walk_nul(w);
+    walk_take(w, key, key_size);
+    if (value) {
+        walk_nul(w);
+        walk_take(w, value, value_size);
+    }
+    w->n++;
+    return w->ok ? MHD_YES : MHD_NO;
+}
+
+/* One header line: terminator of the line before, "name:", OWS, value. */
+static enum MHD_Result walk_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    struct head_walk *w = cls;
+    (void)kind;
+    walk_nuls(w, 1, 2);
+    walk_take(w, key, key_size);
+    walk_nul(w);
+    walk_skip(w, " \t");
+    walk_take(w, value ? value : w->p, value ? value_size : 0);
+    w->n++;
+    return w->ok ? MHD_YES : MHD_NO;
+}
+
+/* True when the method, target, version and fields account for every byte of
+ * the head, i.e. the client sent no NUL that cut one of them short. */
+static bool head_is_whole(struct request *r, const char *url, const char *version)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (!ci || ci->header_size == 0)
+        return false;
+    struct head_walk w = {r->method, r->method + ci->header_size, 0, true};
+    walk_take(&w, r->method, strlen(r->method));
+    walk_nul(&w);
+    walk_skip(&w, " ");
+    walk_take(&w, url, strlen(url));
+    /* The query: '?' and the arguments, up to the space before the version;
+     * one more NUL may be a trailing '&'. */
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, walk_arg, &w);
+    if (w.ok && (uintptr_t)w.p + 1 < (uintptr_t)version && *w.p == '\0')
+        w.p++;
+    walk_nul(&w);
+    walk_take(&w, version, strlen(version));
+    w.n = 0;
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, walk_field, &w);
+    walk_nuls(&w, 2, 4); /* The last line's end and the empty line. */
+    return w.ok && w.p == w.end;
+}
+
 /* RFC 9112 framing and syntax the parser lets through: fields that could make
  * this request mean something else to the next hop. Returns why, or NULL. */
 static const char *malformed(struct request *r, const char *url, const char *version,
                              const struct head_scan *h)
 {
     static const char bad_target[] = "the request target holds a space or a control character";
+    if (!head_is_whole(r, url, version))
+        return "a NUL byte in the request head";
     if (h->bad)
         return h->bad;
     size_t n = strlen(url);

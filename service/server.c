@@ -123,7 +123,8 @@ struct conn_rec {
     atomic_ulong body_chunks;      /* Body chunks received, to see progress. */
     bool fin;                      /* Watchdog: the peer's FIN seen while in_body, */
     unsigned long fin_chunks;      /* ... at this body_chunks. */
-    int64_t drip_ms;               /* Watchdog: bytes of a request line seen arriving since. */
+    int64_t drip_ms;               /* Watchdog: bytes of a request line seen arriving since, */
+    int64_t drip_last;             /* ... the last of them at. */
     int64_t checked_ms;            /* Watchdog: last look at the socket of an idle connection. */
     struct conn_rec *prev, *next;  /* Server's list; conns_lock. */
 };
@@ -1375,14 +1376,21 @@ static bool request_line_drips(struct conn_rec *cr, int64_t now, int64_t limit)
     socklen_t len = sizeof ti;
     if (getsockopt(cr->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
         return false;
+    /* The kernel's clock ticks in jiffies: allow it 20 ms of blur. */
     int64_t last = now - (int64_t)ti.tcpi_last_data_recv;
-    if (last <= idle) {
-        cr->drip_ms = 0;
+    if (last <= idle + 20 || cr->drip_ms < idle) {
+        cr->drip_ms = last > idle + 20 ? last : 0;
+        cr->drip_last = cr->drip_ms;
         return false;
     }
-    if (!cr->drip_ms || cr->drip_ms < idle)
-        cr->drip_ms = last;
-    return now - cr->drip_ms > limit;
+    if (!cr->drip_ms) {
+        cr->drip_ms = cr->drip_last = last;
+        return false;
+    }
+    /* Still arriving (a client that stopped is the idle timeout's). */
+    bool more = last > cr->drip_last;
+    cr->drip_last = last;
+    return more && now - cr->drip_ms > limit;
 }
 
 void fo_server_watchdog(struct fo_server *srv)

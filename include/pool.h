@@ -59,6 +59,8 @@ struct fo_call {
     /* Set by the pool before the call is sent on the fan-in channel. */
     enum fo_outcome outcome;
     int status;                  /* HTTP status, 0 when none arrived. */
+    bool no_fds;                 /* FO_ERR_CONNECT because the process was out of file
+                                    descriptors (the request is then overloaded). */
     double ms;                   /* From the worker picking it up to its end. */
     char *resp;                  /* From malloc(): the response body for FO_OK,
                                     NULL otherwise. */

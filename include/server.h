@@ -39,7 +39,8 @@ uint16_t fo_server_port(const struct fo_server *srv);
 /* Serve new requests with 'cfg' from now on; requests in flight finish on
  * the config they started with. Ownership of 'cfg' moves to the server.
  * Settings that only apply at start (listen, workers, server_threads,
- * connection limits, response size, JSON depth and host connection caps)
+ * connection limits, response size, JSON depth, host connection caps and
+ * max_buffered_bytes)
  * keep their old values; their names are written to 'note' (empty when
  * none differ). */
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen);

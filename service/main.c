@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "config.h"
 #include "demo.h"
+#include "fdlimit.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -91,6 +92,8 @@ static void reload(struct fo_server *srv, struct fo_metrics *metrics, const char
     if (rc == 0)
         rc = override_listen(cfg, listen);
     if (rc < 0) {
+        /* Counted before it is logged: whoever sees the line sees the count. */
+        fo_metrics_reload(metrics, 0);
         struct fo_buf line;
         fo_buf_init(&line, 2 << 20);
         if (fo_log_begin(&line, FO_LOG_ERROR, "reload_failed")) {
@@ -99,7 +102,6 @@ static void reload(struct fo_server *srv, struct fo_metrics *metrics, const char
             fo_log_finish(&line);
         }
         fo_buf_free(&line);
-        fo_metrics_reload(metrics, 0);
         fo_config_destroy(cfg);
         fo_buf_free(&errors);
         return;
@@ -174,6 +176,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    fo_fd_raise_limit();
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "fanout: curl_global_init failed\n");

@@ -54,6 +54,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "fdlimit.h"
 #include "socktab.h"
 #include "version.h"
 
@@ -90,6 +91,7 @@ struct xfer {
     bool dirty;                /* on_prereq found unread input on the chosen connection. */
     bool dirty_fresh;          /* ... and that connection was a new one (no retry helps). */
     bool retried;              /* Already restarted once on a fresh connection. */
+    bool no_fds;               /* on_open: the process is out of descriptors. */
 };
 
 /* One submitted fan-out while a worker runs it. */
@@ -165,6 +167,7 @@ void fo_call_clear(struct fo_call *call)
     fo_call_drop_body(call);
     call->outcome = FO_OK;
     call->status = 0;
+    call->no_fds = false;
     call->ms = 0;
 }
 
@@ -263,11 +266,19 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
  * knows them (see socktab.h). */
 static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    struct fo_worker *w = arg;
+    struct xfer *x = arg;
+    struct fo_worker *w = x->worker;
     (void)purpose;
     curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (s == CURL_SOCKET_BAD)
+    if (s == CURL_SOCKET_BAD) {
+        x->no_fds = errno == EMFILE || errno == ENFILE;
         return CURL_SOCKET_BAD;
+    }
+    if (fo_fd_over_share(s, FO_FD_BACKEND)) {
+        close(s);
+        x->no_fds = true;
+        return CURL_SOCKET_BAD;
+    }
     if (fo_socktab_add(w->socks, s, &a->addr, a->addrlen) < 0) {
         close(s);
         return CURL_SOCKET_BAD;
@@ -280,6 +291,15 @@ static int on_close(void *arg, curl_socket_t s)
     struct fo_worker *w = arg;
     fo_socktab_remove(w->socks, s);
     return close(s);
+}
+
+/* What is left of the transfer's budget, and never more than the context's. */
+static int64_t xfer_time_left_ms(const struct xfer *x)
+{
+    int64_t now_us = fo_clock_us();
+    int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
+    int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
+    return ctx_left < left ? ctx_left : left;
 }
 
 /* True when the connection curl chose (named by its addresses) has input
@@ -309,11 +329,7 @@ static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
         x->dirty_fresh = fresh > 0;
         return CURL_PREREQFUNC_ABORT; /* Closes the connection (a premature end). */
     }
-    int64_t now_us = fo_clock_us();
-    int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
-    int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
-    if (ctx_left < left)
-        left = ctx_left;
+    int64_t left = xfer_time_left_ms(x);
     if (left < 1)
         left = 1;
     char *line = x->hdrs->data;
@@ -351,7 +367,7 @@ static struct xfer *xfer_get(struct fo_worker *w)
     curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
-    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, w);
+    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
     curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETDATA, w);
     curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "fanout/" FO_VERSION);
@@ -522,6 +538,7 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
 {
     call->outcome = outcome;
     call->status = 0;
+    call->no_fds = false;
     call->ms = ms;
     call_end(w, j, call);
 }
@@ -547,6 +564,7 @@ static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
     count_connects(w, x);
     call->status = (int)status;
     call->ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
+    call->no_fds = x->no_fds;
 
     switch (res) {
     case CURLE_OK:
@@ -695,6 +713,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     x->dirty = false;
     x->dirty_fresh = false;
     x->retried = false;
+    x->no_fds = false;
 
     char tmo[40];
     snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
@@ -839,11 +858,7 @@ static bool xfer_retry(struct fo_worker *w, struct xfer *x, CURLcode *res)
     x->dirty = false;
     if (x->dirty_fresh || x->retried)
         return false;
-    int64_t now_us = fo_clock_us();
-    int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
-    int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
-    if (ctx_left < left)
-        left = ctx_left;
+    int64_t left = xfer_time_left_ms(x);
     if (left < 1) {
         *res = CURLE_OPERATION_TIMEDOUT;
         return false;

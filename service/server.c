@@ -51,6 +51,7 @@
 #include "chan.h"
 #include "clock.h"
 #include "ctx.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "merge.h"
 #include "tmpl.h"
@@ -118,6 +119,7 @@ struct conn_rec {
                                       is being read. From accept for the first request,
                                       from its request line for later ones. */
     atomic_bool busy;              /* A request is under way (whole head to completion). */
+    atomic_bool line_seen;         /* A request line arrived (on_uri) and no request ended since. */
     atomic_int_fast64_t idle_ms;   /* When it last became idle: accept or a request's end. */
     atomic_bool in_body;           /* A request is waiting for more of its body. */
     atomic_ulong body_chunks;      /* Body chunks received, to see progress. */
@@ -755,7 +757,15 @@ static enum MHD_Result finish(struct request *r)
     unsigned status = MHD_HTTP_OK;
     const char *complete = ok == n ? "true" : "false";
     int rc;
-    if (failed_required >= 0 || ok == 0) {
+    bool starved = false; /* The failure came from the process itself, not a backend. */
+    if (failed_required >= 0 || ok == 0)
+        starved = r->calls[failed_required >= 0 ? failed_required : first_failed].no_fds;
+    if (starved) {
+        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, res,
+                            n, r->report ? &rep : NULL);
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        complete = NULL;
+    } else if (failed_required >= 0 || ok == 0) {
         size_t bad = (size_t)(failed_required >= 0 ? failed_required : first_failed);
         bool timeout = failed_required >= 0 ? r->calls[bad].outcome == FO_ERR_TIMEOUT : any_timeout;
         status = timeout ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
@@ -855,9 +865,6 @@ static enum MHD_Result route(struct request *r, const char *url, const char *met
     enum MHD_Result res;
     if (probe(r, url, method, &res))
         return res;
-
-    if (atomic_load(&r->srv->draining))
-        return answer_draining(r);
 
     if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
         if (strcmp(method, "POST") != 0)
@@ -1265,6 +1272,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (r->cr) {
         atomic_store_explicit(&r->cr->in_body, false, memory_order_relaxed);
         atomic_store_explicit(&r->cr->idle_ms, fo_clock_ms(), memory_order_relaxed);
+        atomic_store_explicit(&r->cr->line_seen, false, memory_order_relaxed);
         atomic_store_explicit(&r->cr->busy, false, memory_order_relaxed);
     }
     if (r->state != REQ_READ)
@@ -1296,6 +1304,22 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return open >= (long)srv->boot->max_connections ? MHD_NO : MHD_YES;
 }
 
+/* A connection accepted with the descriptors nearly all taken (fdlimit.h):
+ * answer 503 at once and close. Written before MHD has read or written
+ * anything on it. */
+static void refuse_connection(int fd)
+{
+    static const char body[] = "{\"error\":{\"code\":\"overloaded\",\"message\":"
+                               "\"out of file descriptors; retry later\"}}";
+    char out[512];
+    int n = snprintf(out, sizeof out,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+                     sizeof body - 1, body);
+    (void)send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_RDWR); /* MHD's next read fails and it drops the connection. */
+}
+
 /* Track connections for the header-timeout watchdog. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
@@ -1308,6 +1332,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         cr->fd = ci ? ci->connect_fd : -1;
+        if (fo_fd_over_share(cr->fd, FO_FD_CLIENT))
+            refuse_connection(cr->fd);
         int64_t now = fo_clock_ms();
         atomic_init(&cr->idle_ms, now);
         atomic_init(&cr->head_by_ms, now + srv->boot->header_timeout_ms);
@@ -1431,6 +1457,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     struct conn_rec *cr = ci ? ci->socket_context : NULL;
     if (!cr)
         return NULL;
+    atomic_store_explicit(&cr->line_seen, true, memory_order_relaxed);
     if (!atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed))
         atomic_store_explicit(&cr->head_by_ms, fo_clock_ms() + srv->boot->header_timeout_ms,
                               memory_order_relaxed);
@@ -1439,16 +1466,20 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 
 /* While draining: close the connections that have had no request under way
  * for 'quiet_ms' (a client that sends without a pause gets its 503 and
- * Connection: close instead). A head still arriving after that long is
- * abandoned or dripped. */
+ * Connection: close instead). A connection is not quiet while a request
+ * line has arrived on it, or bytes wait in its socket that MHD's busy
+ * threads have not read yet. */
 static void close_idle(struct fo_server *srv, int64_t quiet_ms)
 {
     int64_t now = fo_clock_ms();
     pthread_mutex_lock(&srv->conns_lock);
     for (struct conn_rec *cr = srv->conns; cr; cr = cr->next) {
-        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed))
+        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed) ||
+            atomic_load_explicit(&cr->line_seen, memory_order_relaxed))
             continue;
-        if (now - atomic_load_explicit(&cr->idle_ms, memory_order_relaxed) >= quiet_ms) {
+        char c;
+        if (now - atomic_load_explicit(&cr->idle_ms, memory_order_relaxed) >= quiet_ms &&
+            recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
             shutdown(cr->fd, SHUT_RDWR);
             atomic_store_explicit(&cr->idle_ms, INT64_MAX / 2, memory_order_relaxed);
         }
@@ -1582,6 +1613,7 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
     FO_STARTUP_ONLY(max_response_bytes, "max_response_bytes")
     FO_STARTUP_ONLY(max_json_depth, "max_json_depth")
     FO_STARTUP_ONLY(max_host_connections, "max_host_connections")
+    FO_STARTUP_ONLY(max_buffered_bytes, "max_buffered_bytes")
 #undef FO_STARTUP_ONLY
     if (strcmp(cfg->listen_host, b->listen_host) != 0 && !strstr(note, "listen"))
         snprintf(note + strlen(note), notelen - strlen(note), "%slisten", note[0] ? ", " : "");
@@ -1613,7 +1645,7 @@ static void drain_wait(struct fo_server *srv, int64_t until_ms)
         if (atomic_load(&srv->live) == 0 && atomic_load(&srv->nconns) == 0)
             return;
         if (i % 4 == 0)
-            close_idle(srv, 100);
+            close_idle(srv, 500);
         if (i % 20 == 0)
             fo_server_watchdog(srv);
         nap_ms(5);
@@ -1621,9 +1653,9 @@ static void drain_wait(struct fo_server *srv, int64_t until_ms)
 }
 
 /* DESIGN of the stop, in this order:
- * 1. 'draining' is set: from here on no request is suspended (launch() and
- *    route() answer 503 "draining" with Connection: close), and every answer
- *    closes its connection. The listener stops accepting.
+ * 1. 'draining' is set: from here on no request is suspended (launch()
+ *    answers 503 "draining" with Connection: close), and every answer closes
+ *    its connection. The listener stops accepting.
  * 2. Requests in flight get drain_ms to finish; quiet connections are closed.
  * 3. Then the root context is cancelled and the pool aborts what is left;
  *    each of those requests is resumed and answered. The wait for that has no

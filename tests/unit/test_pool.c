@@ -1375,6 +1375,15 @@ static void tcp_pair(int sv[2])
     close(lfd);
 }
 
+/* Close with a reset (SO_LINGER 0): the client is really gone. A plain
+ * close() of a TCP socket only sends a FIN, which a half-close sends too. */
+static void reset_close(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
 static void unix_pair(int sv[2])
 {
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -1398,7 +1407,7 @@ static void run_client_hangup(void (*make_pair)(int sv[2]))
     assert_true(server_wait(&srv, &srv.slow_started, base + 2, true));
 
     int64_t t0 = fo_clock_us();
-    close(sv[1]); /* The client goes away. */
+    reset_close(sv[1]); /* The client goes away. */
     fan_finish(report, fan, WAIT_MS);
     double took = (double)(fan->done_us - t0) / 1000;
     if (took > PROMPT_MS)
@@ -1431,6 +1440,31 @@ static void test_client_hangup_tcp(void **state)
     run_client_hangup(tcp_pair);
 }
 
+/* A half-close (the client shuts its sending side after the request and
+ * still reads) is not a hang-up: the fan-out runs to its end. */
+static void test_client_half_close_is_not_a_hangup(void **state)
+{
+    struct tp *pool = pool_new(1);
+    struct fo_chan *report = chan_new(4);
+    int sv[2];
+    tcp_pair(sv);
+    unsigned base = server_get(&srv, &srv.slow_started);
+    struct fan *fan = fan_new(report, NULL, FO_NO_DEADLINE);
+    fan->f.client_fd = sv[0];
+    fan_add(fan, "/slow/300", 0, true);
+    fan_submit(pool, fan);
+    assert_true(server_wait(&srv, &srv.slow_started, base + 1, true));
+    assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
+    fan_finish(report, fan, WAIT_MS);
+    assert_json(&fan->calls[0], "{\"slept\":300}");
+    assert_int_equal(fo_ctx_err(fan->ctx), 0);
+    fan_free(fan);
+    close(sv[1]);
+    close(sv[0]);
+    pool_end(pool);
+    fo_chan_destroy(report, NULL);
+}
+
 /* Data from the client (a pipelined request) is not a hang-up; a client that
  * is gone before the fan-out starts is. */
 static void test_client_data_and_early_hangup(void **state)
@@ -1453,7 +1487,7 @@ static void test_client_data_and_early_hangup(void **state)
     fan_free(fan);
 
     /* Now the client hangs up before the next fan-out of this connection. */
-    close(sv[1]);
+    reset_close(sv[1]);
     char slow[32];
     snprintf(slow, sizeof slow, "/slow/%d", SLOW_MS);
     fan = fan_new(report, NULL, FO_NO_DEADLINE);
@@ -1850,6 +1884,7 @@ int main(void)
         cmocka_unit_test(test_client_hangup_unix),
         cmocka_unit_test(test_client_hangup_tcp),
         cmocka_unit_test(test_client_data_and_early_hangup),
+        cmocka_unit_test(test_client_half_close_is_not_a_hangup),
         cmocka_unit_test(test_stats_and_connection_reuse),
         cmocka_unit_test(test_full_inbox_is_eagain),
         cmocka_unit_test(test_many_submitters),

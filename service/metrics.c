@@ -3,7 +3,15 @@
  * The hot path is two or three relaxed atomic adds per request and per call
  * on series registered in advance; only registration and exposition take the
  * registry mutex. Histograms keep non-cumulative bucket counts (one add per
- * observation) and are summed into Prometheus' cumulative form on output. */
+ * observation) and are summed into Prometheus' cumulative form on output.
+ *
+ * Series are reference-counted per registration, and the counts live under
+ * the registry mutex, not in atomics: registration, release and exposition
+ * all take it, while the hot path never touches a count. A series may only
+ * be freed once nobody counts into it; the server guarantees that by
+ * releasing a config's series when the last request holding that config is
+ * done, after its last add. Lists are doubly linked so a release of one
+ * series out of many costs no walk. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -16,13 +24,13 @@
 
 /* Bucket upper bounds, microseconds; the last bucket is +Inf. */
 static const int64_t bounds_us[FO_HIST_BUCKETS - 1] = {
-    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
-    10000000,
+    1000,   2500,   5000,    10000,   25000,   50000,    100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
 struct fo_metrics {
-    pthread_mutex_t lock;               /* Guards the lists (not the counters). */
-    struct fo_endpoint_stats *endpoints; /* Registration order reversed. */
+    pthread_mutex_t lock;                /* Guards the lists (not the counters). */
+    struct fo_endpoint_stats *endpoints; /* Registration order reversed; 'lock'. */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
 };
 
@@ -56,6 +64,24 @@ int fo_metrics_create(struct fo_metrics **out)
     return 0;
 }
 
+static void free_backend(struct fo_backend_stats *b)
+{
+    free(b->label);
+    free(b);
+}
+
+static void free_endpoint(struct fo_endpoint_stats *ep)
+{
+    struct fo_backend_stats *b = ep->backends;
+    while (b) {
+        struct fo_backend_stats *bn = b->next;
+        free_backend(b);
+        b = bn;
+    }
+    free(ep->label);
+    free(ep);
+}
+
 void fo_metrics_destroy(struct fo_metrics *m)
 {
     if (!m)
@@ -63,15 +89,7 @@ void fo_metrics_destroy(struct fo_metrics *m)
     struct fo_endpoint_stats *ep = m->endpoints;
     while (ep) {
         struct fo_endpoint_stats *next = ep->next;
-        struct fo_backend_stats *b = ep->backends;
-        while (b) {
-            struct fo_backend_stats *bn = b->next;
-            free(b->label);
-            free(b);
-            b = bn;
-        }
-        free(ep->label);
-        free(ep);
+        free_endpoint(ep);
         ep = next;
     }
     pthread_mutex_destroy(&m->lock);
@@ -88,8 +106,11 @@ struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *
         ep = xcalloc(sizeof *ep);
         ep->label = xstrdup(label);
         ep->next = m->endpoints;
+        if (ep->next)
+            ep->next->prev = ep;
         m->endpoints = ep;
     }
+    ep->refs++;
     pthread_mutex_unlock(&m->lock);
     return ep;
 }
@@ -104,11 +125,59 @@ struct fo_backend_stats *fo_metrics_backend(struct fo_metrics *m, struct fo_endp
     if (!b) {
         b = xcalloc(sizeof *b);
         b->label = xstrdup(label);
+        b->ep = ep;
         b->next = ep->backends;
+        if (b->next)
+            b->next->prev = b;
         ep->backends = b;
     }
+    b->refs++;
     pthread_mutex_unlock(&m->lock);
     return b;
+}
+
+/* Unlink and free 'ep' once nothing refers to it: no registration and no
+ * backend series left. Registry mutex held. */
+static void drop_endpoint_if_unused(struct fo_metrics *m, struct fo_endpoint_stats *ep)
+{
+    if (ep->refs > 0 || ep->backends)
+        return;
+    if (ep->prev)
+        ep->prev->next = ep->next;
+    else
+        m->endpoints = ep->next;
+    if (ep->next)
+        ep->next->prev = ep->prev;
+    free_endpoint(ep);
+}
+
+void fo_metrics_endpoint_release(struct fo_metrics *m, struct fo_endpoint_stats *ep)
+{
+    if (!ep)
+        return;
+    pthread_mutex_lock(&m->lock);
+    ep->refs--;
+    drop_endpoint_if_unused(m, ep);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void fo_metrics_backend_release(struct fo_metrics *m, struct fo_backend_stats *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if (--b->refs == 0) {
+        struct fo_endpoint_stats *ep = b->ep;
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            ep->backends = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+        free_backend(b);
+        drop_endpoint_if_unused(m, ep);
+    }
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void observe(struct fo_hist *h, int64_t us)
@@ -216,10 +285,9 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
         "# TYPE fanout_config_reloads_total counter\n"
         "fanout_config_reloads_total{result=\"ok\"} %llu\n"
         "fanout_config_reloads_total{result=\"error\"} %llu\n",
-        FO_VERSION, g->ready, (long long)g->requests_in_flight,
-        (unsigned long long)g->jobs_queued, (unsigned long long)g->calls_in_flight,
-        (unsigned long long)g->client_connections, (unsigned long long)g->backend_connections,
-        (unsigned long long)atomic_load(&m->reloads_ok),
+        FO_VERSION, g->ready, (long long)g->requests_in_flight, (unsigned long long)g->jobs_queued,
+        (unsigned long long)g->calls_in_flight, (unsigned long long)g->client_connections,
+        (unsigned long long)g->backend_connections, (unsigned long long)atomic_load(&m->reloads_ok),
         (unsigned long long)atomic_load(&m->reloads_failed));
 
     pthread_mutex_lock(&m->lock);
@@ -229,10 +297,9 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
     for (struct fo_endpoint_stats *ep = m->endpoints; ep && rc == 0; ep = ep->next) {
         rc = labels(&lb, ep->label, NULL);
         for (size_t c = 0; c < 6 && rc == 0; c++)
-            rc = fo_buf_printf(out, "fanout_requests_total{%s,code=\"%s\"} %llu\n", lb.data,
-                               classes[c],
-                               (unsigned long long)atomic_load_explicit(&ep->requests[c],
-                                                                        memory_order_relaxed));
+            rc = fo_buf_printf(
+                out, "fanout_requests_total{%s,code=\"%s\"} %llu\n", lb.data, classes[c],
+                (unsigned long long)atomic_load_explicit(&ep->requests[c], memory_order_relaxed));
     }
     if (rc == 0)
         rc = fo_buf_puts(out, "# HELP fanout_request_duration_seconds Time from request to "

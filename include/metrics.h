@@ -4,10 +4,13 @@
  * backend of it, plus one per allowed host of the ad-hoc batch) and the hot
  * path never looks anything up: it holds pointers and does relaxed atomic
  * adds. Each registration is a reference: registering a label that exists
- * returns the same series (a reload keeps counting into it), and a series
- * leaves the exposition and is freed when its last reference is released,
- * so the registry holds only what the configs in use name. Registration,
- * release and exposition take the registry's mutex.
+ * returns the same series (a reload keeps counting into it). A series whose
+ * last reference is released is written by the next successful exposition
+ * one last time and then freed (registered again before that, it lives on
+ * with its counts), so the registry holds what the configs in use name plus
+ * what was released since the last scrape -- and, unscraped, never more
+ * than FO_METRICS_ORPHAN_SLACK released series beyond the live ones.
+ * Registration, release and exposition take the registry's mutex.
  * Ownership: the registry owns every series; a pointer stays valid until the
  * reference it came with is released (or fo_metrics_destroy).
  * Threads: everything is thread-safe except create/destroy. */
@@ -20,6 +23,10 @@
 
 #include "buf.h"
 #include "outcome.h"
+
+/* Released series kept for the next scrape beyond the number of live ones;
+ * past that they are freed unscraped. */
+#define FO_METRICS_ORPHAN_SLACK 1024
 
 /* Upper bounds of the duration buckets in microseconds (the last is +Inf). */
 #define FO_HIST_BUCKETS 14
@@ -34,10 +41,9 @@ struct fo_backend_stats {
     char *label;                                  /* From strdup(). */
     atomic_uint_fast64_t calls[FO_OUTCOME_COUNT]; /* By outcome. */
     struct fo_hist duration;
-    atomic_long inflight;                 /* Calls admitted now (the server's cap). */
-    struct fo_endpoint_stats *ep;         /* The endpoint whose list holds it. */
-    long refs;                            /* Registrations not released; registry mutex. */
-    struct fo_backend_stats *prev, *next; /* Endpoint's list; registry mutex. */
+    atomic_long inflight;          /* Calls admitted now (the server's cap). */
+    long refs;                     /* Registrations not released; registry mutex. */
+    struct fo_backend_stats *next; /* Endpoint's list; registry mutex. */
 };
 
 /* One endpoint ("GET /api/dashboard/{id}", the batch, or "unmatched"). */
@@ -45,9 +51,9 @@ struct fo_endpoint_stats {
     char *label;                      /* From strdup(). */
     atomic_uint_fast64_t requests[6]; /* By status class: [1]=1xx .. [5]=5xx, [0] other. */
     struct fo_hist duration;
-    struct fo_backend_stats *backends;     /* Registry mutex for the list; the series are atomic. */
-    long refs;                             /* Registrations not released; registry mutex. */
-    struct fo_endpoint_stats *prev, *next; /* Registry list; registry mutex. */
+    struct fo_backend_stats *backends; /* Registry mutex for the list; the series are atomic. */
+    long refs;                         /* Registrations not released; registry mutex. */
+    struct fo_endpoint_stats *next;    /* Registry list; registry mutex. */
 };
 
 struct fo_metrics; /* Opaque. */
@@ -67,9 +73,10 @@ struct fo_backend_stats *fo_metrics_backend(struct fo_metrics *m, struct fo_endp
                                             const char *label);
 
 /* Release one reference taken by fo_metrics_endpoint / fo_metrics_backend.
- * With the last one the series leaves the exposition and is freed (an
- * endpoint only once its backends are gone too), so nothing may count into
- * it any more. NULL is a no-op. */
+ * After the last one nothing may count into the series: the next successful
+ * fo_metrics_write shows it one last time and frees it (an endpoint only
+ * once its backends are gone too), unless it is registered again first.
+ * NULL is a no-op. */
 void fo_metrics_endpoint_release(struct fo_metrics *m, struct fo_endpoint_stats *ep);
 void fo_metrics_backend_release(struct fo_metrics *m, struct fo_backend_stats *b);
 
@@ -91,7 +98,8 @@ struct fo_gauges {
 };
 
 /* Append the whole exposition to 'out' (borrowed), holding the registry
- * mutex while it walks the series. Returns 0 or the fo_buf errors. */
+ * mutex while it walks the series; on success, then free the released
+ * series it wrote. Returns 0 or the fo_buf errors. */
 int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_buf *out);
 
 #endif /* FO_METRICS_H */

@@ -10,8 +10,16 @@
  * all take it, while the hot path never touches a count. A series may only
  * be freed once nobody counts into it; the server guarantees that by
  * releasing a config's series when the last request holding that config is
- * done, after its last add. Lists are doubly linked so a release of one
- * series out of many costs no walk. */
+ * done, after its last add.
+ *
+ * The last release does not free at once: the series becomes an orphan that
+ * the next successful exposition writes one last time (so the adds since the
+ * previous scrape are not lost) and then frees. A label registered again
+ * before that revives its orphan, counts intact, so a backend that leaves a
+ * config and comes back between two scrapes looks continuous. Orphans are
+ * also swept without a scrape once they outnumber the live series by
+ * FO_METRICS_ORPHAN_SLACK, which bounds memory by the configs in use even
+ * when nobody scrapes. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -29,8 +37,10 @@ static const int64_t bounds_us[FO_HIST_BUCKETS - 1] = {
 };
 
 struct fo_metrics {
-    pthread_mutex_t lock;                /* Guards the lists (not the counters). */
+    pthread_mutex_t lock;                /* Guards the lists and counts (not the counters). */
     struct fo_endpoint_stats *endpoints; /* Registration order reversed; 'lock'. */
+    size_t nlive;                        /* Series with references; 'lock'. */
+    size_t norphans;                     /* Series without, still listed; 'lock'. */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
 };
 
@@ -96,6 +106,15 @@ void fo_metrics_destroy(struct fo_metrics *m)
     free(m);
 }
 
+/* One more reference in 'refs'; the first revives an orphan. Registry mutex held. */
+static void take(struct fo_metrics *m, long *refs)
+{
+    if ((*refs)++ > 0)
+        return;
+    m->norphans--;
+    m->nlive++;
+}
+
 struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *label)
 {
     pthread_mutex_lock(&m->lock);
@@ -106,11 +125,10 @@ struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *
         ep = xcalloc(sizeof *ep);
         ep->label = xstrdup(label);
         ep->next = m->endpoints;
-        if (ep->next)
-            ep->next->prev = ep;
         m->endpoints = ep;
+        m->norphans++; /* Until taken below. */
     }
-    ep->refs++;
+    take(m, &ep->refs);
     pthread_mutex_unlock(&m->lock);
     return ep;
 }
@@ -125,30 +143,53 @@ struct fo_backend_stats *fo_metrics_backend(struct fo_metrics *m, struct fo_endp
     if (!b) {
         b = xcalloc(sizeof *b);
         b->label = xstrdup(label);
-        b->ep = ep;
         b->next = ep->backends;
-        if (b->next)
-            b->next->prev = b;
         ep->backends = b;
+        m->norphans++; /* Until taken below. */
     }
-    b->refs++;
+    take(m, &b->refs);
     pthread_mutex_unlock(&m->lock);
     return b;
 }
 
-/* Unlink and free 'ep' once nothing refers to it: no registration and no
- * backend series left. Registry mutex held. */
-static void drop_endpoint_if_unused(struct fo_metrics *m, struct fo_endpoint_stats *ep)
+/* Free every orphan: backends without references, then endpoints without
+ * references or backends. Registry mutex held. */
+static void sweep(struct fo_metrics *m)
 {
-    if (ep->refs > 0 || ep->backends)
+    struct fo_endpoint_stats **pe = &m->endpoints;
+    while (*pe) {
+        struct fo_endpoint_stats *ep = *pe;
+        struct fo_backend_stats **pb = &ep->backends;
+        while (*pb) {
+            struct fo_backend_stats *b = *pb;
+            if (b->refs > 0) {
+                pb = &b->next;
+                continue;
+            }
+            *pb = b->next;
+            free_backend(b);
+            m->norphans--;
+        }
+        if (ep->refs > 0 || ep->backends) {
+            pe = &ep->next;
+            continue;
+        }
+        *pe = ep->next;
+        free_endpoint(ep);
+        m->norphans--;
+    }
+}
+
+/* Drop one reference from 'refs'; the last one makes an orphan. Registry
+ * mutex held. */
+static void put(struct fo_metrics *m, long *refs)
+{
+    if (--*refs > 0)
         return;
-    if (ep->prev)
-        ep->prev->next = ep->next;
-    else
-        m->endpoints = ep->next;
-    if (ep->next)
-        ep->next->prev = ep->prev;
-    free_endpoint(ep);
+    m->nlive--;
+    m->norphans++;
+    if (m->norphans > m->nlive + FO_METRICS_ORPHAN_SLACK)
+        sweep(m);
 }
 
 void fo_metrics_endpoint_release(struct fo_metrics *m, struct fo_endpoint_stats *ep)
@@ -156,8 +197,7 @@ void fo_metrics_endpoint_release(struct fo_metrics *m, struct fo_endpoint_stats 
     if (!ep)
         return;
     pthread_mutex_lock(&m->lock);
-    ep->refs--;
-    drop_endpoint_if_unused(m, ep);
+    put(m, &ep->refs);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -166,17 +206,7 @@ void fo_metrics_backend_release(struct fo_metrics *m, struct fo_backend_stats *b
     if (!b)
         return;
     pthread_mutex_lock(&m->lock);
-    if (--b->refs == 0) {
-        struct fo_endpoint_stats *ep = b->ep;
-        if (b->prev)
-            b->prev->next = b->next;
-        else
-            ep->backends = b->next;
-        if (b->next)
-            b->next->prev = b->prev;
-        free_backend(b);
-        drop_endpoint_if_unused(m, ep);
-    }
+    put(m, &b->refs);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -332,6 +362,8 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
                 rc = put_hist(out, "fanout_backend_call_duration_seconds", lb.data, &b->duration);
         }
     }
+    if (rc == 0) /* Orphans were written one last time. */
+        sweep(m);
     pthread_mutex_unlock(&m->lock);
     fo_buf_free(&lb);
     return rc;

@@ -1071,6 +1071,14 @@ static size_t backend_samples(struct fo_metrics *m, const char *ep, const char *
     return n;
 }
 
+/* Two scrapes: the first writes what was released one last time and frees it. */
+static void scrape_settled(struct fo_metrics *m, struct expo *e)
+{
+    scrape(m, &zero_gauges, e);
+    expo_free(e);
+    scrape(m, &zero_gauges, e);
+}
+
 static void test_refcount_endpoint(void **state)
 {
     struct fo_metrics *m = metrics_new();
@@ -1080,21 +1088,34 @@ static void test_refcount_endpoint(void **state)
     fo_metrics_request(a, 200, 10);
     assert_int_equal(endpoint_samples(m, "GET /a"), 6);
 
-    /* Release once: the other reference keeps it, counting on. */
+    /* Release once: the other reference keeps it, counting on, scrape after scrape. */
     fo_metrics_endpoint_release(m, a);
     assert_int_equal(endpoint_samples(m, "GET /a"), 6);
     fo_metrics_request(a, 200, 10);
+    assert_int_equal(endpoint_samples(m, "GET /a"), 6);
+
+    /* Release again: the next scrape has its final values, the one after has it no more
+     * (ASan: and it was freed). */
+    fo_metrics_endpoint_release(m, a);
     struct expo e;
     scrape(m, &zero_gauges, &e);
     assert_value(value_of(&e, "fanout_requests_total", "endpoint", "GET /a", "code", "2xx", NULL),
                  2);
     expo_free(&e);
-
-    /* Release again: gone from the exposition (ASan: and freed). */
-    fo_metrics_endpoint_release(m, a);
     assert_int_equal(endpoint_samples(m, "GET /a"), 0);
 
-    /* A label registered again after that is a new series from zero. */
+    /* Released and registered again before a scrape: the same series, counts intact. */
+    struct fo_endpoint_stats *r = fo_metrics_endpoint(m, "GET /r");
+    fo_metrics_request(r, 500, 10);
+    fo_metrics_endpoint_release(m, r);
+    assert_ptr_equal(fo_metrics_endpoint(m, "GET /r"), r);
+    fo_metrics_request(r, 500, 10);
+    scrape_settled(m, &e);
+    assert_value(value_of(&e, "fanout_requests_total", "endpoint", "GET /r", "code", "5xx", NULL),
+                 2);
+    expo_free(&e);
+
+    /* Registered after it was freed: a new series from zero. */
     a = fo_metrics_endpoint(m, "GET /a");
     scrape(m, &zero_gauges, &e);
     assert_value(value_of(&e, "fanout_requests_total", "endpoint", "GET /a", "code", "2xx", NULL),
@@ -1117,6 +1138,7 @@ static void test_refcount_backend(void **state)
     /* The endpoint's own reference goes first: its backends keep it listed. */
     fo_metrics_endpoint_release(m, ep);
     assert_int_equal(endpoint_samples(m, "GET /e"), 6);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 6);
     fo_metrics_backend_release(m, b);
     assert_int_equal(backend_samples(m, "GET /e", "users"), FO_OUTCOME_COUNT);
     fo_metrics_call(b, FO_OK, 10);
@@ -1127,14 +1149,16 @@ static void test_refcount_backend(void **state)
                  2);
     expo_free(&e);
 
-    /* The last reference on "users" drops that backend only. */
+    /* The last reference on "users" drops that backend only, after one more scrape. */
     fo_metrics_backend_release(m, b);
+    assert_int_equal(backend_samples(m, "GET /e", "users"), FO_OUTCOME_COUNT);
     assert_int_equal(backend_samples(m, "GET /e", "users"), 0);
     assert_int_equal(backend_samples(m, "GET /e", "orders"), FO_OUTCOME_COUNT);
     assert_int_equal(endpoint_samples(m, "GET /e"), 6);
 
     /* The last backend takes the unreferenced endpoint with it. */
     fo_metrics_backend_release(m, o);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 6);
     assert_int_equal(backend_samples(m, "GET /e", "orders"), 0);
     assert_int_equal(endpoint_samples(m, "GET /e"), 0);
     fo_metrics_backend_release(m, NULL); /* A no-op. */
@@ -1164,7 +1188,7 @@ static void test_refcount_list_positions(void **state)
             fo_metrics_endpoint_release(m, eps[order[k]]);
         fo_metrics_backend_release(m, bes[order[k]]);
         struct expo e;
-        scrape(m, &zero_gauges, &e);
+        scrape_settled(m, &e);
         int left = N - 1 - k;
         assert_int_equal(count_samples(&e, "fanout_backend_calls_total"), left * FO_OUTCOME_COUNT);
         for (int j = k + 1; j < N; j++) {
@@ -1182,9 +1206,41 @@ static void test_refcount_list_positions(void **state)
     assert_int_equal(endpoint_samples(m, "GET /l/0"), 6);
     fo_metrics_endpoint_release(m, eps[0]);
     struct expo e;
-    scrape(m, &zero_gauges, &e);
+    scrape_settled(m, &e);
     assert_int_equal(count_samples(&e, "fanout_requests_total"), 0);
     assert_int_equal(count_samples(&e, "fanout_request_duration_seconds_count"), 0);
+    expo_free(&e);
+    fo_metrics_destroy(m);
+}
+
+/* Nobody scrapes: released series are freed anyway once they pass the slack. */
+static void test_orphans_bounded_without_scrape(void **state)
+{
+    struct fo_metrics *m = metrics_new();
+    enum { LIVE = 100, NGONE = 3 * FO_METRICS_ORPHAN_SLACK };
+    char label[32];
+    for (int i = 0; i < LIVE; i++) {
+        snprintf(label, sizeof label, "GET /live/%d", i);
+        fo_metrics_endpoint(m, label);
+    }
+    for (int i = 0; i < NGONE; i++) {
+        snprintf(label, sizeof label, "GET /gone/%d", i);
+        struct fo_endpoint_stats *ep = fo_metrics_endpoint(m, label);
+        struct fo_backend_stats *b = fo_metrics_backend(m, ep, "b");
+        fo_metrics_backend_release(m, b);
+        fo_metrics_endpoint_release(m, ep);
+    }
+    struct expo e;
+    scrape(m, &zero_gauges, &e);
+    size_t eps = count_samples(&e, "fanout_requests_total") / 6;
+    size_t bes = count_samples(&e, "fanout_backend_calls_total") / FO_OUTCOME_COUNT;
+    if (eps + bes > LIVE + FO_METRICS_ORPHAN_SLACK + 1)
+        fail_msg("%zu endpoint and %zu backend series after %d released", eps, bes, 2 * NGONE);
+    assert_true(eps >= LIVE);
+    expo_free(&e);
+    scrape(m, &zero_gauges, &e);
+    assert_int_equal(count_samples(&e, "fanout_requests_total"), LIVE * 6);
+    assert_int_equal(count_samples(&e, "fanout_backend_calls_total"), 0);
     expo_free(&e);
     fo_metrics_destroy(m);
 }
@@ -1256,7 +1312,7 @@ static void test_concurrent_reloads(void **state)
     assert_int_equal(sc.bad, 0);
 
     struct expo e;
-    scrape(m, &zero_gauges, &e);
+    scrape_settled(m, &e);
     assert_int_equal(count_samples(&e, "fanout_requests_total"), 6);
     assert_int_equal(count_samples(&e, "fanout_backend_calls_total"), FO_OUTCOME_COUNT);
     assert_value(
@@ -1268,7 +1324,7 @@ static void test_concurrent_reloads(void **state)
     expo_free(&e);
     fo_metrics_backend_release(m, shared_be);
     fo_metrics_endpoint_release(m, shared);
-    scrape(m, &zero_gauges, &e);
+    scrape_settled(m, &e);
     assert_int_equal(count_samples(&e, "fanout_requests_total"), 0);
     expo_free(&e);
     fo_metrics_destroy(m);
@@ -1315,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_refcount_endpoint),
         cmocka_unit_test(test_refcount_backend),
         cmocka_unit_test(test_refcount_list_positions),
+        cmocka_unit_test(test_orphans_bounded_without_scrape),
         cmocka_unit_test(test_concurrent_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,23 @@
  * The hot path is two or three relaxed atomic adds per request and per call
  * on series registered in advance; only registration and exposition take the
  * registry mutex. Histograms keep non-cumulative bucket counts (one add per
- * observation) and are summed into Prometheus' cumulative form on output. */
+ * observation) and are summed into Prometheus' cumulative form on output.
+ *
+ * Series are reference-counted per registration, and the counts live under
+ * the registry mutex, not in atomics: registration, release and exposition
+ * all take it, while the hot path never touches a count. A series may only
+ * be freed once nobody counts into it; the server guarantees that by
+ * releasing a config's series when the last request holding that config is
+ * done, after its last add.
+ *
+ * The last release does not free at once: the series becomes an orphan that
+ * the next successful exposition writes one last time (so the adds since the
+ * previous scrape are not lost) and then frees. A label registered again
+ * before that revives its orphan, counts intact, so a backend that leaves a
+ * config and comes back between two scrapes looks continuous. Orphans are
+ * also swept without a scrape once they outnumber the live series by
+ * FO_METRICS_ORPHAN_SLACK, which bounds memory by the configs in use even
+ * when nobody scrapes. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -16,13 +32,15 @@
 
 /* Bucket upper bounds, microseconds; the last bucket is +Inf. */
 static const int64_t bounds_us[FO_HIST_BUCKETS - 1] = {
-    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
-    10000000,
+    1000,   2500,   5000,    10000,   25000,   50000,    100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
 struct fo_metrics {
-    pthread_mutex_t lock;               /* Guards the lists (not the counters). */
-    struct fo_endpoint_stats *endpoints; /* Registration order reversed. */
+    pthread_mutex_t lock;                /* Guards the lists and counts (not the counters). */
+    struct fo_endpoint_stats *endpoints; /* Registration order reversed; 'lock'. */
+    size_t nlive;                        /* Series with references; 'lock'. */
+    size_t norphans;                     /* Series without, still listed; 'lock'. */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
 };
 
@@ -56,6 +74,24 @@ int fo_metrics_create(struct fo_metrics **out)
     return 0;
 }
 
+static void free_backend(struct fo_backend_stats *b)
+{
+    free(b->label);
+    free(b);
+}
+
+static void free_endpoint(struct fo_endpoint_stats *ep)
+{
+    struct fo_backend_stats *b = ep->backends;
+    while (b) {
+        struct fo_backend_stats *bn = b->next;
+        free_backend(b);
+        b = bn;
+    }
+    free(ep->label);
+    free(ep);
+}
+
 void fo_metrics_destroy(struct fo_metrics *m)
 {
     if (!m)
@@ -63,19 +99,20 @@ void fo_metrics_destroy(struct fo_metrics *m)
     struct fo_endpoint_stats *ep = m->endpoints;
     while (ep) {
         struct fo_endpoint_stats *next = ep->next;
-        struct fo_backend_stats *b = ep->backends;
-        while (b) {
-            struct fo_backend_stats *bn = b->next;
-            free(b->label);
-            free(b);
-            b = bn;
-        }
-        free(ep->label);
-        free(ep);
+        free_endpoint(ep);
         ep = next;
     }
     pthread_mutex_destroy(&m->lock);
     free(m);
+}
+
+/* One more reference in 'refs'; the first revives an orphan. Registry mutex held. */
+static void take(struct fo_metrics *m, long *refs)
+{
+    if ((*refs)++ > 0)
+        return;
+    m->norphans--;
+    m->nlive++;
 }
 
 struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *label)
@@ -89,7 +126,9 @@ struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *
         ep->label = xstrdup(label);
         ep->next = m->endpoints;
         m->endpoints = ep;
+        m->norphans++; /* Until taken below. */
     }
+    take(m, &ep->refs);
     pthread_mutex_unlock(&m->lock);
     return ep;
 }
@@ -106,9 +145,69 @@ struct fo_backend_stats *fo_metrics_backend(struct fo_metrics *m, struct fo_endp
         b->label = xstrdup(label);
         b->next = ep->backends;
         ep->backends = b;
+        m->norphans++; /* Until taken below. */
     }
+    take(m, &b->refs);
     pthread_mutex_unlock(&m->lock);
     return b;
+}
+
+/* Free every orphan: backends without references, then endpoints without
+ * references or backends. Registry mutex held. */
+static void sweep(struct fo_metrics *m)
+{
+    struct fo_endpoint_stats **pe = &m->endpoints;
+    while (*pe) {
+        struct fo_endpoint_stats *ep = *pe;
+        struct fo_backend_stats **pb = &ep->backends;
+        while (*pb) {
+            struct fo_backend_stats *b = *pb;
+            if (b->refs > 0) {
+                pb = &b->next;
+                continue;
+            }
+            *pb = b->next;
+            free_backend(b);
+            m->norphans--;
+        }
+        if (ep->refs > 0 || ep->backends) {
+            pe = &ep->next;
+            continue;
+        }
+        *pe = ep->next;
+        free_endpoint(ep);
+        m->norphans--;
+    }
+}
+
+/* Drop one reference from 'refs'; the last one makes an orphan. Registry
+ * mutex held. */
+static void put(struct fo_metrics *m, long *refs)
+{
+    if (--*refs > 0)
+        return;
+    m->nlive--;
+    m->norphans++;
+    if (m->norphans > m->nlive + FO_METRICS_ORPHAN_SLACK)
+        sweep(m);
+}
+
+void fo_metrics_endpoint_release(struct fo_metrics *m, struct fo_endpoint_stats *ep)
+{
+    if (!ep)
+        return;
+    pthread_mutex_lock(&m->lock);
+    put(m, &ep->refs);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void fo_metrics_backend_release(struct fo_metrics *m, struct fo_backend_stats *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&m->lock);
+    put(m, &b->refs);
+    pthread_mutex_unlock(&m->lock);
 }
 
 static void observe(struct fo_hist *h, int64_t us)
@@ -216,10 +315,9 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
         "# TYPE fanout_config_reloads_total counter\n"
         "fanout_config_reloads_total{result=\"ok\"} %llu\n"
         "fanout_config_reloads_total{result=\"error\"} %llu\n",
-        FO_VERSION, g->ready, (long long)g->requests_in_flight,
-        (unsigned long long)g->jobs_queued, (unsigned long long)g->calls_in_flight,
-        (unsigned long long)g->client_connections, (unsigned long long)g->backend_connections,
-        (unsigned long long)atomic_load(&m->reloads_ok),
+        FO_VERSION, g->ready, (long long)g->requests_in_flight, (unsigned long long)g->jobs_queued,
+        (unsigned long long)g->calls_in_flight, (unsigned long long)g->client_connections,
+        (unsigned long long)g->backend_connections, (unsigned long long)atomic_load(&m->reloads_ok),
         (unsigned long long)atomic_load(&m->reloads_failed));
 
     pthread_mutex_lock(&m->lock);
@@ -229,10 +327,9 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
     for (struct fo_endpoint_stats *ep = m->endpoints; ep && rc == 0; ep = ep->next) {
         rc = labels(&lb, ep->label, NULL);
         for (size_t c = 0; c < 6 && rc == 0; c++)
-            rc = fo_buf_printf(out, "fanout_requests_total{%s,code=\"%s\"} %llu\n", lb.data,
-                               classes[c],
-                               (unsigned long long)atomic_load_explicit(&ep->requests[c],
-                                                                        memory_order_relaxed));
+            rc = fo_buf_printf(
+                out, "fanout_requests_total{%s,code=\"%s\"} %llu\n", lb.data, classes[c],
+                (unsigned long long)atomic_load_explicit(&ep->requests[c], memory_order_relaxed));
     }
     if (rc == 0)
         rc = fo_buf_puts(out, "# HELP fanout_request_duration_seconds Time from request to "
@@ -265,6 +362,8 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
                 rc = put_hist(out, "fanout_backend_call_duration_seconds", lb.data, &b->duration);
         }
     }
+    if (rc == 0) /* Orphans were written one last time. */
+        sweep(m);
     pthread_mutex_unlock(&m->lock);
     fo_buf_free(&lb);
     return rc;

@@ -57,9 +57,12 @@
 #include "tmpl.h"
 
 /* A config and the metric series its routes count into. Shared by every
- * request that started under it; freed with the last reference. */
+ * request that started under it; freed with the last reference, which also
+ * releases its references on the series (a series no runtime names leaves
+ * /metrics then, after the last request that could count into it). */
 struct runtime {
     struct fo_config *cfg;                /* Owned. */
+    struct fo_metrics *metrics;           /* Borrowed; one reference on each series below. */
     atomic_long refs;                     /* Server's current pointer + requests. */
     struct fo_endpoint_stats **ep_stats;  /* [nendpoints] */
     struct fo_backend_stats ***be_stats;  /* [nendpoints][nbackends] */
@@ -159,12 +162,35 @@ struct fo_server {
 
 /* ---- runtimes ---- */
 
+/* Release the series (those registered so far, when creation failed
+ * half-way) and free 'rt'; the config stays with whoever owns it. */
+static void runtime_free(struct runtime *rt)
+{
+    const struct fo_config *cfg = rt->cfg;
+    for (size_t i = 0; rt->be_stats && i < cfg->nendpoints; i++) {
+        for (size_t b = 0; rt->be_stats[i] && b < cfg->endpoints[i].nbackends; b++)
+            fo_metrics_backend_release(rt->metrics, rt->be_stats[i][b]);
+        free(rt->be_stats[i]);
+    }
+    for (size_t i = 0; rt->ep_stats && i < cfg->nendpoints; i++)
+        fo_metrics_endpoint_release(rt->metrics, rt->ep_stats[i]);
+    for (size_t h = 0; rt->host_stats && h < cfg->aggregate.nallow; h++)
+        fo_metrics_backend_release(rt->metrics, rt->host_stats[h]);
+    fo_metrics_endpoint_release(rt->metrics, rt->batch_stats);
+    fo_metrics_endpoint_release(rt->metrics, rt->other_stats);
+    free(rt->be_stats);
+    free(rt->ep_stats);
+    free(rt->host_stats);
+    free(rt);
+}
+
 static struct runtime *runtime_create(struct fo_metrics *m, struct fo_config *cfg)
 {
     struct runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return NULL;
     rt->cfg = cfg;
+    rt->metrics = m;
     atomic_init(&rt->refs, 1);
     rt->ep_stats = calloc(cfg->nendpoints + 1, sizeof *rt->ep_stats);
     rt->be_stats = calloc(cfg->nendpoints + 1, sizeof *rt->be_stats);
@@ -192,27 +218,19 @@ static struct runtime *runtime_create(struct fo_metrics *m, struct fo_config *cf
     rt->other_stats = fo_metrics_endpoint(m, "other");
     return rt;
 fail:
-    if (rt->be_stats)
-        for (size_t i = 0; i < cfg->nendpoints; i++)
-            free(rt->be_stats[i]);
-    free(rt->be_stats);
-    free(rt->ep_stats);
-    free(rt->host_stats);
-    free(rt);
+    runtime_free(rt);
     return NULL;
 }
 
+/* Drop one reference; the last one frees the runtime and its config. The
+ * acq_rel order makes every request's counting happen before the release. */
 static void runtime_put(struct runtime *rt)
 {
     if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < rt->cfg->nendpoints; i++)
-        free(rt->be_stats[i]);
-    free(rt->be_stats);
-    free(rt->ep_stats);
-    free(rt->host_stats);
-    fo_config_destroy(rt->cfg);
-    free(rt);
+    struct fo_config *cfg = rt->cfg;
+    runtime_free(rt);
+    fo_config_destroy(cfg);
 }
 
 static struct runtime *runtime_get(struct fo_server *srv)
@@ -1577,13 +1595,8 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     *out = srv;
     return 0;
 fail:
-    if (srv->rt) { /* Hand the config back to the caller: it keeps it on error. */
-        srv->rt->cfg = NULL;
-        free(srv->rt->be_stats);
-        free(srv->rt->ep_stats);
-        free(srv->rt->host_stats);
-        free(srv->rt);
-    }
+    if (srv->rt) /* Without the config: the caller keeps it on error. */
+        runtime_free(srv->rt);
     fo_ctx_destroy(srv->root);
     pthread_mutex_destroy(&srv->rt_lock);
     pthread_mutex_destroy(&srv->conns_lock);

@@ -1038,6 +1038,298 @@ static void test_concurrent_registration(void **state)
     fo_metrics_destroy(m);
 }
 
+/* ---- reference counts ------------------------------------------------------------------- */
+
+/* Requests-total samples of 'label' in a fresh scrape (6 while the series exists, else 0). */
+static size_t endpoint_samples(struct fo_metrics *m, const char *label)
+{
+    struct expo e;
+    scrape(m, &zero_gauges, &e);
+    size_t n = 0;
+    for (size_t i = 0; i < e.nsamples; i++) {
+        const struct sample *s = &e.samples[i];
+        const char *l = label_of(s, "endpoint");
+        n += strcmp(s->name, "fanout_requests_total") == 0 && l && strcmp(l, label) == 0;
+    }
+    expo_free(&e);
+    return n;
+}
+
+/* Backend-calls samples of 'ep'/'be' in a fresh scrape (FO_OUTCOME_COUNT or 0). */
+static size_t backend_samples(struct fo_metrics *m, const char *ep, const char *be)
+{
+    struct expo e;
+    scrape(m, &zero_gauges, &e);
+    size_t n = 0;
+    for (size_t i = 0; i < e.nsamples; i++) {
+        const struct sample *s = &e.samples[i];
+        const char *l = label_of(s, "endpoint"), *b = label_of(s, "backend");
+        n += strcmp(s->name, "fanout_backend_calls_total") == 0 && l && b && strcmp(l, ep) == 0 &&
+             strcmp(b, be) == 0;
+    }
+    expo_free(&e);
+    return n;
+}
+
+/* Two scrapes: the first writes what was released one last time and frees it. */
+static void scrape_settled(struct fo_metrics *m, struct expo *e)
+{
+    scrape(m, &zero_gauges, e);
+    expo_free(e);
+    scrape(m, &zero_gauges, e);
+}
+
+static void test_refcount_endpoint(void **state)
+{
+    struct fo_metrics *m = metrics_new();
+    /* Register twice (two configs naming it): one series. */
+    struct fo_endpoint_stats *a = fo_metrics_endpoint(m, "GET /a");
+    assert_ptr_equal(fo_metrics_endpoint(m, "GET /a"), a);
+    fo_metrics_request(a, 200, 10);
+    assert_int_equal(endpoint_samples(m, "GET /a"), 6);
+
+    /* Release once: the other reference keeps it, counting on, scrape after scrape. */
+    fo_metrics_endpoint_release(m, a);
+    assert_int_equal(endpoint_samples(m, "GET /a"), 6);
+    fo_metrics_request(a, 200, 10);
+    assert_int_equal(endpoint_samples(m, "GET /a"), 6);
+
+    /* Release again: the next scrape has its final values, the one after has it no more
+     * (ASan: and it was freed). */
+    fo_metrics_endpoint_release(m, a);
+    struct expo e;
+    scrape(m, &zero_gauges, &e);
+    assert_value(value_of(&e, "fanout_requests_total", "endpoint", "GET /a", "code", "2xx", NULL),
+                 2);
+    expo_free(&e);
+    assert_int_equal(endpoint_samples(m, "GET /a"), 0);
+
+    /* Released and registered again before a scrape: the same series, counts intact. */
+    struct fo_endpoint_stats *r = fo_metrics_endpoint(m, "GET /r");
+    fo_metrics_request(r, 500, 10);
+    fo_metrics_endpoint_release(m, r);
+    assert_ptr_equal(fo_metrics_endpoint(m, "GET /r"), r);
+    fo_metrics_request(r, 500, 10);
+    scrape_settled(m, &e);
+    assert_value(value_of(&e, "fanout_requests_total", "endpoint", "GET /r", "code", "5xx", NULL),
+                 2);
+    expo_free(&e);
+
+    /* Registered after it was freed: a new series from zero. */
+    a = fo_metrics_endpoint(m, "GET /a");
+    scrape(m, &zero_gauges, &e);
+    assert_value(value_of(&e, "fanout_requests_total", "endpoint", "GET /a", "code", "2xx", NULL),
+                 0);
+    expo_free(&e);
+    fo_metrics_endpoint_release(m, NULL); /* A no-op. */
+    fo_metrics_destroy(m);                /* Frees what is still referenced. */
+}
+
+static void test_refcount_backend(void **state)
+{
+    struct fo_metrics *m = metrics_new();
+    struct fo_endpoint_stats *ep = fo_metrics_endpoint(m, "GET /e");
+    struct fo_backend_stats *b = fo_metrics_backend(m, ep, "users");
+    assert_ptr_equal(fo_metrics_backend(m, ep, "users"), b);
+    struct fo_backend_stats *o = fo_metrics_backend(m, ep, "orders");
+    fo_metrics_call(b, FO_OK, 10);
+    assert_int_equal(backend_samples(m, "GET /e", "users"), FO_OUTCOME_COUNT);
+
+    /* The endpoint's own reference goes first: its backends keep it listed. */
+    fo_metrics_endpoint_release(m, ep);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 6);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 6);
+    fo_metrics_backend_release(m, b);
+    assert_int_equal(backend_samples(m, "GET /e", "users"), FO_OUTCOME_COUNT);
+    fo_metrics_call(b, FO_OK, 10);
+    struct expo e;
+    scrape(m, &zero_gauges, &e);
+    assert_value(value_of(&e, "fanout_backend_calls_total", "endpoint", "GET /e", "backend",
+                          "users", "outcome", "ok", NULL),
+                 2);
+    expo_free(&e);
+
+    /* The last reference on "users" drops that backend only, after one more scrape. */
+    fo_metrics_backend_release(m, b);
+    assert_int_equal(backend_samples(m, "GET /e", "users"), FO_OUTCOME_COUNT);
+    assert_int_equal(backend_samples(m, "GET /e", "users"), 0);
+    assert_int_equal(backend_samples(m, "GET /e", "orders"), FO_OUTCOME_COUNT);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 6);
+
+    /* The last backend takes the unreferenced endpoint with it. */
+    fo_metrics_backend_release(m, o);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 6);
+    assert_int_equal(backend_samples(m, "GET /e", "orders"), 0);
+    assert_int_equal(endpoint_samples(m, "GET /e"), 0);
+    fo_metrics_backend_release(m, NULL); /* A no-op. */
+    fo_metrics_destroy(m);
+}
+
+/* Dropping the first, a middle and the last of the registry's and an endpoint's lists keeps
+ * the others whole. */
+static void test_refcount_list_positions(void **state)
+{
+    struct fo_metrics *m = metrics_new();
+    enum { N = 5 };
+    struct fo_endpoint_stats *eps[N];
+    struct fo_backend_stats *bes[N];
+    char label[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(label, sizeof label, "GET /l/%d", i);
+        eps[i] = fo_metrics_endpoint(m, label);
+        snprintf(label, sizeof label, "b%d", i);
+        bes[i] = fo_metrics_backend(m, eps[0], label);
+        fo_metrics_request(eps[i], 200, 1);
+        fo_metrics_call(bes[i], FO_OK, 1);
+    }
+    static const int order[N] = {2, 0, 4, 1, 3}; /* Middle, last, first, ... */
+    for (int k = 0; k < N; k++) {
+        if (order[k] != 0)
+            fo_metrics_endpoint_release(m, eps[order[k]]);
+        fo_metrics_backend_release(m, bes[order[k]]);
+        struct expo e;
+        scrape_settled(m, &e);
+        int left = N - 1 - k;
+        assert_int_equal(count_samples(&e, "fanout_backend_calls_total"), left * FO_OUTCOME_COUNT);
+        for (int j = k + 1; j < N; j++) {
+            snprintf(label, sizeof label, "b%d", order[j]);
+            assert_value(value_of(&e, "fanout_backend_calls_total", "endpoint", "GET /l/0",
+                                  "backend", label, "outcome", "ok", NULL),
+                         1);
+            snprintf(label, sizeof label, "GET /l/%d", order[j]);
+            assert_value(
+                value_of(&e, "fanout_requests_total", "endpoint", label, "code", "2xx", NULL), 1);
+        }
+        expo_free(&e);
+    }
+    /* /l/0 is still referenced though its backends are gone. */
+    assert_int_equal(endpoint_samples(m, "GET /l/0"), 6);
+    fo_metrics_endpoint_release(m, eps[0]);
+    struct expo e;
+    scrape_settled(m, &e);
+    assert_int_equal(count_samples(&e, "fanout_requests_total"), 0);
+    assert_int_equal(count_samples(&e, "fanout_request_duration_seconds_count"), 0);
+    expo_free(&e);
+    fo_metrics_destroy(m);
+}
+
+/* Nobody scrapes: released series are freed anyway once they pass the slack. */
+static void test_orphans_bounded_without_scrape(void **state)
+{
+    struct fo_metrics *m = metrics_new();
+    enum { LIVE = 100, NGONE = 3 * FO_METRICS_ORPHAN_SLACK };
+    char label[32];
+    for (int i = 0; i < LIVE; i++) {
+        snprintf(label, sizeof label, "GET /live/%d", i);
+        fo_metrics_endpoint(m, label);
+    }
+    for (int i = 0; i < NGONE; i++) {
+        snprintf(label, sizeof label, "GET /gone/%d", i);
+        struct fo_endpoint_stats *ep = fo_metrics_endpoint(m, label);
+        struct fo_backend_stats *b = fo_metrics_backend(m, ep, "b");
+        fo_metrics_backend_release(m, b);
+        fo_metrics_endpoint_release(m, ep);
+    }
+    struct expo e;
+    scrape(m, &zero_gauges, &e);
+    size_t eps = count_samples(&e, "fanout_requests_total") / 6;
+    size_t bes = count_samples(&e, "fanout_backend_calls_total") / FO_OUTCOME_COUNT;
+    if (eps + bes > LIVE + FO_METRICS_ORPHAN_SLACK + 1)
+        fail_msg("%zu endpoint and %zu backend series after %d released", eps, bes, 2 * NGONE);
+    assert_true(eps >= LIVE);
+    expo_free(&e);
+    scrape(m, &zero_gauges, &e);
+    assert_int_equal(count_samples(&e, "fanout_requests_total"), LIVE * 6);
+    assert_int_equal(count_samples(&e, "fanout_backend_calls_total"), 0);
+    expo_free(&e);
+    fo_metrics_destroy(m);
+}
+
+/* Reloads as the server does them, from several threads at once while a scraper runs: each
+ * round registers a config (a shared endpoint and backend plus one of its own), counts into
+ * it, then releases the previous round's config. The shared series count every add; at the
+ * end only the last configs' series are left. */
+enum { RELOAD_ROUNDS = 300 };
+
+struct reload_thread {
+    struct fo_metrics *m; /* Borrowed. */
+    int id;
+    pthread_t thread;
+};
+
+struct held {
+    struct fo_endpoint_stats *shared, *own; /* References. */
+    struct fo_backend_stats *shared_be, *own_be;
+};
+
+static void hold_release(struct fo_metrics *m, struct held *h)
+{
+    fo_metrics_backend_release(m, h->shared_be);
+    fo_metrics_backend_release(m, h->own_be);
+    fo_metrics_endpoint_release(m, h->shared);
+    fo_metrics_endpoint_release(m, h->own);
+}
+
+static void *reload_main(void *arg)
+{
+    struct reload_thread *t = arg;
+    struct held prev = {0};
+    for (int i = 0; i < RELOAD_ROUNDS; i++) {
+        char label[48];
+        struct held cur;
+        cur.shared = fo_metrics_endpoint(t->m, "GET /shared");
+        cur.shared_be = fo_metrics_backend(t->m, cur.shared, "s");
+        snprintf(label, sizeof label, "GET /t%d/%d", t->id, i);
+        cur.own = fo_metrics_endpoint(t->m, label);
+        cur.own_be = fo_metrics_backend(t->m, cur.own, "o");
+        hold_release(t->m, &prev);
+        fo_metrics_request(cur.shared, 200, 1);
+        fo_metrics_call(cur.shared_be, FO_OK, 1);
+        fo_metrics_request(cur.own, 200, 1);
+        prev = cur;
+    }
+    hold_release(t->m, &prev);
+    return NULL;
+}
+
+static void test_concurrent_reloads(void **state)
+{
+    struct fo_metrics *m = metrics_new();
+    /* A reference held throughout, like the boot config. */
+    struct fo_endpoint_stats *shared = fo_metrics_endpoint(m, "GET /shared");
+    struct fo_backend_stats *shared_be = fo_metrics_backend(m, shared, "s");
+    struct scraper_thread sc = {.m = m};
+    assert_int_equal(pthread_create(&sc.thread, NULL, scraper_main, &sc), 0);
+    struct reload_thread ts[4];
+    for (int i = 0; i < 4; i++) {
+        ts[i] = (struct reload_thread){.m = m, .id = i};
+        assert_int_equal(pthread_create(&ts[i].thread, NULL, reload_main, &ts[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(ts[i].thread, NULL);
+    atomic_store(&sc.stop, true);
+    pthread_join(sc.thread, NULL);
+    assert_int_equal(sc.bad, 0);
+
+    struct expo e;
+    scrape_settled(m, &e);
+    assert_int_equal(count_samples(&e, "fanout_requests_total"), 6);
+    assert_int_equal(count_samples(&e, "fanout_backend_calls_total"), FO_OUTCOME_COUNT);
+    assert_value(
+        value_of(&e, "fanout_requests_total", "endpoint", "GET /shared", "code", "2xx", NULL),
+        4 * RELOAD_ROUNDS);
+    assert_value(value_of(&e, "fanout_backend_calls_total", "endpoint", "GET /shared", "backend",
+                          "s", "outcome", "ok", NULL),
+                 4 * RELOAD_ROUNDS);
+    expo_free(&e);
+    fo_metrics_backend_release(m, shared_be);
+    fo_metrics_endpoint_release(m, shared);
+    scrape_settled(m, &e);
+    assert_int_equal(count_samples(&e, "fanout_requests_total"), 0);
+    expo_free(&e);
+    fo_metrics_destroy(m);
+}
+
 /* The parser itself rejects what it should, so a pass means something. */
 static void test_parser_rejects(void **state)
 {
@@ -1076,6 +1368,11 @@ int main(void)
         cmocka_unit_test(test_write_into_small_buffer),
         cmocka_unit_test(test_concurrent_counting),
         cmocka_unit_test(test_concurrent_registration),
+        cmocka_unit_test(test_refcount_endpoint),
+        cmocka_unit_test(test_refcount_backend),
+        cmocka_unit_test(test_refcount_list_positions),
+        cmocka_unit_test(test_orphans_bounded_without_scrape),
+        cmocka_unit_test(test_concurrent_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

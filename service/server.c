@@ -122,7 +122,7 @@ struct conn_rec {
                                       is being read. From accept for the first request,
                                       from its request line for later ones. */
     atomic_bool busy;              /* A request is under way (whole head to completion). */
-    atomic_bool line_seen;         /* A request line arrived (on_uri) and no request ended since. */
+    atomic_int_fast64_t line_ms;   /* When a request line arrived (on_uri); 0 once it ended. */
     atomic_int_fast64_t idle_ms;   /* When it last became idle: accept or a request's end. */
     atomic_bool in_body;           /* A request is waiting for more of its body. */
     atomic_ulong body_chunks;      /* Body chunks received, to see progress. */
@@ -1290,7 +1290,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (r->cr) {
         atomic_store_explicit(&r->cr->in_body, false, memory_order_relaxed);
         atomic_store_explicit(&r->cr->idle_ms, fo_clock_ms(), memory_order_relaxed);
-        atomic_store_explicit(&r->cr->line_seen, false, memory_order_relaxed);
+        atomic_store_explicit(&r->cr->line_ms, 0, memory_order_relaxed);
         atomic_store_explicit(&r->cr->busy, false, memory_order_relaxed);
     }
     if (r->state != REQ_READ)
@@ -1475,7 +1475,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     struct conn_rec *cr = ci ? ci->socket_context : NULL;
     if (!cr)
         return NULL;
-    atomic_store_explicit(&cr->line_seen, true, memory_order_relaxed);
+    atomic_store_explicit(&cr->line_ms, fo_clock_ms(), memory_order_relaxed);
     if (!atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed))
         atomic_store_explicit(&cr->head_by_ms, fo_clock_ms() + srv->boot->header_timeout_ms,
                               memory_order_relaxed);
@@ -1484,20 +1484,22 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 
 /* While draining: close the connections that have had no request under way
  * for 'quiet_ms' (a client that sends without a pause gets its 503 and
- * Connection: close instead). A connection is not quiet while a request
- * line has arrived on it, or bytes wait in its socket that MHD's busy
- * threads have not read yet. */
+ * Connection: close instead). A connection is not quiet while bytes wait in
+ * its socket that MHD's busy threads have not read yet, or while the head
+ * whose request line arrived less than 'quiet_ms' ago is still coming; a
+ * head older than that is abandoned or dripped. */
 static void close_idle(struct fo_server *srv, int64_t quiet_ms)
 {
     int64_t now = fo_clock_ms();
     pthread_mutex_lock(&srv->conns_lock);
     for (struct conn_rec *cr = srv->conns; cr; cr = cr->next) {
-        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed) ||
-            atomic_load_explicit(&cr->line_seen, memory_order_relaxed))
+        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed))
             continue;
+        int64_t line = atomic_load_explicit(&cr->line_ms, memory_order_relaxed);
+        int64_t idle = atomic_load_explicit(&cr->idle_ms, memory_order_relaxed);
         char c;
-        if (now - atomic_load_explicit(&cr->idle_ms, memory_order_relaxed) >= quiet_ms &&
-            recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+        if (now - idle >= quiet_ms && (!line || now - line >= quiet_ms) &&
+            recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
             shutdown(cr->fd, SHUT_RDWR);
             atomic_store_explicit(&cr->idle_ms, INT64_MAX / 2, memory_order_relaxed);
         }

@@ -572,17 +572,22 @@ static void release(struct request *r)
 static enum MHD_Result launch(struct request *r)
 {
     struct fo_server *srv = r->srv;
-    if (fo_budget_full(srv->budget))
+    if (fo_budget_full(srv->budget)) {
+        r->ncalls = 0; /* None is made: the access log lists none. */
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
                             "too many response bytes buffered; retry later", NULL);
-    if (!admit(r))
+    }
+    if (!admit(r)) {
+        r->ncalls = 0;
         return answer_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
                             "too many backend calls in flight; retry later", NULL);
+    }
     /* Count first, then look at 'draining' (see the field). */
     atomic_fetch_add(&srv->waiting, 1);
     if (atomic_load(&srv->draining)) {
         atomic_fetch_sub(&srv->waiting, 1);
         release(r);
+        r->ncalls = 0;
         return answer_draining(r);
     }
     const union MHD_ConnectionInfo *ci =

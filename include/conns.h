@@ -1,0 +1,58 @@
+/* conns.h -- the open client connections, as the watchdog and the drain see them.
+ *
+ * One record per accepted connection, from libmicrohttpd's "connection
+ * started" notification to its "closed" one. The HTTP front marks what each
+ * connection is doing (a request line arrived, the head is complete, a body
+ * is coming, the request ended); the watchdog, on its own clock, closes the
+ * connections that break the head and upload rules, and the drain closes the
+ * ones that stay quiet. Closing is shutdown(): the fd stays libmicrohttpd's
+ * to close, its next read fails and it drops the connection.
+ * Ownership: the registry owns the records; a record pointer is valid from
+ * fo_conns_open to fo_conns_close.
+ * Threads: the marks are relaxed atomics, safe from any thread (MHD's);
+ * open/close take the registry lock; fo_conns_watch and fo_conns_close_quiet
+ * from one thread (the main thread) only. */
+#ifndef FO_CONNS_H
+#define FO_CONNS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fo_conns;    /* Opaque. */
+struct fo_conn_rec; /* Opaque. */
+
+/* Returns 0 and sets *out, or -ENOMEM. 'header_timeout_ms' is the time a
+ * request head may take (from accept for the first one). */
+int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms);
+
+/* Free the registry; every record must be closed. NULL is a no-op. */
+void fo_conns_destroy(struct fo_conns *cs);
+
+/* A connection on socket 'fd' was accepted. Returns its record, or NULL when
+ * out of memory (the connection is then simply not watched). */
+struct fo_conn_rec *fo_conns_open(struct fo_conns *cs, int fd);
+
+/* The connection closed: forget and free 'cr' (NULL is a no-op). */
+void fo_conns_close(struct fo_conns *cs, struct fo_conn_rec *cr);
+
+/* Open connections now. */
+long fo_conns_count(struct fo_conns *cs);
+
+/* Marks, from the front. NULL 'cr' is a no-op for each. */
+void fo_conn_line(struct fo_conns *cs, struct fo_conn_rec *cr); /* A request line arrived. */
+void fo_conn_head(struct fo_conn_rec *cr);              /* Its whole head is in. */
+void fo_conn_body(struct fo_conn_rec *cr, bool coming); /* A body is (not) awaited. */
+void fo_conn_chunk(struct fo_conn_rec *cr);             /* A piece of the body arrived. */
+void fo_conn_done(struct fo_conn_rec *cr);              /* The request ended. */
+
+/* One watchdog pass: close the connections whose request head is overdue
+ * (first head from accept, later ones from their request line, a request
+ * line dripped byte by byte from its first bytes), and those whose client
+ * sent its FIN while a body was still awaited. Call every 250 ms or so. */
+void fo_conns_watch(struct fo_conns *cs);
+
+/* Close the connections with no request under way for 'quiet_ms' and no
+ * bytes waiting (for the drain). */
+void fo_conns_close_quiet(struct fo_conns *cs, int64_t quiet_ms);
+
+#endif /* FO_CONNS_H */

@@ -1,0 +1,118 @@
+/* request.h -- one client request's life: route, fan out, fan in, answer.
+ *
+ * The HTTP front (server.c) owns the daemon and the connections; for each
+ * request it reads the head and the body and hands over here: the route
+ * (operations probes, the ad-hoc batch, a configured endpoint), the calls
+ * built for it, the admission against the budgets, the suspend and the
+ * submit to the worker pool, and, once the pool has resumed the connection,
+ * the fan-in, the status decision, the merged answer and the access log.
+ * Ownership: a request holds one reference on its runtime; the front's
+ * shared state (struct fo_front) outlives every request.
+ * Threads: every function runs on the MHD thread that runs the request. */
+#ifndef FO_REQUEST_H
+#define FO_REQUEST_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "budget.h"
+#include "buf.h"
+#include "chan.h"
+#include "conns.h"
+#include "ctx.h"
+#include "metrics.h"
+#include "pool.h"
+#include "runtime.h"
+#include "tmpl.h"
+
+/* What requests share with the front that serves them. Owned by the server;
+ * the atomics are the only fields written after start. */
+struct fo_front {
+    struct fo_pool *pool;          /* Borrowed. */
+    struct fo_metrics *metrics;    /* Borrowed. */
+    struct fo_budget *budget;      /* Borrowed: buffered bytes, checked at admission. */
+    struct fo_ctx *root;           /* Parent of every request context; cancelled on stop. */
+    struct fo_conns *conns;        /* Open client connections. */
+    atomic_long live;              /* Requests between first call and completion. */
+    atomic_long waiting;           /* Requests suspended on the pool (or about to be). Raised
+                                      before 'draining' is read, so that once the stop has
+                                      set 'draining' and then seen zero here, no request
+                                      is ever suspended again (seq_cst on both sides). */
+    atomic_long calls_inflight;    /* Backend calls of suspended requests. */
+    atomic_bool draining;          /* /ready answers 503; answers say Connection: close;
+                                      no request is suspended. */
+    atomic_uint_fast64_t id_seq;   /* Request id counter. */
+    uint32_t id_prefix;            /* Random per process. */
+};
+
+enum req_state {
+    REQ_READ,   /* Headers seen; collecting the body. */
+    REQ_WAIT,   /* Suspended while the pool runs the calls. */
+    REQ_FAILED, /* Suspended, then the submit failed: answer 503 when resumed. */
+    REQ_DONE,   /* Answer queued. */
+};
+
+/* One client request. From fo_request_new in the first handler call; freed
+ * by fo_request_end. Touched by one MHD thread at a time, and by the pool
+ * only between submit and resume. */
+struct request {
+    struct fo_front *front;        /* Borrowed. */
+    struct fo_runtime *rt;         /* One reference, dropped by fo_request_end. */
+    struct MHD_Connection *conn;   /* Borrowed; valid until on_completed. */
+    enum req_state state;
+    int64_t start_us;              /* First handler call. */
+    struct fo_buf body;            /* Request body, capped at max_body_bytes. */
+    bool probe;                    /* health/ready/metrics: no access log by default. */
+    bool close;                    /* Framing is in doubt: close after the answer. */
+    struct fo_conn_rec *cr;        /* The connection's record (conns.h), or NULL. */
+    char id[72];                   /* Request id: the client's X-Request-Id or ours. */
+    const char *method;            /* Borrowed from MHD (valid until completion). */
+    const char *url;               /* Borrowed from MHD. */
+
+    size_t ep_index;               /* Which endpoint, when 'ep' is set. */
+    const struct fo_endpoint_conf *ep; /* Configured endpoint, or NULL. */
+    struct fo_batch *batch;        /* Ad-hoc batch, from fo_batch_parse. */
+    struct fo_params params;       /* Path parameters (endpoint requests). */
+    bool report;                   /* Add "_fanout". */
+
+    struct fo_ctx *ctx;            /* Deadline and cancellation, child of the root. */
+    struct fo_chan *fanin;         /* Results arrive here, one per call. */
+    struct fo_fanout fan;          /* What the pool runs. */
+    struct fo_call *calls;         /* From calloc(): one per backend, in config order. */
+    struct fo_backend_stats **call_stats; /* From calloc(): series per call. */
+    size_t ncalls;
+    struct fo_buf urls;            /* Expanded URLs, NUL-separated. */
+
+    bool waiting;                  /* Counted in front->waiting and admitted (calls budget). */
+    unsigned status;               /* The answer's status, once queued. */
+    bool complete;                 /* Every call succeeded. */
+};
+
+/* A new request on 'c' (MHD's method and url strings stay valid until it
+ * ends) served with 'rt' (one reference moves to the request). Aborts when
+ * out of memory, like every small control structure. */
+struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
+                               struct MHD_Connection *c, const char *method, const char *url);
+
+/* The whole request has arrived (head and body): answer it, or suspend it
+ * for the pool. */
+enum MHD_Result fo_request_route(struct request *r, const char *url, const char *method);
+
+/* The pool resumed the connection: fan in, decide, answer. */
+enum MHD_Result fo_request_finish(struct request *r);
+
+/* Queue {"error":{"code","message"}} with 'status'. */
+enum MHD_Result fo_request_error(struct request *r, unsigned status, const char *code,
+                                 const char *message, const char *allow);
+
+/* Answer while the body is still arriving (then return MHD_NO: MHD closes). */
+void fo_request_refuse_mid_body(struct request *r, unsigned status, const char *reason,
+                                const char *code, const char *message);
+
+/* MHD is done with the request ('toe' says how): count, log and free it. */
+void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe);
+
+#endif /* FO_REQUEST_H */

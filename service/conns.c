@@ -1,0 +1,247 @@
+/* conns.c -- the open client connections, for the watchdog and the drain.
+ *
+ * DESIGN
+ * libmicrohttpd times a connection out only when it is idle, and every byte
+ * resets that timer, so a client that drips a head or an upload one byte at
+ * a time would hold a connection for ever. The records here say what each
+ * connection is doing; MHD's threads write the marks (relaxed atomics), and
+ * the main thread walks the list under the lock every 250 ms. The walk
+ * touches a socket only where a rule needs to look: a peek for a dead
+ * upload, TCP_INFO for an idle connection that may be dripping a request
+ * line, so thousands of idle keep-alive connections cost little. */
+#include "conns.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "clock.h"
+
+/* Per connection. Atomics are written by MHD's threads; the plain fields
+ * belong to the thread that walks the list. */
+struct fo_conn_rec {
+    int fd;                         /* Client socket (MHD's). */
+    atomic_int_fast64_t head_by_ms; /* A request head is due by then; 0: none is being read. */
+    atomic_bool busy;               /* A request is under way (whole head to its end). */
+    atomic_int_fast64_t line_ms;    /* When a request line arrived; 0 once its request ended. */
+    atomic_int_fast64_t idle_ms;    /* When it last became idle: accept or a request's end. */
+    atomic_bool in_body;            /* A request is waiting for more of its body. */
+    atomic_ulong body_chunks;       /* Body chunks received, to see progress. */
+    bool fin;                       /* Walker: the peer's FIN seen while in_body, */
+    unsigned long fin_chunks;       /* ... at this body_chunks. */
+    int64_t drip_ms;                /* Walker: bytes of a request line seen arriving since, */
+    int64_t drip_last;              /* ... the last of them at. */
+    int64_t checked_ms;             /* Walker: last TCP_INFO look at an idle connection. */
+    struct fo_conn_rec *prev, *next; /* The registry's list; its lock. */
+};
+
+struct fo_conns {
+    pthread_mutex_t lock;     /* Guards the list. */
+    struct fo_conn_rec *head; /* Open connections. */
+    atomic_long n;            /* Their count. */
+    int64_t header_timeout_ms; /* Set at create. */
+};
+
+int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms)
+{
+    struct fo_conns *cs = calloc(1, sizeof *cs);
+    if (!cs)
+        return -ENOMEM;
+    pthread_mutex_init(&cs->lock, NULL);
+    cs->header_timeout_ms = header_timeout_ms;
+    *out = cs;
+    return 0;
+}
+
+void fo_conns_destroy(struct fo_conns *cs)
+{
+    if (!cs)
+        return;
+    pthread_mutex_destroy(&cs->lock);
+    free(cs);
+}
+
+struct fo_conn_rec *fo_conns_open(struct fo_conns *cs, int fd)
+{
+    struct fo_conn_rec *cr = calloc(1, sizeof *cr);
+    if (!cr)
+        return NULL;
+    cr->fd = fd;
+    int64_t now = fo_clock_ms();
+    atomic_init(&cr->idle_ms, now);
+    atomic_init(&cr->head_by_ms, now + cs->header_timeout_ms);
+    atomic_fetch_add_explicit(&cs->n, 1, memory_order_relaxed);
+    pthread_mutex_lock(&cs->lock);
+    cr->next = cs->head;
+    if (cs->head)
+        cs->head->prev = cr;
+    cs->head = cr;
+    pthread_mutex_unlock(&cs->lock);
+    return cr;
+}
+
+void fo_conns_close(struct fo_conns *cs, struct fo_conn_rec *cr)
+{
+    if (!cr)
+        return;
+    atomic_fetch_sub_explicit(&cs->n, 1, memory_order_relaxed);
+    pthread_mutex_lock(&cs->lock);
+    if (cr->prev)
+        cr->prev->next = cr->next;
+    else
+        cs->head = cr->next;
+    if (cr->next)
+        cr->next->prev = cr->prev;
+    pthread_mutex_unlock(&cs->lock);
+    free(cr);
+}
+
+long fo_conns_count(struct fo_conns *cs)
+{
+    return atomic_load_explicit(&cs->n, memory_order_relaxed);
+}
+
+/* The first request of a connection keeps the due time from accept. */
+void fo_conn_line(struct fo_conns *cs, struct fo_conn_rec *cr)
+{
+    if (!cr)
+        return;
+    int64_t now = fo_clock_ms();
+    atomic_store_explicit(&cr->line_ms, now, memory_order_relaxed);
+    if (!atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed))
+        atomic_store_explicit(&cr->head_by_ms, now + cs->header_timeout_ms,
+                              memory_order_relaxed);
+}
+
+void fo_conn_head(struct fo_conn_rec *cr)
+{
+    if (!cr)
+        return;
+    atomic_store_explicit(&cr->busy, true, memory_order_relaxed);
+    atomic_store_explicit(&cr->head_by_ms, 0, memory_order_relaxed);
+}
+
+void fo_conn_body(struct fo_conn_rec *cr, bool coming)
+{
+    if (cr)
+        atomic_store_explicit(&cr->in_body, coming, memory_order_relaxed);
+}
+
+void fo_conn_chunk(struct fo_conn_rec *cr)
+{
+    if (cr)
+        atomic_fetch_add_explicit(&cr->body_chunks, 1, memory_order_relaxed);
+}
+
+void fo_conn_done(struct fo_conn_rec *cr)
+{
+    if (!cr)
+        return;
+    atomic_store_explicit(&cr->in_body, false, memory_order_relaxed);
+    atomic_store_explicit(&cr->idle_ms, fo_clock_ms(), memory_order_relaxed);
+    atomic_store_explicit(&cr->line_ms, 0, memory_order_relaxed);
+    atomic_store_explicit(&cr->busy, false, memory_order_relaxed);
+}
+
+/* True if the client closed its side while a request still waits for body
+ * bytes: they can never come, yet libmicrohttpd keeps waiting for them.
+ * Seen on two passes with no body progress between, so a body that arrived
+ * whole with the FIN right behind it is not mistaken for a dead one. */
+static bool upload_is_dead(struct fo_conn_rec *cr)
+{
+    if (!atomic_load_explicit(&cr->in_body, memory_order_relaxed)) {
+        cr->fin = false;
+        return false;
+    }
+    char c;
+    if (recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0) {
+        cr->fin = false;
+        return false;
+    }
+    unsigned long chunks = atomic_load_explicit(&cr->body_chunks, memory_order_relaxed);
+    if (cr->fin && cr->fin_chunks == chunks)
+        return true;
+    cr->fin = true;
+    cr->fin_chunks = chunks;
+    return false;
+}
+
+/* True if the idle connection's client has been sending the bytes of a
+ * request line for longer than 'limit' without finishing it: a request line
+ * arrives in one piece, so bytes since the connection went idle with no
+ * request line yet are a drip. The kernel says when data last arrived; the
+ * socket is looked at once a second at most, and only after 'limit' of
+ * idleness. */
+static bool request_line_drips(struct fo_conn_rec *cr, int64_t now, int64_t limit)
+{
+    int64_t idle = atomic_load_explicit(&cr->idle_ms, memory_order_relaxed);
+    if (now - idle <= limit || now - cr->checked_ms < 1000)
+        return false;
+    cr->checked_ms = now;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(cr->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return false;
+    /* The kernel's clock ticks in jiffies: allow it 20 ms of blur. */
+    int64_t last = now - (int64_t)ti.tcpi_last_data_recv;
+    if (last <= idle + 20 || cr->drip_ms < idle) {
+        cr->drip_ms = last > idle + 20 ? last : 0;
+        cr->drip_last = cr->drip_ms;
+        return false;
+    }
+    /* Still arriving (a client that stopped is the idle timeout's). */
+    bool more = last > cr->drip_last;
+    cr->drip_last = last;
+    return more && now - cr->drip_ms > limit;
+}
+
+void fo_conns_watch(struct fo_conns *cs)
+{
+    int64_t limit = cs->header_timeout_ms;
+    int64_t now = fo_clock_ms();
+    pthread_mutex_lock(&cs->lock);
+    for (struct fo_conn_rec *cr = cs->head; cr; cr = cr->next) {
+        if (cr->fd < 0)
+            continue;
+        int64_t due = atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed);
+        bool busy = atomic_load_explicit(&cr->busy, memory_order_relaxed);
+        if (due && now > due) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->head_by_ms, 0, memory_order_relaxed);
+        } else if (upload_is_dead(cr)) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->in_body, false, memory_order_relaxed);
+        } else if (!busy && !due && request_line_drips(cr, now, limit)) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->idle_ms, INT64_MAX / 2, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&cs->lock);
+}
+
+/* A connection is not quiet while bytes wait in its socket that MHD's busy
+ * threads have not read yet, or while the head whose request line arrived
+ * less than 'quiet_ms' ago is still coming; a head older than that is
+ * abandoned or dripped. */
+void fo_conns_close_quiet(struct fo_conns *cs, int64_t quiet_ms)
+{
+    int64_t now = fo_clock_ms();
+    pthread_mutex_lock(&cs->lock);
+    for (struct fo_conn_rec *cr = cs->head; cr; cr = cr->next) {
+        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed))
+            continue;
+        int64_t line = atomic_load_explicit(&cr->line_ms, memory_order_relaxed);
+        int64_t idle = atomic_load_explicit(&cr->idle_ms, memory_order_relaxed);
+        char c;
+        if (now - idle >= quiet_ms && (!line || now - line >= quiet_ms) &&
+            recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+            shutdown(cr->fd, SHUT_RDWR);
+            atomic_store_explicit(&cr->idle_ms, INT64_MAX / 2, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&cs->lock);
+}

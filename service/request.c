@@ -1,0 +1,717 @@
+/* request.c -- one client request's life: route, fan out, fan in, answer.
+ *
+ * DESIGN
+ * The call that sees the end of the request either answers at once
+ * (probes, errors) or builds the backend calls, suspends the connection and
+ * hands the fan-out to the worker pool -- suspend first, submit second, so a
+ * fast worker can never resume a connection that is not suspended yet. The
+ * worker that ends the last call resumes the connection (MHD's resume is
+ * thread-safe); MHD then calls the handler again on one of its threads,
+ * which drains the request's fan-in channel, decides the status, merges the
+ * bodies and answers. A suspended connection needs no timeout of its own:
+ * every backend call carries a curl timeout no later than the request
+ * deadline, so the fan-out always ends by then. */
+#include "request.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "clock.h"
+#include "head.h"
+#include "log.h"
+#include "merge.h"
+
+/* ---- answers and the access log ---- */
+
+static struct fo_endpoint_stats *request_stats(const struct request *r)
+{
+    if (r->ep)
+        return r->rt->ep_stats[r->ep_index];
+    if (r->batch || (r->rt->batch_stats && r->url &&
+                     strcmp(r->url, r->rt->cfg->aggregate.path) == 0))
+        return r->rt->batch_stats;
+    return r->rt->other_stats;
+}
+
+static enum MHD_Result queue(struct request *r, unsigned status, struct MHD_Response *resp,
+                             const char *complete, const char *allow)
+{
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    if (complete)
+        MHD_add_response_header(resp, "X-Fanout-Complete", complete);
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !r->probe)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->close || atomic_load_explicit(&r->front->draining, memory_order_relaxed))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->state = REQ_DONE;
+    r->status = status;
+    if (!r->probe)
+        fo_metrics_request(request_stats(r), status, fo_clock_us() - r->start_us);
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* A large answer stays charged to the buffered-bytes budget until MHD has
+ * sent it and frees it. */
+struct charged {
+    struct fo_budget *budget; /* Borrowed. */
+    char *body;               /* From malloc(); freed with this. */
+    size_t len;
+};
+
+static void free_charged(void *cls)
+{
+    struct charged *ch = cls;
+    fo_budget_release(ch->budget, ch->len);
+    free(ch->body);
+    free(ch);
+}
+
+/* Answers below this are not worth a second allocation to account for. */
+#define CHARGE_MIN (16 * 1024)
+
+static struct MHD_Response *response_from(struct fo_front *fr, char *body, size_t len)
+{
+    struct charged *ch = len >= CHARGE_MIN ? malloc(sizeof *ch) : NULL;
+    if (!ch)
+        return MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    ch->budget = fr->budget;
+    ch->body = body;
+    ch->len = len;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, body, free_charged, ch);
+    if (!resp) {
+        free(ch);
+        return NULL;
+    }
+    fo_budget_charge(fr->budget, len);
+    return resp;
+}
+
+static enum MHD_Result queue_json(struct request *r, unsigned status, char *body, size_t len,
+                                  const char *complete, const char *allow)
+{
+    struct MHD_Response *resp = response_from(r->front, body, len);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return queue(r, status, resp, complete, allow);
+}
+
+enum MHD_Result fo_request_error(struct request *r, unsigned status, const char *code,
+                                    const char *message, const char *allow)
+{
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    if (fo_merge_error(&b, code, message, NULL, NULL, 0, NULL) < 0) {
+        fo_buf_free(&b);
+        return MHD_NO;
+    }
+    size_t len;
+    char *body = fo_buf_release(&b, &len);
+    return queue_json(r, status, body, len, NULL, allow);
+}
+
+/* While draining no request is suspended any more: new requests on the
+ * connections still open are answered at once, and the connection closed. */
+static enum MHD_Result answer_draining(struct request *r)
+{
+    return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                        "the server is shutting down; retry on another instance", NULL);
+}
+
+/* Answer while the request body is still arriving, then close: a chunked
+ * upload past max_body_bytes may never end, and libmicrohttpd 0.9.75 refuses
+ * MHD_queue_response until the whole body is in (it returns MHD_NO in the
+ * body-receiving states). So the answer is written on the socket here, once,
+ * before anything else could be (MHD writes nothing while it reads a body),
+ * and the caller returns MHD_NO so that MHD closes the connection. The
+ * client's kernel keeps the answer readable even when the close resets the
+ * connection under its unsent upload. */
+void fo_request_refuse_mid_body(struct request *r, unsigned status, const char *reason,
+                            const char *code, const char *message)
+{
+    r->state = REQ_DONE;
+    r->status = status;
+    fo_metrics_request(request_stats(r), status, fo_clock_us() - r->start_us);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    struct fo_buf body, out;
+    fo_buf_init(&body, 4096);
+    fo_buf_init(&out, 8192);
+    if (fo_merge_error(&body, code, message, NULL, NULL, 0, NULL) == 0 &&
+        fo_buf_printf(&out,
+                      "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                      status, reason, body.len, r->id) == 0 &&
+        fo_buf_append(&out, body.data, body.len) == 0)
+        (void)send(ci->connect_fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    fo_buf_free(&body);
+    fo_buf_free(&out);
+}
+
+static enum MHD_Result answer_text(struct request *r, unsigned status, const char *type,
+                                   const char *text)
+{
+    size_t len = strlen(text);
+    char *body = malloc(len + 1);
+    if (!body)
+        return MHD_NO;
+    memcpy(body, text, len + 1);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    return queue(r, status, resp, NULL, NULL);
+}
+
+static const char *call_name(const struct request *r, size_t i)
+{
+    return r->ep ? r->ep->backends[i].name : r->batch->reqs[i].name;
+}
+
+/* One JSON line per answered request, written with one write(2). */
+static void access_log(struct request *r, enum MHD_RequestTerminationCode toe)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    if (!cfg->access_log || (r->probe && !cfg->access_log_probes))
+        return;
+    struct fo_buf b;
+    fo_buf_init(&b, 1 << 20);
+    if (!fo_log_begin(&b, FO_LOG_INFO, "access"))
+        return;
+    fo_buf_puts(&b, ",\"id\":");
+    fo_json_put_string(&b, r->id, strlen(r->id));
+    fo_buf_puts(&b, ",\"method\":");
+    fo_json_put_string(&b, r->method ? r->method : "", r->method ? strlen(r->method) : 0);
+    fo_buf_puts(&b, ",\"path\":");
+    fo_json_put_string(&b, r->url ? r->url : "", r->url ? strlen(r->url) : 0);
+    fo_buf_puts(&b, ",\"endpoint\":");
+    const char *label = request_stats(r) ? request_stats(r)->label : "other";
+    fo_json_put_string(&b, label, strlen(label));
+    fo_buf_printf(&b, ",\"status\":%u", r->status);
+    if (r->ncalls)
+        fo_buf_printf(&b, ",\"complete\":%s", r->complete ? "true" : "false");
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        fo_buf_printf(&b, ",\"aborted\":%d", (int)toe);
+    fo_buf_printf(&b, ",\"ms\":%.1f", (double)(fo_clock_us() - r->start_us) / 1000.0);
+    if (r->ncalls) {
+        fo_buf_puts(&b, ",\"backends\":{");
+        for (size_t i = 0; i < r->ncalls; i++) {
+            const struct fo_call *c = &r->calls[i];
+            const char *name = call_name(r, i);
+            if (i)
+                fo_buf_putc(&b, ',');
+            fo_json_put_string(&b, name, strlen(name));
+            fo_buf_printf(&b, ":{\"outcome\":\"%s\",\"status\":%d,\"ms\":%.1f}",
+                          fo_outcome_name(c->outcome), c->status, c->ms);
+        }
+        fo_buf_putc(&b, '}');
+    }
+    fo_log_finish(&b);
+    fo_buf_free(&b);
+}
+
+/* ---- the fan-out ---- */
+
+static void on_fanout_done(struct fo_fanout *f)
+{
+    struct request *r = f->data;
+    /* Last touch of the request from the worker thread. */
+    MHD_resume_connection(r->conn);
+}
+
+/* Make the context, channel and calls for n calls with a deadline 'timeout_ms'
+ * after the request started (and no later than the client asks). Returns 0,
+ * or answers the error itself and returns -1 with the MHD result in *res. */
+static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Result *res)
+{
+    int64_t client_ms;
+    if (fo_head_timeout(r->conn, &client_ms) < 0) {
+        *res = fo_request_error(r, MHD_HTTP_BAD_REQUEST, "invalid_timeout",
+                            "X-Timeout-Ms must be an integer from 1 to 3600000", NULL);
+        return -1;
+    }
+    if (client_ms > 0 && client_ms < timeout_ms)
+        timeout_ms = client_ms;
+    int64_t deadline = r->start_us / 1000 + timeout_ms;
+    r->calls = calloc(n, sizeof *r->calls);
+    r->call_stats = calloc(n, sizeof *r->call_stats);
+    if (!r->calls || !r->call_stats || fo_ctx_create(&r->ctx, r->front->root, deadline) < 0 ||
+        fo_chan_create(&r->fanin, n) < 0) {
+        *res = MHD_NO;
+        return -1;
+    }
+    r->ncalls = n;
+    return 0;
+}
+
+/* Take 'n' calls from the global budget and one from each call's backend
+ * budget. Returns false (and takes nothing) when a budget is spent. */
+static bool admit(struct request *r)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    struct fo_front *fr = r->front;
+    long n = (long)r->ncalls;
+    if (atomic_fetch_add_explicit(&fr->calls_inflight, n, memory_order_relaxed) + n >
+        (long)cfg->max_inflight_calls) {
+        atomic_fetch_sub_explicit(&fr->calls_inflight, n, memory_order_relaxed);
+        return false;
+    }
+    if (cfg->max_backend_inflight == 0)
+        return true;
+    for (size_t i = 0; i < r->ncalls; i++) {
+        struct fo_backend_stats *b = r->call_stats[i];
+        if (atomic_fetch_add_explicit(&b->inflight, 1, memory_order_relaxed) + 1 >
+            (long)cfg->max_backend_inflight) {
+            for (size_t k = 0; k <= i; k++)
+                atomic_fetch_sub_explicit(&r->call_stats[k]->inflight, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&fr->calls_inflight, n, memory_order_relaxed);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Give back what admit() took. */
+static void release(struct request *r)
+{
+    atomic_fetch_sub_explicit(&r->front->calls_inflight, (long)r->ncalls, memory_order_relaxed);
+    if (r->rt->cfg->max_backend_inflight == 0)
+        return;
+    for (size_t i = 0; i < r->ncalls; i++)
+        atomic_fetch_sub_explicit(&r->call_stats[i]->inflight, 1, memory_order_relaxed);
+}
+
+/* Suspend the connection and hand the calls to the pool. */
+static enum MHD_Result launch(struct request *r)
+{
+    struct fo_front *fr = r->front;
+    if (fo_budget_full(fr->budget)) {
+        r->ncalls = 0; /* None is made: the access log lists none. */
+        return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                            "too many response bytes buffered; retry later", NULL);
+    }
+    if (!admit(r)) {
+        r->ncalls = 0;
+        return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                            "too many backend calls in flight; retry later", NULL);
+    }
+    /* Count first, then look at 'draining' (see the field). */
+    atomic_fetch_add(&fr->waiting, 1);
+    if (atomic_load(&fr->draining)) {
+        atomic_fetch_sub(&fr->waiting, 1);
+        release(r);
+        r->ncalls = 0;
+        return answer_draining(r);
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fan.calls = r->calls;
+    r->fan.ncalls = r->ncalls;
+    r->fan.ctx = r->ctx;
+    r->fan.fanin = r->fanin;
+    r->fan.client_fd = ci ? ci->connect_fd : -1;
+    r->fan.request_id = r->id;
+    r->fan.max_bytes = r->rt->cfg->max_request_response_bytes;
+    r->fan.done = on_fanout_done;
+    r->fan.data = r;
+
+    r->state = REQ_WAIT;
+    r->waiting = true;
+    MHD_suspend_connection(r->conn);
+    if (fo_pool_submit(fr->pool, &r->fan) < 0) {
+        r->state = REQ_FAILED;
+        MHD_resume_connection(r->conn);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result start_endpoint(struct request *r)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    const struct fo_endpoint_conf *ep = r->ep;
+    int64_t timeout = cfg->timeout_ms;
+    if (ep->timeout_ms > 0 && ep->timeout_ms < timeout)
+        timeout = ep->timeout_ms;
+    enum MHD_Result res;
+    if (prepare(r, ep->nbackends, timeout, &res) < 0)
+        return res;
+    r->report = ep->report;
+
+    /* Expand every URL into one buffer, then point the calls into it (the
+     * buffer may move while it grows). */
+    fo_buf_init(&r->urls, FO_BUF_UNLIMITED);
+    for (size_t i = 0; i < ep->nbackends; i++) {
+        r->calls[i].body_len = r->urls.len; /* Offset, until the buffer is final. */
+        if (fo_tmpl_expand(ep->backends[i].tmpl, &r->params, &r->urls) < 0 ||
+            fo_buf_putc(&r->urls, '\0') < 0)
+            return MHD_NO;
+    }
+    for (size_t i = 0; i < ep->nbackends; i++) {
+        const struct fo_backend_conf *b = &ep->backends[i];
+        struct fo_call *call = &r->calls[i];
+        call->url = r->urls.data + call->body_len;
+        call->body_len = 0;
+        call->method = b->method;
+        call->headers = (const char *const *)b->headers;
+        call->nheaders = b->nheaders;
+        call->timeout_ms = b->timeout_ms;
+        call->required = b->required;
+        r->call_stats[i] = r->rt->be_stats[r->ep_index][i];
+    }
+    return launch(r);
+}
+
+/* The allow_hosts entry a batch URL was admitted under. */
+static struct fo_backend_stats *host_stats(const struct fo_runtime *rt, const char *url)
+{
+    const struct fo_aggregate_conf *ag = &rt->cfg->aggregate;
+    const char *a = strstr(url, "://");
+    a = a ? a + 3 : url;
+    size_t n = strcspn(a, "/?#");
+    bool https = strncasecmp(url, "https:", 6) == 0;
+    for (size_t h = 0; h < ag->nallow; h++) {
+        const char *e = ag->allow_hosts[h];
+        size_t en = strlen(e);
+        if (en == n && memcmp(e, a, n) == 0)
+            return rt->host_stats[h];
+        /* No port in the URL: the entry carries the scheme's default. */
+        const char *dflt = https ? ":443" : ":80";
+        if (en == n + strlen(dflt) && memcmp(e, a, n) == 0 && strcmp(e + n, dflt) == 0)
+            return rt->host_stats[h];
+    }
+    return rt->host_stats[0];
+}
+
+static enum MHD_Result start_batch(struct request *r)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    struct fo_batch_error berr = {0};
+    int rc = fo_batch_parse(&r->batch, r->body.data ? r->body.data : "", r->body.len,
+                            &cfg->aggregate, cfg->max_json_depth, &berr);
+    if (rc == -ENOMEM)
+        return MHD_NO;
+    if (rc < 0)
+        return fo_request_error(r, (unsigned)berr.status, berr.code, berr.message, NULL);
+    struct fo_batch *b = r->batch;
+    enum MHD_Result res;
+    int64_t timeout = b->timeout_ms < cfg->timeout_ms ? b->timeout_ms : cfg->timeout_ms;
+    if (prepare(r, b->n, timeout, &res) < 0)
+        return res;
+    r->report = b->report;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct fo_batch_req *q = &b->reqs[i];
+        struct fo_call *call = &r->calls[i];
+        call->url = q->url;
+        call->method = q->method;
+        call->headers = (const char *const *)q->headers;
+        call->nheaders = q->nheaders;
+        call->body = q->body;
+        call->body_len = q->body_len;
+        call->timeout_ms = q->timeout_ms;
+        call->required = q->required;
+        r->call_stats[i] = host_stats(r->rt, q->url);
+    }
+    return launch(r);
+}
+
+/* ---- fan-in and the answer ---- */
+
+static bool call_merge(const struct request *r, size_t i)
+{
+    return r->ep ? r->ep->backends[i].merge : r->batch->reqs[i].merge;
+}
+
+/* The request no longer waits on the pool: give back its counts. Called
+ * from finish(), or from on_completed() when the client left while the
+ * connection was suspended (MHD then never calls the handler again). */
+static void unwait(struct request *r)
+{
+    if (!r->waiting)
+        return;
+    r->waiting = false;
+    atomic_fetch_sub(&r->front->waiting, 1);
+    release(r);
+}
+
+enum MHD_Result fo_request_finish(struct request *r)
+{
+    unwait(r);
+    if (r->state == REQ_FAILED)
+        return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                            "the worker queues are full; retry later", NULL);
+
+    /* Fan-in: every call is on the channel once the pool called 'done'. */
+    size_t got = 0;
+    void *item;
+    while (fo_chan_recv(r->fanin, &item, 0) == 0)
+        got++;
+    if (got != r->ncalls) {
+        fo_log(FO_LOG_ERROR, "fanin_short", "\"got\":%zu,\"want\":%zu", got, r->ncalls);
+        return MHD_NO;
+    }
+
+    size_t n = r->ncalls;
+    struct fo_result *res = calloc(n, sizeof *res);
+    if (!res)
+        return MHD_NO;
+    size_t ok = 0;
+    /* Which failure decides the status: a required call's, preferring one
+     * that failed by itself over one cancelled because of another. */
+    ssize_t req_failed = -1, req_cancelled = -1, first_failed = -1;
+    bool any_timeout = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct fo_call *c = &r->calls[i];
+        fo_metrics_call(r->call_stats[i], c->outcome, (int64_t)(c->ms * 1000.0));
+        res[i].name = call_name(r, i);
+        res[i].merge = call_merge(r, i);
+        res[i].outcome = c->outcome;
+        res[i].status = c->status;
+        res[i].ms = c->ms;
+        res[i].body = c->json;
+        if (c->outcome == FO_OK) {
+            ok++;
+            continue;
+        }
+        if (first_failed < 0)
+            first_failed = (ssize_t)i;
+        if (c->outcome == FO_ERR_TIMEOUT)
+            any_timeout = true;
+        if (c->required && c->outcome != FO_ERR_CANCELLED && req_failed < 0)
+            req_failed = (ssize_t)i;
+        if (c->required && c->outcome == FO_ERR_CANCELLED && req_cancelled < 0)
+            req_cancelled = (ssize_t)i;
+    }
+    ssize_t failed_required = req_failed >= 0 ? req_failed : req_cancelled;
+    r->complete = ok == n;
+
+    struct fo_report rep = {
+        .complete = ok == n,
+        .elapsed_ms = (double)(fo_clock_us() - r->start_us) / 1000.0,
+    };
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    unsigned status = MHD_HTTP_OK;
+    const char *complete = ok == n ? "true" : "false";
+    int rc;
+    bool starved = false; /* The failure came from the process itself, not a backend. */
+    if (failed_required >= 0 || ok == 0)
+        starved = r->calls[failed_required >= 0 ? failed_required : first_failed].no_fds;
+    if (starved) {
+        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, res,
+                            n, r->report ? &rep : NULL);
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        complete = NULL;
+    } else if (failed_required >= 0 || ok == 0) {
+        size_t bad = (size_t)(failed_required >= 0 ? failed_required : first_failed);
+        bool timeout = failed_required >= 0 ? r->calls[bad].outcome == FO_ERR_TIMEOUT : any_timeout;
+        status = timeout ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
+        char msg[200];
+        if (failed_required >= 0)
+            snprintf(msg, sizeof msg, "required backend failed: %s",
+                     fo_outcome_name(r->calls[bad].outcome));
+        else
+            snprintf(msg, sizeof msg, "no backend succeeded");
+        rc = fo_merge_error(&b, timeout ? "backend_timeout" : "backend_failed", msg,
+                            res[bad].name, res, n, r->report ? &rep : NULL);
+        complete = NULL;
+    } else {
+        rc = fo_merge_write(&b, res, n, r->report ? &rep : NULL);
+    }
+    free(res);
+    for (size_t i = 0; i < n; i++) /* Merged: the bodies are copied into the answer. */
+        fo_call_drop_body(&r->calls[i]);
+    if (rc < 0) {
+        fo_buf_free(&b);
+        return MHD_NO;
+    }
+    size_t len;
+    char *body = fo_buf_release(&b, &len);
+    return queue_json(r, status, body, len, complete, NULL);
+}
+
+/* ---- operations routes ---- */
+
+static enum MHD_Result answer_metrics(struct request *r)
+{
+    struct fo_front *fr = r->front;
+    struct fo_pool_stats ps;
+    fo_pool_stats(fr->pool, &ps);
+    struct fo_gauges g = {
+        .requests_in_flight = atomic_load(&fr->waiting),
+        .jobs_queued = ps.queued,
+        .calls_in_flight = ps.running,
+        .client_connections = (uint64_t)fo_conns_count(fr->conns),
+        .backend_connections = ps.connections,
+        .ready = !atomic_load(&fr->draining),
+    };
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    if (fo_metrics_write(fr->metrics, &g, &b) < 0) {
+        fo_buf_free(&b);
+        return MHD_NO;
+    }
+    size_t len;
+    char *body = fo_buf_release(&b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    return queue(r, MHD_HTTP_OK, resp, NULL, NULL);
+}
+
+/* Health, readiness and metrics. Returns true when 'url' was one of them. */
+static bool probe(struct request *r, const char *url, const char *method, enum MHD_Result *res)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    int which = 0;
+    if (cfg->health_path && strcmp(url, cfg->health_path) == 0)
+        which = 1;
+    else if (cfg->ready_path && strcmp(url, cfg->ready_path) == 0)
+        which = 2;
+    else if (cfg->metrics_path && strcmp(url, cfg->metrics_path) == 0)
+        which = 3;
+    if (!which)
+        return false;
+    r->probe = true;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        *res = fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET",
+                            "GET, HEAD");
+        return true;
+    }
+    if (which == 1)
+        *res = answer_text(r, MHD_HTTP_OK, "application/json", "{\"status\":\"ok\"}");
+    else if (which == 2 && atomic_load(&r->front->draining))
+        *res = answer_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+                           "{\"status\":\"draining\"}");
+    else if (which == 2)
+        *res = answer_text(r, MHD_HTTP_OK, "application/json", "{\"status\":\"ready\"}");
+    else
+        *res = answer_metrics(r);
+    return true;
+}
+
+/* ---- routing ---- */
+
+enum MHD_Result fo_request_route(struct request *r, const char *url, const char *method)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    enum MHD_Result res;
+    if (probe(r, url, method, &res))
+        return res;
+
+    if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
+        if (strcmp(method, "POST") != 0)
+            return fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                "use POST", "POST");
+        return start_batch(r);
+    }
+
+    /* Endpoints: the first whose path and method match. Remember the methods
+     * of path-only matches for 405's Allow. */
+    char allow[128] = "";
+    size_t n = strlen(url);
+    for (size_t i = 0; i < cfg->nendpoints; i++) {
+        const struct fo_endpoint_conf *ep = &cfg->endpoints[i];
+        struct fo_params params = {0};
+        int m = fo_path_match(ep->pattern, url, n, &params);
+        if (m == 0)
+            continue;
+        if (strcmp(ep->method, method) != 0 &&
+            !(strcmp(method, "HEAD") == 0 && strcmp(ep->method, "GET") == 0)) {
+            fo_params_clear(&params);
+            size_t used = strlen(allow);
+            snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", ep->method);
+            continue;
+        }
+        r->ep = ep;
+        r->ep_index = i;
+        if (m < 0)
+            return fo_request_error(r, MHD_HTTP_BAD_REQUEST, "invalid_param",
+                                "a path parameter is malformed (bad %-escape, '.' or '..', "
+                                "or too long)",
+                                NULL);
+        r->params = params;
+        return start_endpoint(r);
+    }
+    if (allow[0])
+        return fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                            "method not allowed for this path", allow);
+    return fo_request_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no endpoint for this path", NULL);
+}
+
+/* ---- the request head: id, limits ---- */
+
+static void take_id(struct request *r)
+{
+    if (fo_head_request_id(r->conn, r->id, sizeof r->id))
+        return;
+    uint64_t seq = atomic_fetch_add_explicit(&r->front->id_seq, 1, memory_order_relaxed);
+    snprintf(r->id, sizeof r->id, "%08x%012llx", r->front->id_prefix, (unsigned long long)seq);
+}
+
+
+struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
+                               struct MHD_Connection *c, const char *method, const char *url)
+{
+    struct request *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "fanout: out of memory\n");
+        abort();
+    }
+    atomic_fetch_add_explicit(&front->live, 1, memory_order_relaxed);
+    r->front = front;
+    r->rt = rt;
+    r->conn = c;
+    r->state = REQ_READ;
+    r->start_us = fo_clock_us();
+    r->method = method;
+    r->url = url;
+    fo_buf_init(&r->body, rt->cfg->max_body_bytes);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->cr = ci ? ci->socket_context : NULL;
+    fo_conn_head(r->cr);
+    take_id(r);
+    return r;
+}
+
+void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe)
+{
+    struct fo_front *fr = r->front;
+    unwait(r);
+    fo_conn_done(r->cr);
+    if (r->state != REQ_READ)
+        access_log(r, toe);
+    for (size_t i = 0; i < r->ncalls; i++)
+        fo_call_clear(&r->calls[i]);
+    free(r->calls);
+    free(r->call_stats);
+    fo_chan_destroy(r->fanin, NULL);
+    fo_ctx_destroy(r->ctx);
+    fo_batch_destroy(r->batch);
+    fo_params_clear(&r->params);
+    fo_buf_free(&r->urls);
+    fo_buf_free(&r->body);
+    fo_runtime_put(r->rt);
+    free(r);
+    atomic_fetch_sub_explicit(&fr->live, 1, memory_order_relaxed);
+}

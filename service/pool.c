@@ -385,6 +385,9 @@ static struct xfer *xfer_get(struct fo_worker *w)
     return x;
 }
 
+/* Idle transfers (with their easy handles and buffers) kept per worker, and
+ * the largest body buffer an idle transfer keeps. */
+#define KEEP_BODY_BYTES (64 * 1024)
 /* Idle transfers (with their easy handles and buffers) kept per worker. */
 #define FREE_XFERS_MAX 256
 
@@ -399,7 +402,10 @@ static void xfer_put(struct fo_worker *w, struct xfer *x)
     x->call = NULL;
     x->job = NULL;
     x->too_large = false;
-    fo_buf_reset(&x->body);
+    if (x->body.cap > KEEP_BODY_BYTES) /* Keep small buffers for reuse, give big ones back. */
+        fo_buf_free(&x->body);
+    else
+        fo_buf_reset(&x->body);
     x->prev = NULL;
     if (w->nfree_xfers >= FREE_XFERS_MAX) { /* A burst is over: give memory back. */
         curl_easy_cleanup(x->easy);

@@ -337,16 +337,24 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* In a drain, a kept-alive connection is closed once it has been quiet this
+ * long; none is closed in the grace period at the start, so that a client
+ * (a load balancer's pooled connection, a probe) that was quiet just before
+ * the signal can still send one request and be told 503 "draining". */
+#define DRAIN_QUIET_MS 500
+#define DRAIN_GRACE_MS 1000
+
 /* Until 'until_ms': wait for every request to end and every connection to
  * close, running the watchdog (dead uploads must not hold the drain up) and
  * closing connections that stay quiet. */
 static void drain_wait(struct fo_server *srv, int64_t until_ms)
 {
+    int64_t grace_until = fo_clock_ms() + DRAIN_GRACE_MS;
     for (unsigned i = 0; fo_clock_ms() < until_ms; i++) {
         if (atomic_load(&srv->front.live) == 0 && fo_conns_count(srv->front.conns) == 0)
             return;
-        if (i % 4 == 0)
-            fo_conns_close_quiet(srv->front.conns, 500);
+        if (i % 4 == 0 && fo_clock_ms() >= grace_until)
+            fo_conns_close_quiet(srv->front.conns, DRAIN_QUIET_MS);
         if (i % 20 == 0)
             fo_server_watchdog(srv);
         nap_ms(5);

@@ -23,6 +23,7 @@ import pytest
 
 from blackbox.evil_backend import EvilBackend, shared
 from blackbox.fanout import backend as be, endpoint as ep, error_code
+from blackbox.promparse import parse
 
 E = shared()
 E2 = EvilBackend()  # a second backend host:port, for per-backend budgets
@@ -412,21 +413,30 @@ def test_max_connections(spawn, backend):
             s.connect_ex(("127.0.0.1", fo.port))
             socks.append(s)
             sel.register(s, selectors.EVENT_READ)
-        # Refused connections end (EOF or RST); wait until at least all beyond the limit have.
         closed = set()
-        end = time.monotonic() + 5
-        while time.monotonic() < end and len(closed) < n - limit:
-            for key, _ in sel.select(0.2):
-                try:
-                    data = key.fileobj.recv(1)
-                except (ConnectionResetError, BlockingIOError, OSError):
-                    data = b""
-                if data == b"":
-                    closed.add(key.fileobj)
-                    sel.unregister(key.fileobj)
-        # A short grace for any extra closes, then count.
-        for key, _ in sel.select(0.3):
-            closed.add(key.fileobj)
+
+        def collect(until, want):
+            """Note refused connections ending (EOF or RST) until 'want' have or 'until'."""
+            while time.monotonic() < until and len(closed) < want:
+                for key, _ in sel.select(0.2):
+                    try:
+                        data = key.fileobj.recv(1)
+                    except (ConnectionResetError, BlockingIOError, OSError):
+                        data = b""
+                    if data == b"":
+                        closed.add(key.fileobj)
+                        sel.unregister(key.fileobj)
+
+        # Wait until at least all beyond the limit have been refused.
+        collect(time.monotonic() + 15, n - limit)
+        # Then every connection fanout does not hold (its gauge, scraped on 'keep', which it
+        # holds too) must end here as well: the ones still in the backlog are refused too.
+        r = fo.request("GET", "/metrics", conn=keep)
+        assert r.status == 200, r
+        held = int(parse(r.body.decode()).get("fanout_client_connections"))
+        collect(time.monotonic() + 15, n + 1 - held)
+        assert len(closed) == n + 1 - held, "fanout holds %d connections but %d of the other " \
+            "%d did not end" % (held, n + 1 - held - len(closed), n + 1 - held)
         open_ = n - len(closed)
         assert len(closed) >= n - limit, "only %d of %d connections beyond max_connections=%d " \
             "were refused" % (len(closed), n - limit, limit)

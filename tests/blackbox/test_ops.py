@@ -300,7 +300,7 @@ def test_sigterm_drains_then_cancels(spawn, backend):
 
 def test_sighup_reload(spawn, backend):
     t = tag()
-    old = {"workers": 2, "endpoints": [
+    old = {"workers": 2, "timeout_ms": 30000, "endpoints": [
         ep("/v", [be("v", backend.url(backend.route({"v": 1})))]),
         ep("/slow", [be("s", backend.url("/hold/%s?tag=%s" % (t, t)))]),
     ]}

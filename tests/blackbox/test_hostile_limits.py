@@ -371,15 +371,16 @@ def test_idle_keep_alive_closes_after_idle_timeout(fo):
     s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
     try:
         # Busy for longer than header_timeout: requests keep it alive.
-        for _ in range(4):
+        for i in range(4):
+            if i:
+                time.sleep(0.3)  # a client pausing between requests, not synchronisation
             s.sendall(b"GET /api/ok HTTP/1.1\r\nHost: x\r\n\r\n")
             out = b""
             while b'{"ok":{"fine":1}}' not in out:
                 chunk = s.recv(65536)
                 assert chunk, "closed while in use"
                 out += chunk
-            time.sleep(0.3)
-        t0 = time.monotonic()
+        t0 = time.monotonic()  # idle from the last answer on
         s.settimeout(IDLE_TIMEOUT + WATCHDOG + 1)
         try:
             data = s.recv(1)

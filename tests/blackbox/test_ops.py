@@ -333,7 +333,9 @@ def test_sighup_reload(spawn, backend):
     ev = fo.wait_event(lambda e: e.get("event") == "reload_failed", 5)
     assert "errors" in ev and "bogus" in json.dumps(ev["errors"]), ev
     assert fo.get("/v").json() == {"v": {"v": 2}}
-    m = scrape(fo)
+    # fanout logs reload_failed before it counts the failure: wait for the count.
+    m = fo.wait_metrics(lambda m: m.get("fanout_config_reloads_total", result="error") >= 1, 5,
+                        "the failed reload counted")
     assert m.get("fanout_config_reloads_total", result="error") == 1
     assert m.get("fanout_config_reloads_total", result="ok") == 1
 

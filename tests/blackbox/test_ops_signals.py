@@ -310,7 +310,10 @@ def test_reload_rejects_invalid_files(spawn, backend):
         ev = hup(fo, "reload_failed")
         assert ev.get("level") == "error" and ev.get("errors"), ev
         assert fo.get("/v").json() == {"v": {"v": "good"}}, text
-        assert scrape(fo).get("fanout_config_reloads_total", result="error") == n
+        # fanout logs reload_failed before it counts the failure: wait for the count.
+        m = fo.wait_metrics(lambda m: m.get("fanout_config_reloads_total",
+                                            result="error") >= n, 5, "%d failed reloads" % n)
+        assert m.get("fanout_config_reloads_total", result="error") == n
     os.unlink(fo.config_path)  # a missing file too
     ev = hup(fo, "reload_failed")
     assert ev.get("errors"), ev

@@ -13,6 +13,8 @@ Behaviour is chosen by path:
     /status/<code>    that status with a small JSON body (or ?body=J)
     /garbage          200, Content-Type application/json, body not JSON
     /hang             accept the request and never answer (until the peer closes)
+    /hold/<key>       hold the answer until the test calls release(key), then 200
+                      {"held": "<key>"} (or ?body=J); notices the peer closing meanwhile
     /reset            part of a status line and headers, then a TCP RST
     /bignum           {"n":12345678901234567890}
     /big?bytes=N      200 with a JSON string of about N bytes
@@ -133,6 +135,8 @@ class Backend:
         self.conns: List[Conn] = []  # under cond
         self._socks = {}  # conn id -> socket, under cond
         self._routes: List[Route] = []  # under cond
+        self._released = set()  # /hold keys let go by release(), under cond
+        self._holding = {}  # /hold key -> requests waiting on it now, under cond
         self._closing = False
         self._thread = threading.Thread(target=self._accept_loop, name="backend-accept",
                                         daemon=True)
@@ -153,7 +157,18 @@ class Backend:
                                       list(headers)))
             return "/p/%d" % (len(self._routes) - 1)
 
+    def release(self, *keys: str):
+        """Let every /hold/<key> request for these keys answer, now and from now on."""
+        with self.cond:
+            self._released.update(keys)
+            self.cond.notify_all()
+
     # ---- observation ---------------------------------------------------------
+
+    def holding(self, key: str) -> int:
+        """How many /hold/<key> requests are waiting for release(key) right now."""
+        with self.cond:
+            return self._holding.get(key, 0)
 
     def wait_for(self, pred: Callable[[], object], timeout: float, what: str = "condition"):
         """Wait until pred() (called under the lock) returns something truthy and return it;
@@ -360,6 +375,33 @@ class Backend:
                 time.sleep(max(0.0, end - time.monotonic()))  # a pipelined request: just wait
                 return True
 
+    def _hold(self, sock, key: str) -> bool:
+        """Wait until release(key) but notice the peer closing; False if it did."""
+        watch = True  # stop watching once a pipelined request is waiting
+        with self.cond:
+            self._holding[key] = self._holding.get(key, 0) + 1
+            self.cond.notify_all()
+        try:
+            while True:
+                with self.cond:
+                    if self.cond.wait_for(lambda: key in self._released, 0.05):
+                        return True
+                if not watch:
+                    continue
+                r, _, _ = select.select([sock], [], [], 0)
+                if r:
+                    try:
+                        data = sock.recv(1, socket.MSG_PEEK)
+                    except OSError:
+                        return False
+                    if not data:
+                        return False
+                    watch = False
+        finally:
+            with self.cond:
+                self._holding[key] -= 1
+                self.cond.notify_all()
+
     def _answer(self, sock, req: Req):
         """Serve one request. Returns True to keep the connection, False to close it,
         None when the peer closed it while we were waiting."""
@@ -385,6 +427,12 @@ class Backend:
             body = body if body is not None else b'{"status":%d}' % status
         elif kind == "garbage":
             body = GARBAGE_BODY
+        elif kind == "hold" and len(seg) == 3:
+            key = urllib.parse.unquote(seg[2])
+            if not self._hold(sock, key):
+                return None
+            body = body if body is not None else json.dumps(
+                {"held": key}, separators=(",", ":")).encode()
         elif kind == "hang":
             while sock.recv(65536):
                 pass

@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Dict, List, Optional
 
+from blackbox.promparse import parse
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VARIANTS = {
@@ -301,6 +303,23 @@ class Fanout:
 
     def connect(self, timeout=15.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def wait_metrics(self, pred, timeout: float = 10.0, what: str = "a metrics condition",
+                     path: str = "/metrics"):
+        """Scrape 'path' until pred(exposition) is truthy and return the exposition; raise
+        AssertionError with the last scrape after 'timeout' seconds. For gauges that change
+        when fanout gets round to it (connections closed, calls ended)."""
+        end = time.monotonic() + timeout
+        while True:
+            r = self.get(path, timeout=5)
+            assert r.status == 200, r
+            m = parse(r.body.decode())
+            if pred(m):
+                return m
+            if time.monotonic() > end or self.proc.poll() is not None:
+                raise AssertionError("no %s within %.1f s; last scrape:\n%s\n%s"
+                                     % (what, timeout, r.body.decode()[:1500], self.output()))
+            time.sleep(0.02)  # polling interval, not synchronisation
 
     # ---- health of the process ----
 

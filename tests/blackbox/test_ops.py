@@ -300,9 +300,9 @@ def test_sigterm_drains_then_cancels(spawn, backend):
 
 def test_sighup_reload(spawn, backend):
     t = tag()
-    old = {"workers": 2, "endpoints": [
+    old = {"workers": 2, "timeout_ms": 30000, "endpoints": [
         ep("/v", [be("v", backend.url(backend.route({"v": 1})))]),
-        ep("/slow", [be("s", backend.url("/delay/400?tag=" + t))]),
+        ep("/slow", [be("s", backend.url("/hold/%s?tag=%s" % (t, t)))]),
     ]}
     new = {"workers": 2, "endpoints": [
         ep("/v", [be("v", backend.url(backend.route({"v": 2})))]),
@@ -311,15 +311,19 @@ def test_sighup_reload(spawn, backend):
     ]}
     fo = spawn(old)
     assert fo.get("/v").json() == {"v": {"v": 1}}
-    th, out = in_thread(lambda: fo.get("/slow"))
-    backend.wait_request(t, 2)
-    write_config(fo.config_path, new)
-    fo.proc.send_signal(signal.SIGHUP)
-    fo.wait_event(lambda e: e.get("event") == "reloaded", 5)
-    assert fo.get("/v").json() == {"v": {"v": 2}}
-    assert fo.get("/new").json() == {"n": {"n": 1}}
-    th.join(5)
-    assert out["r"].json() == {"s": {"delay": 400}}, out  # began on the old config
+    th, out = in_thread(lambda: fo.get("/slow", timeout=30))
+    try:
+        backend.wait_for(lambda: backend.holding(t) == 1, 5, "the held call")
+        write_config(fo.config_path, new)
+        fo.proc.send_signal(signal.SIGHUP)
+        fo.wait_event(lambda e: e.get("event") == "reloaded", 5)
+        assert fo.get("/v").json() == {"v": {"v": 2}}
+        assert fo.get("/new").json() == {"n": {"n": 1}}
+        assert th.is_alive(), "the held request was answered before its release"
+    finally:
+        backend.release(t)
+    th.join(10)
+    assert out["r"].json() == {"s": {"held": t}}, out  # began on the old config
     assert fo.get("/slow").json() == {"s": {"s": "new"}}
     assert scrape(fo).get("fanout_config_reloads_total", result="ok") == 1
 
@@ -329,7 +333,9 @@ def test_sighup_reload(spawn, backend):
     ev = fo.wait_event(lambda e: e.get("event") == "reload_failed", 5)
     assert "errors" in ev and "bogus" in json.dumps(ev["errors"]), ev
     assert fo.get("/v").json() == {"v": {"v": 2}}
-    m = scrape(fo)
+    # fanout logs reload_failed before it counts the failure: wait for the count.
+    m = fo.wait_metrics(lambda m: m.get("fanout_config_reloads_total", result="error") >= 1, 5,
+                        "the failed reload counted")
     assert m.get("fanout_config_reloads_total", result="error") == 1
     assert m.get("fanout_config_reloads_total", result="ok") == 1
 

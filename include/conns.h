@@ -48,7 +48,7 @@ void fo_conn_done(struct fo_conn_rec *cr);              /* The request ended. */
 /* One watchdog pass: close the connections whose request head is overdue
  * (first head from accept, later ones from their request line, a request
  * line dripped byte by byte from its first bytes), and those whose client
- * sent its FIN while a body was still awaited. Call every 250 ms or so. */
+ * sent its FIN while a head or a body was still awaited. Call every 250 ms or so. */
 void fo_conns_watch(struct fo_conns *cs);
 
 /* Close the connections with no request under way for 'quiet_ms' and no

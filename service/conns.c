@@ -7,7 +7,7 @@
  * connection is doing; MHD's threads write the marks (relaxed atomics), and
  * the main thread walks the list under the lock every 250 ms. The walk
  * touches a socket only where a rule needs to look: a peek for a dead
- * upload, TCP_INFO for an idle connection that may be dripping a request
+ * head or upload, TCP_INFO for an idle connection that may be dripping a request
  * line, so thousands of idle keep-alive connections cost little. */
 #include "conns.h"
 
@@ -31,6 +31,7 @@ struct fo_conn_rec {
     atomic_int_fast64_t idle_ms;    /* When it last became idle: accept or a request's end. */
     atomic_bool in_body;            /* A request is waiting for more of its body. */
     atomic_ulong body_chunks;       /* Body chunks received, to see progress. */
+    bool head_fin;                  /* Walker: the peer's FIN seen while a head is due. */
     bool fin;                       /* Walker: the peer's FIN seen while in_body, */
     unsigned long fin_chunks;       /* ... at this body_chunks. */
     int64_t drip_ms;                /* Walker: bytes of a request line seen arriving since, */
@@ -170,6 +171,23 @@ static bool upload_is_dead(struct fo_conn_rec *cr)
     return false;
 }
 
+/* True if the client closed its side while its request head is still
+ * incomplete: the rest can never come. Seen on two passes in a row, so a
+ * whole request sent with its FIN right behind it (a half-close, which is
+ * allowed) is parsed by then and no longer has a head due. */
+static bool head_is_dead(struct fo_conn_rec *cr)
+{
+    char c;
+    if (recv(cr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0) {
+        cr->head_fin = false;
+        return false;
+    }
+    if (cr->head_fin)
+        return true;
+    cr->head_fin = true;
+    return false;
+}
+
 /* True if the idle connection's client has been sending the bytes of a
  * request line for longer than 'limit' without finishing it: a request line
  * arrives in one piece, so bytes since the connection went idle with no
@@ -209,7 +227,7 @@ void fo_conns_watch(struct fo_conns *cs)
             continue;
         int64_t due = atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed);
         bool busy = atomic_load_explicit(&cr->busy, memory_order_relaxed);
-        if (due && now > due) {
+        if (due && (now > due || head_is_dead(cr))) {
             shutdown(cr->fd, SHUT_RDWR);
             atomic_store_explicit(&cr->head_by_ms, 0, memory_order_relaxed);
         } else if (upload_is_dead(cr)) {

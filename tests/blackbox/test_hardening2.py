@@ -516,3 +516,29 @@ def test_connections_near_the_fd_limit_get_503_and_recover(spawn, backend):
     while fo.get("/fast").status != 200:
         assert time.monotonic() < end, "not serving after the connections closed"
         time.sleep(0.05)
+
+
+# ---- a head cut short by the client's close is not kept ---------------------------------------
+
+def test_partial_head_then_close_is_dropped_at_once(spawn, backend):
+    """A client that sends part of a head and closes at once (the FIN arriving with the data)
+    can never finish it: fanout lets go of the connection within a second or so, not after
+    header_timeout_ms (10 s by default), so it does not hold a max_connections slot."""
+    fo = spawn({"endpoints": [ep("/fast", [be("f", backend.url("/json"))])]})
+    held = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
+            # Corked, so the FIN leaves in the same segment as the data.
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            s.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\nX-A: ")
+            s.shutdown(socket.SHUT_WR)  # done sending; still open for an answer
+            held.append(s)
+        t0 = time.monotonic()
+        # Only the scraping connection is left (the gauge counts it).
+        fo.wait_metrics(lambda m: m.get("fanout_client_connections") <= 1, timeout=5,
+                        what="the abandoned connections to close")
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        for s in held:
+            s.close()

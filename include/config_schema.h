@@ -57,19 +57,19 @@ typedef void fo__check_fn(struct fo__vctx *c, void *base, uint64_t bad);
 struct fo__field {
     const char *key;
     enum fo__ftype type;
-    double min, max;              /* Integer rows: the inclusive range. */
-    size_t offset;                /* offsetof the field in the object's struct. */
-    int64_t def;                  /* Integer, bool and enum rows: the default. */
-    unsigned (*defn)(void);       /* Integer rows: a computed default (overrides 'def'). */
-    const char *sdef;             /* Custom rows: default text, copied into a char * field
-                                   * at 'offset' unless 'init' is set; NULL: none. */
-    const char *doc;              /* One line for people: the schema's description. */
-    bool required;                /* Absent: "missing key" on the object. */
-    const char *const *names;     /* Enum rows: the accepted strings, NULL-terminated. */
-    const struct fo__table *sub;  /* Object rows: their table; array rows: the item's. */
-    fo__parse_fn *parse;          /* Custom rows. */
-    fo__init_fn *init;            /* Custom rows: default other than a copy of 'sdef'. */
-    const char *schema;           /* Custom rows: JSON Schema of the value (JSON text). */
+    double min, max;             /* Integer rows: the inclusive range. */
+    size_t offset;               /* offsetof the field in the object's struct. */
+    int64_t def;                 /* Integer, bool and enum rows: the default. */
+    unsigned (*defn)(void);      /* Integer rows: a computed default (overrides 'def'). */
+    const char *sdef;            /* Custom rows: default text, copied into a char * field
+                                  * at 'offset' unless 'init' is set; NULL: none. */
+    const char *doc;             /* One line for people: the schema's description. */
+    bool required;               /* Absent: "missing key" on the object. */
+    const char *const *names;    /* Enum rows: the accepted strings, NULL-terminated. */
+    const struct fo__table *sub; /* Object rows: their table; array rows: the item's. */
+    fo__parse_fn *parse;         /* Custom rows. */
+    fo__init_fn *init;           /* Custom rows: default other than a copy of 'sdef'. */
+    const char *schema;          /* Custom rows: JSON Schema of the value (JSON text). */
 };
 
 /* One JSON object: at most 64 rows, in the order they are read and reported. */
@@ -100,10 +100,23 @@ void fo__defaults(struct fo__vctx *c, const struct fo__table *t, void *base);
 
 /* Check 'obj' against 't' and write its values into 'base'. 'path' is the object's JSON
  * path ("" at the root). Returns the rows that were present but wrong (bit i = row i). */
-uint64_t fo__walk(struct fo__vctx *c, const struct fo__table *t, const cJSON *obj,
-                  const char *path, void *base, const void *up);
+uint64_t fo__walk(struct fo__vctx *c, const struct fo__table *t, const cJSON *obj, const char *path,
+                  void *base, const void *up);
 
 /* Row 'key' of 't' as a bit of a walk's result; 0 if there is none. */
 uint64_t fo__field_bit(const struct fo__table *t, const char *key);
+
+/* Route and address checks (config_routes.c). */
+struct fo_config;
+
+/* "host:port" with a non-empty host and a port 1..65535 (no sign, no spaces). */
+bool fo__is_host_port(const char *s);
+
+/* A route path without placeholders (the aggregate, the probes): returns a copy the caller
+ * frees, or NULL after an error line on 'where' (or when out of memory). */
+char *fo__literal_path(struct fo__vctx *c, const char *where, const char *s);
+
+/* Probe, aggregate and endpoint paths that an earlier route already takes. Run last. */
+void fo__route_checks(struct fo__vctx *c, const struct fo_config *cfg);
 
 #endif /* FO_CONFIG_SCHEMA_H */

@@ -11,7 +11,7 @@
  * run after their object's rows (a table's check), cross checks between routes (duplicates,
  * the aggregate and probe paths) last; both only look at values that were valid on their own,
  * so one mistake gives one line. Reading the file, the text checks before cJSON and the
- * listen address live in config_io.c. */
+ * listen address live in config_io.c; route paths and their cross checks in config_routes.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -271,55 +271,6 @@ static bool parse_endpoints(struct fo__vctx *c, const struct fo__field *f, const
     return true;
 }
 
-/* "host:port" with a non-empty host and a port 1..65535 (no sign, no spaces). */
-static bool is_host_port(const char *s)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return false;
-    size_t plen = strlen(colon + 1);
-    if (plen == 0 || plen > 5)
-        return false;
-    unsigned port = 0;
-    for (const char *d = colon + 1; *d; d++) {
-        if (*d < '0' || *d > '9')
-            return false;
-        port = port * 10 + (unsigned)(*d - '0');
-    }
-    if (port == 0 || port > 65535)
-        return false;
-    for (const char *h = s; h < colon; h++) {
-        unsigned char ch = (unsigned char)*h;
-        if (ch <= 0x20 || ch >= 0x7f || strchr("@/\\?#%", ch))
-            return false;
-    }
-    if (s[0] == '[')
-        return colon[-1] == ']' && colon - s > 2 && !memchr(s + 1, ']', (size_t)(colon - s - 2));
-    return memchr(s, ':', (size_t)(colon - s)) == NULL && !memchr(s, '[', (size_t)(colon - s)) &&
-           !memchr(s, ']', (size_t)(colon - s));
-}
-
-/* A route path without placeholders (the aggregate, the probes): returns a
- * copy, or NULL after an error line (or when out of memory). */
-static char *literal_path(struct fo__vctx *c, const char *where, const char *s)
-{
-    char err[256];
-    struct fo_path *fp = NULL;
-    char *copy = NULL;
-    int rc = fo_path_compile(&fp, s, err, sizeof err);
-    if (rc == -ENOMEM)
-        c->oom = true;
-    else if (rc < 0)
-        fo__errorf(c, where, "%s", err);
-    else if (strchr(s, '{'))
-        fo__errorf(c, where, "must not have placeholders");
-    else
-        copy = fo__strdup(c, s);
-    fo_path_destroy(fp);
-    return copy;
-}
-
-
 /* A wrong aggregate path leaves none, so no cross check compares the default. */
 static bool parse_aggregate_path(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
                                  const char *path, void *base, const void *up)
@@ -327,7 +278,7 @@ static bool parse_aggregate_path(struct fo__vctx *c, const struct fo__field *f, 
     struct fo_aggregate_conf *a = base;
     const char *pat = string_value(c, v, path);
     free(a->path);
-    a->path = pat ? literal_path(c, path, pat) : NULL;
+    a->path = pat ? fo__literal_path(c, path, pat) : NULL;
     return a->path != NULL;
 }
 
@@ -350,7 +301,7 @@ static bool parse_allow_hosts(struct fo__vctx *c, const struct fo__field *f, con
     bool ok = true;
     size_t i = 0;
     for (const cJSON *h = hosts->child; h; h = h->next, i++) {
-        if (!cJSON_IsString(h) || !is_host_port(h->valuestring)) {
+        if (!cJSON_IsString(h) || !fo__is_host_port(h->valuestring)) {
             char p[300];
             fo__pathf(p, sizeof p, "%s[%zu]", path, i);
             fo__errorf(c, p, "must be \"host:port\" with a port from 1 to 65535");
@@ -374,85 +325,10 @@ static bool parse_probe_path(struct fo__vctx *c, const struct fo__field *f, cons
     free(*out);
     *out = NULL;
     if (cJSON_IsString(v))
-        *out = literal_path(c, path, v->valuestring);
+        *out = fo__literal_path(c, path, v->valuestring);
     else if (!cJSON_IsNull(v))
         fo__errorf(c, path, "must be a path string or null");
     return *out != NULL || cJSON_IsNull(v);
-}
-
-/* Same route shape: equal text once every "{name}" is read as "{}". */
-static bool same_shape(const char *a, const char *b)
-{
-    for (;;) {
-        if (*a == '{' && *b == '{') {
-            a = strchr(a, '}');
-            b = strchr(b, '}');
-            if (!a || !b)
-                return false;
-        }
-        if (*a != *b)
-            return false;
-        if (!*a)
-            return true;
-        a++;
-        b++;
-    }
-}
-
-/* Requests are routed to the probes first, then the aggregate, then the
- * endpoints in order; a path taken by an earlier route is reported on the
- * later one, which could never be reached. Probes take every method. */
-static void cross_checks(struct fo__vctx *c, const struct fo_config *cfg)
-{
-    const struct {
-        const char *key;
-        const char *path; /* NULL: off, or not valid. */
-    } probes[] = {{"health_path", cfg->health_path},
-                  {"ready_path", cfg->ready_path},
-                  {"metrics_path", cfg->metrics_path}};
-    size_t nprobes = sizeof probes / sizeof *probes;
-    const char *agg = cfg->aggregate.enabled ? cfg->aggregate.path : NULL;
-
-    for (size_t i = 0; i < nprobes; i++) {
-        for (size_t j = 0; probes[i].path && j < i; j++) {
-            if (probes[j].path && strcmp(probes[i].path, probes[j].path) == 0) {
-                fo__errorf(c, probes[i].key, "same as %s", probes[j].key);
-                break;
-            }
-        }
-    }
-    for (size_t i = 0; agg && i < nprobes; i++) {
-        if (probes[i].path && strcmp(agg, probes[i].path) == 0) {
-            fo__errorf(c, "aggregate.path", "same as %s", probes[i].key);
-            break;
-        }
-    }
-
-    for (size_t i = 0; i < cfg->nendpoints; i++) {
-        const struct fo_endpoint_conf *e = &cfg->endpoints[i];
-        if (!e->path || !e->method)
-            continue;
-        char p[64];
-        snprintf(p, sizeof p, "endpoints[%zu].path", i);
-        /* Text equality: a path with a {param} never clashes (probe paths have
-         * none), as it still serves its other values. */
-        for (size_t k = 0; k < nprobes; k++) {
-            if (probes[k].path && strcmp(e->path, probes[k].path) == 0) {
-                fo__errorf(c, p, "same as %s", probes[k].key);
-                break;
-            }
-        }
-        if (agg && strcmp(e->path, agg) == 0)
-            fo__errorf(c, p, "same as aggregate.path");
-        for (size_t j = 0; j < i; j++) {
-            const struct fo_endpoint_conf *o = &cfg->endpoints[j];
-            if (o->path && o->method && strcmp(o->method, e->method) == 0 &&
-                same_shape(o->path, e->path)) {
-                fo__errorf(c, p, "duplicate of endpoints[%zu].path", j);
-                break;
-            }
-        }
-    }
 }
 
 static unsigned online_cpus(void)
@@ -462,7 +338,6 @@ static unsigned online_cpus(void)
         return 1;
     return n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
 }
-
 
 /* Half the CPUs: the front does less per request than the workers (which run every backend
  * transfer), so with workers = CPUs the service runs about one busy thread per core. */
@@ -481,9 +356,10 @@ static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
     if (!(bad & head) && cfg->max_url_bytes > cfg->max_header_bytes)
         fo__errorf(c, "max_url_bytes", "%zu is more than max_header_bytes (%zu)",
                    cfg->max_url_bytes, cfg->max_header_bytes);
-    cross_checks(c, cfg);
+    fo__route_checks(c, cfg);
 }
 
+/* clang-format off */
 /* The schema tables: every key of every object, in the order they are read and reported.
  * A custom row's schema is JSON text; it says as much as a JSON Schema can say simply. */
 #define INT(k, t, lo, hi, s, f, d, text)                                                          \
@@ -622,88 +498,7 @@ static const struct fo__field root_fields[] = {
              "backend and answer bytes all requests may hold"),
 };
 const struct fo__table fo__config_root = TABLE(root_fields, root_check);
-
-/* Offset of the first "\u0000" escape in a valid JSON text, or -1. cJSON
- * would cut the string there, silently. */
-static long find_nul_escape(const char *s, size_t n)
-{
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_string) {
-            in_string = s[i] == '"';
-        } else if (s[i] == '"') {
-            in_string = false;
-        } else if (s[i] == '\\') {
-            if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
-                return (long)i;
-            i++;
-        }
-    }
-    return -1;
-}
-
-int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors)
-{
-    struct fo__vctx c = {.errors = errors, .nerr = 0, .oom = false};
-    struct fo_config *cfg = NULL;
-    cJSON *root = NULL;
-    char *copy = NULL;
-    int rc = -EINVAL;
-    *out = NULL;
-
-    const char *nul = memchr(text, '\0', n);
-    if (nul) {
-        char p[32];
-        snprintf(p, sizeof p, "offset %zu", (size_t)(nul - text));
-        fo__errorf(&c, p, "NUL byte in the text");
-        goto out;
-    }
-    /* cJSON's "require null terminated" wants the NUL inside the length. */
-    copy = malloc(n + 1);
-    if (!copy) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    memcpy(copy, text, n);
-    copy[n] = '\0';
-    const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(copy, n + 1, &end, 1);
-    if (!root) {
-        char p[32];
-        size_t off = end && end >= copy && end <= copy + n ? (size_t)(end - copy) : 0;
-        snprintf(p, sizeof p, "offset %zu", off);
-        fo__errorf(&c, p, "not valid JSON");
-        goto out;
-    }
-    long esc = find_nul_escape(copy, n);
-    if (esc >= 0) {
-        char p[32];
-        snprintf(p, sizeof p, "offset %ld", esc);
-        fo__errorf(&c, p, "\\u0000 is not allowed in strings");
-        goto out;
-    }
-
-    cfg = calloc(1, sizeof *cfg);
-    if (!cfg) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    fo__defaults(&c, &fo__config_root, cfg);
-    fo__walk(&c, &fo__config_root, root, "", cfg, NULL);
-    if (c.oom)
-        rc = -ENOMEM;
-    else if (c.nerr == 0)
-        rc = 0;
-out:
-    cJSON_Delete(root);
-    free(copy);
-    if (rc == 0) {
-        *out = cfg;
-    } else {
-        fo_config_destroy(cfg);
-    }
-    return rc;
-}
+/* clang-format on */
 
 static void free_lines(char **lines, size_t n)
 {

@@ -201,8 +201,8 @@ static bool read_value(struct fo__vctx *c, const struct fo__field *f, const cJSO
     return false;
 }
 
-uint64_t fo__walk(struct fo__vctx *c, const struct fo__table *t, const cJSON *obj,
-                  const char *path, void *base, const void *up)
+uint64_t fo__walk(struct fo__vctx *c, const struct fo__table *t, const cJSON *obj, const char *path,
+                  void *base, const void *up)
 {
     const char *where = path[0] ? path : ROOT;
     if (!cJSON_IsObject(obj)) {
@@ -243,6 +243,14 @@ uint64_t fo__field_bit(const struct fo__table *t, const char *key)
  * missing piece, and fo_config_schema reports -ENOMEM when any create failed. */
 
 static cJSON *table_schema(const struct fo__table *t, bool *ok);
+
+/* An integer as its exact digits: cJSON would print 2^53-1 with 15 significant digits. */
+static cJSON *integer(double v)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.0f", v);
+    return cJSON_CreateRaw(text);
+}
 
 static void add(cJSON *obj, const char *key, cJSON *item, bool *ok)
 {
@@ -286,11 +294,11 @@ static cJSON *field_schema(const struct fo__field *f, bool *ok)
     case FO_FT_SIZE:
     case FO_FT_UINT:
         add(node, "type", cJSON_CreateString("integer"), ok);
-        add(node, "minimum", cJSON_CreateNumber(f->min), ok);
-        add(node, "maximum", cJSON_CreateNumber(f->max), ok);
+        add(node, "minimum", integer(f->min), ok);
+        add(node, "maximum", integer(f->max), ok);
         /* A computed default (CPUs) or a "none" outside the range is for the doc to say. */
         if (!f->defn && (double)f->def >= f->min && (double)f->def <= f->max)
-            add(node, "default", cJSON_CreateNumber((double)f->def), ok);
+            add(node, "default", integer((double)f->def), ok);
         break;
     case FO_FT_BOOL:
         add(node, "type", cJSON_CreateString("boolean"), ok);

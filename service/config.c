@@ -499,6 +499,7 @@ static const struct fo__field root_fields[] = {
 };
 const struct fo__table fo__config_root = TABLE(root_fields, root_check);
 /* clang-format on */
+_Static_assert(sizeof root_fields / sizeof *root_fields <= 64, "a walk's result has 64 bits");
 
 static void free_lines(char **lines, size_t n)
 {

@@ -9,8 +9,8 @@
  * allow_hosts. Any violation aborts.
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
- *       service/config.c service/config_io.c service/tmpl.c service/buf.c -lcjson \
- *       -o /tmp/fuzz_config */
+ *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
+ *       service/tmpl.c service/buf.c -lcjson -o /tmp/fuzz_config */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -11,6 +11,9 @@
 /* No deadline at all: later than any time. */
 #define FO_NO_DEADLINE INT64_MAX
 
+/* The longest timeout fanout accepts anywhere (an hour): config timeouts, X-Timeout-Ms. */
+#define FO_MAX_TIMEOUT_MS 3600000
+
 /* Monotonic now in milliseconds. */
 int64_t fo_clock_ms(void);
 

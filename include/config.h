@@ -101,6 +101,11 @@ int fo_config_load(struct fo_config **out, const char *path, struct fo_buf *erro
 /* Free a config. NULL is a no-op. */
 void fo_config_destroy(struct fo_config *cfg);
 
+/* Append the JSON Schema (draft 2020-12) of the config file, generated from the same tables
+ * fo_config_parse reads with: types, ranges, defaults, descriptions, required keys, no
+ * others. Returns 0, -ENOMEM or -E2BIG ('out' full). Thread-safe. */
+int fo_config_schema(struct fo_buf *out);
+
 /* Parse "host:port", "[v6]:port" or ":port" (any address) into a numeric
  * host and a port. Returns 0 or -EINVAL. */
 int fo_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port);

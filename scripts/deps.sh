@@ -10,7 +10,7 @@
 set -euo pipefail
 
 build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev)
-test=("${build[@]}" libcmocka-dev python3 python3-pytest clang curl yamllint procps)
+test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint procps)
 bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3)
 
 case "${1:-build}" in

@@ -1,200 +1,73 @@
-/* config.c -- the service configuration: JSON text -> validated structs. See config.h.
+/* config.c -- the service configuration: the schema tables and the keys with their own
+ * parsers. See config.h.
  *
- * The text is parsed with cJSON, then walked once: each value is checked and
- * copied into the fo_config being built. A check that fails appends one
- * "path: message" line and the walk goes on, so one run reports every
- * mistake; at the end the half-built config is thrown away if any line was
- * written. A limit bounded by another limit is checked as soon as both are
- * read; cross checks between routes (duplicates, the aggregate and probe
- * paths) run last. Both only look at values that were valid on their own, so
- * one mistake gives one line. Reading the file and the listen address live in
- * config_io.c. */
+ * Each JSON object of the config (root, endpoint, backend, aggregate, log) is one table of
+ * rows {key, type, range, offset, default, doc}; config_schema.c walks a table over the
+ * cJSON object and writes every field, and prints the same tables as a JSON Schema. A key
+ * that is more than a typed number or flag (listen, paths and templates, headers, the
+ * endpoint and backend arrays) is a "custom" row whose parser lives here. A check that fails
+ * appends one "path: message" line and the walk goes on, so one run reports every mistake; at
+ * the end the half-built config is thrown away if any line was written. Checks between keys
+ * run after their object's rows (a table's check), cross checks between routes (duplicates,
+ * the aggregate and probe paths) last; both only look at values that were valid on their own,
+ * so one mistake gives one line. Reading the file, the text checks before cJSON and the
+ * listen address live in config_io.c; route paths and their cross checks in config_routes.c. */
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
+#include "clock.h"
+#include "config_schema.h"
 #include "json.h"
 #include "log.h"
 
-#define DEFAULT_LISTEN "127.0.0.1:8080"
 #define MAX_THREADS    256
-#define MAX_TIMEOUT_MS 3600000
-#define MAX_SIZE       9007199254740991.0 /* 2^53 - 1: every integer below is exact. */
 #define MAX_REQUESTS   1024
 #define MAX_METHOD_LEN 32
-#define ROOT           "(root)"
 
-/* State of one validation run. */
-struct vctx {
-    struct fo_buf *errors; /* Borrowed; may be NULL (errors only counted). */
-    unsigned nerr;         /* Lines written (or that would have been). */
-    bool oom;              /* An allocation failed: the result is -ENOMEM. */
-};
+static const struct fo__table endpoint_table;
+static const struct fo__table backend_table;
 
-static void errorf(struct vctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Append "path: message\n". Failing to record an error still counts it. */
-static void errorf(struct vctx *c, const char *path, const char *fmt, ...)
+/* A present value that must be a string: returns it, or NULL after an error. */
+static const char *string_value(struct fo__vctx *c, const cJSON *v, const char *path)
 {
-    c->nerr++;
-    if (!c->errors)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    (void)fo_buf_printf(c->errors, "%s: %s\n", path, msg);
-}
-
-/* Printable, bounded rendering of outside text for a message. */
-static const char *quote(char *dst, size_t dstlen, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; s[i]; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (o + 8 >= dstlen) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            dst[o++] = (char)ch;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[ch >> 4];
-            dst[o++] = hex[ch & 15];
-        }
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
-static void pathf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Format a JSON path. Paths are built from our own key names and indexes, so
- * they are short; a truncated one would still point near the mistake. */
-static void pathf(char *dst, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dst, n, fmt, ap);
-    va_end(ap);
-}
-
-/* "path.key", or "key" at the root. */
-static void join(char *dst, size_t n, const char *path, const char *key)
-{
-    if (path[0])
-        pathf(dst, n, "%s.%s", path, key);
-    else
-        pathf(dst, n, "%s", key);
-}
-
-static char *xstrdup(struct vctx *c, const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        c->oom = true;
-    return d;
-}
-
-/* Report members of 'obj' not named in 'allowed' (NULL-terminated, at most
- * 32 names), and keys given twice (cJSON keeps both; lookups would see only
- * the first). Linear in the members: one bit per allowed name. */
-static void check_keys(struct vctx *c, const cJSON *obj, const char *path,
-                       const char *const *allowed)
-{
-    const char *where = path[0] ? path : ROOT;
-    char q[96];
-    uint32_t seen = 0;
-    for (const cJSON *m = obj->child; m; m = m->next) {
-        size_t i = 0;
-        while (allowed[i] && strcmp(allowed[i], m->string) != 0)
-            i++;
-        if (!allowed[i])
-            errorf(c, where, "unknown key \"%s\"", quote(q, sizeof q, m->string));
-        else if (seen & (UINT32_C(1) << i))
-            errorf(c, where, "duplicate key \"%s\"", quote(q, sizeof q, m->string));
-        seen |= allowed[i] ? UINT32_C(1) << i : 0;
-    }
-}
-
-static const cJSON *member(const cJSON *obj, const char *key)
-{
-    return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
-
-/* Integer member in [lo, hi]: stores it when valid, leaves *out when absent.
- * Returns false when the member is there but wrong (an error was written). */
-static bool get_int(struct vctx *c, const cJSON *obj, const char *path, const char *key, double lo,
-                    double hi, int64_t *out)
-{
-    const cJSON *v = member(obj, key);
-    if (!v)
-        return true;
-    double d = cJSON_IsNumber(v) ? v->valuedouble : lo - 1;
-    if (d >= lo && d <= hi && (double)(int64_t)d == d) {
-        *out = (int64_t)d;
-        return true;
-    }
-    char p[256];
-    join(p, sizeof p, path, key);
-    if (hi == MAX_SIZE)
-        errorf(c, p, "must be an integer from %.0f to 2^53-1", lo);
-    else
-        errorf(c, p, "must be an integer from %.0f to %.0f", lo, hi);
-    return false;
-}
-
-/* get_int for a size_t field (lo >= 0). */
-static bool get_size(struct vctx *c, const cJSON *obj, const char *path, const char *key, double lo,
-                     double hi, size_t *out)
-{
-    int64_t v = (int64_t)*out;
-    bool ok = get_int(c, obj, path, key, lo, hi, &v);
-    *out = (size_t)v;
-    return ok;
-}
-
-static void get_bool(struct vctx *c, const cJSON *obj, const char *path, const char *key, bool *out)
-{
-    const cJSON *v = member(obj, key);
-    if (!v)
-        return;
-    if (cJSON_IsBool(v)) {
-        *out = cJSON_IsTrue(v);
-        return;
-    }
-    char p[256];
-    join(p, sizeof p, path, key);
-    errorf(c, p, "must be true or false");
-}
-
-/* String member: returns it, or NULL when absent (silently) or not a string
- * (with an error). */
-static const char *get_string(struct vctx *c, const cJSON *obj, const char *path, const char *key)
-{
-    const cJSON *v = member(obj, key);
-    if (!v)
-        return NULL;
     if (cJSON_IsString(v))
         return v->valuestring;
-    char p[256];
-    join(p, sizeof p, path, key);
-    errorf(c, p, "must be a string");
+    fo__errorf(c, path, "must be a string");
     return NULL;
+}
+
+static void listen_default(struct fo__vctx *c, const struct fo__field *f, void *base)
+{
+    struct fo_config *cfg = base;
+    char host[64];
+    (void)fo_listen_parse(f->sdef, host, sizeof host, &cfg->listen_port);
+    free(cfg->listen_host);
+    cfg->listen_host = fo__strdup(c, host);
+}
+
+static bool parse_listen(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                         const char *path, void *base, const void *up)
+{
+    struct fo_config *cfg = base;
+    const char *listen = string_value(c, v, path);
+    char host[64];
+    if (!listen)
+        return false;
+    if (fo_listen_parse(listen, host, sizeof host, &cfg->listen_port) < 0) {
+        fo__errorf(c, path,
+                   "must be \"host:port\" with a numeric IPv4 or [IPv6] address and a port from "
+                   "0 to 65535");
+        return false;
+    }
+    free(cfg->listen_host);
+    cfg->listen_host = fo__strdup(c, host);
+    return true;
 }
 
 static bool is_method(const char *s)
@@ -209,18 +82,19 @@ static bool is_method(const char *s)
     return true;
 }
 
-/* Method member, "GET" when absent. Returns a copy (NULL on error or OOM). */
-static char *get_method(struct vctx *c, const cJSON *obj, const char *path)
+/* An endpoint's or a backend's method ("GET" by default); a wrong one leaves none. */
+static bool parse_method(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                         const char *path, void *base, const void *up)
 {
-    const cJSON *v = member(obj, "method");
-    if (!v)
-        return xstrdup(c, "GET");
-    if (cJSON_IsString(v) && is_method(v->valuestring))
-        return xstrdup(c, v->valuestring);
-    char p[256];
-    join(p, sizeof p, path, "method");
-    errorf(c, p, "must be an upper-case token such as \"GET\"");
-    return NULL;
+    char **method = (char **)((char *)base + f->offset);
+    free(*method);
+    *method = NULL;
+    if (cJSON_IsString(v) && is_method(v->valuestring)) {
+        *method = fo__strdup(c, v->valuestring);
+        return true;
+    }
+    fo__errorf(c, path, "must be an upper-case token such as \"GET\"");
+    return false;
 }
 
 /* RFC 7230 tchar. */
@@ -230,37 +104,37 @@ static bool is_tchar(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-static void get_headers(struct vctx *c, const cJSON *obj, const char *path,
-                        struct fo_backend_conf *b)
+static bool parse_headers(struct fo__vctx *c, const struct fo__field *f, const cJSON *h,
+                          const char *path, void *base, const void *up)
 {
-    const cJSON *h = member(obj, "headers");
-    if (!h)
-        return;
-    char p[256];
+    struct fo_backend_conf *b = base;
     char q[96];
-    join(p, sizeof p, path, "headers");
     if (!cJSON_IsObject(h)) {
-        errorf(c, p, "must be an object of strings");
-        return;
+        fo__errorf(c, path, "must be an object of strings");
+        return false;
     }
     size_t n = (size_t)cJSON_GetArraySize(h);
     if (n == 0)
-        return;
+        return true;
     b->headers = calloc(n, sizeof *b->headers);
     if (!b->headers) {
         c->oom = true;
-        return;
+        return false;
     }
+    bool all_ok = true;
     for (const cJSON *m = h->child; m; m = m->next) {
         bool ok = m->string[0] != '\0';
         for (const char *s = m->string; *s; s++)
             ok = ok && is_tchar((unsigned char)*s);
+        all_ok = all_ok && ok;
         if (!ok) {
-            errorf(c, p, "invalid header name \"%s\"", quote(q, sizeof q, m->string));
+            fo__errorf(c, path, "invalid header name \"%s\"", fo__quote(q, sizeof q, m->string));
             continue;
         }
         if (!cJSON_IsString(m) || strpbrk(m->valuestring, "\r\n")) {
-            errorf(c, p, "value of \"%s\" must be a string without CR, LF or NUL", m->string);
+            fo__errorf(c, path, "value of \"%s\" must be a string without CR, LF or NUL",
+                       m->string);
+            all_ok = false;
             continue;
         }
         size_t nlen = strlen(m->string);
@@ -268,403 +142,193 @@ static void get_headers(struct vctx *c, const cJSON *obj, const char *path,
         for (size_t i = 0; i < b->nheaders && !dup; i++)
             dup = strncasecmp(b->headers[i], m->string, nlen) == 0 && b->headers[i][nlen] == ':';
         if (dup) {
-            errorf(c, p, "duplicate header \"%s\"", m->string);
+            fo__errorf(c, path, "duplicate header \"%s\"", m->string);
+            all_ok = false;
             continue;
         }
         char *line = NULL;
         if (asprintf(&line, "%s: %s", m->string, m->valuestring) < 0) {
             c->oom = true;
-            return;
+            return false;
         }
         b->headers[b->nheaders++] = line;
     }
+    return all_ok;
 }
 
-static void parse_backend(struct vctx *c, const cJSON *obj, const char *path,
-                          const struct fo_path *pattern, struct fo_backend_conf *b)
+static bool parse_backend_name(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                               const char *path, void *base, const void *up)
 {
-    static const char *const keys[] = {"name",       "url",      "method", "headers",
-                                       "timeout_ms", "required", "merge",  NULL};
-    if (!cJSON_IsObject(obj)) {
-        errorf(c, path, "must be an object");
-        return;
-    }
-    check_keys(c, obj, path, keys);
-    char p[256];
-    char err[256];
-
-    const char *name = get_string(c, obj, path, "name");
-    join(p, sizeof p, path, "name");
-    if (!member(obj, "name"))
-        errorf(c, path, "missing key \"name\"");
-    else if (name && name[0] == '\0')
-        errorf(c, p, "must not be empty");
+    struct fo_backend_conf *b = base;
+    const char *name = string_value(c, v, path);
+    if (name && name[0] == '\0')
+        fo__errorf(c, path, "must not be empty");
     else if (name && strcmp(name, "_fanout") == 0)
-        errorf(c, p, "\"_fanout\" is reserved");
+        fo__errorf(c, path, "\"_fanout\" is reserved");
     else if (name)
-        b->name = xstrdup(c, name);
-
-    const char *url = get_string(c, obj, path, "url");
-    join(p, sizeof p, path, "url");
-    if (!member(obj, "url")) {
-        errorf(c, path, "missing key \"url\"");
-    } else if (url) {
-        b->url = xstrdup(c, url);
-        /* Without a valid endpoint path, placeholder errors would be noise. */
-        if (pattern) {
-            int rc = fo_tmpl_compile(&b->tmpl, url, pattern, err, sizeof err);
-            if (rc == -ENOMEM)
-                c->oom = true;
-            else if (rc < 0)
-                errorf(c, p, "%s", err);
-        }
-    }
-
-    b->method = get_method(c, obj, path);
-    get_headers(c, obj, path, b);
-    get_int(c, obj, path, "timeout_ms", 1, MAX_TIMEOUT_MS, &b->timeout_ms);
-    get_bool(c, obj, path, "required", &b->required);
-    get_bool(c, obj, path, "merge", &b->merge);
+        b->name = fo__strdup(c, name);
+    return b->name != NULL;
 }
 
-static void parse_endpoint(struct vctx *c, const cJSON *obj, const char *path,
-                           struct fo_endpoint_conf *e)
+/* 'up' is the endpoint's compiled path, NULL when it was not valid. */
+static bool parse_backend_url(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                              const char *path, void *base, const void *up)
 {
-    static const char *const keys[] = {"path", "method", "timeout_ms", "report", "backends", NULL};
-    if (!cJSON_IsObject(obj)) {
-        errorf(c, path, "must be an object");
-        return;
-    }
-    check_keys(c, obj, path, keys);
-    char p[256];
+    struct fo_backend_conf *b = base;
+    const struct fo_path *pattern = up;
     char err[256];
+    const char *url = string_value(c, v, path);
+    if (!url)
+        return false;
+    b->url = fo__strdup(c, url);
+    /* Without a valid endpoint path, placeholder errors would be noise. */
+    if (!pattern)
+        return true;
+    int rc = fo_tmpl_compile(&b->tmpl, url, pattern, err, sizeof err);
+    if (rc == -ENOMEM)
+        c->oom = true;
+    else if (rc < 0)
+        fo__errorf(c, path, "%s", err);
+    return rc == 0;
+}
 
-    const char *pat = get_string(c, obj, path, "path");
-    join(p, sizeof p, path, "path");
-    if (!member(obj, "path")) {
-        errorf(c, path, "missing key \"path\"");
-    } else if (pat) {
-        int rc = fo_path_compile(&e->pattern, pat, err, sizeof err);
-        if (rc == -ENOMEM)
-            c->oom = true;
-        else if (rc < 0)
-            errorf(c, p, "%s", err);
-        else
-            e->path = xstrdup(c, pat);
-    }
+static bool parse_endpoint_path(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                                const char *path, void *base, const void *up)
+{
+    struct fo_endpoint_conf *e = base;
+    char err[256];
+    const char *pat = string_value(c, v, path);
+    if (!pat)
+        return false;
+    int rc = fo_path_compile(&e->pattern, pat, err, sizeof err);
+    if (rc == -ENOMEM)
+        c->oom = true;
+    else if (rc < 0)
+        fo__errorf(c, path, "%s", err);
+    else
+        e->path = fo__strdup(c, pat);
+    return rc == 0;
+}
 
-    e->method = get_method(c, obj, path);
-    get_int(c, obj, path, "timeout_ms", 1, MAX_TIMEOUT_MS, &e->timeout_ms);
-    get_bool(c, obj, path, "report", &e->report);
-
-    const cJSON *bs = member(obj, "backends");
-    join(p, sizeof p, path, "backends");
-    if (!bs) {
-        errorf(c, path, "missing key \"backends\"");
-        return;
-    }
+static bool parse_backends(struct fo__vctx *c, const struct fo__field *f, const cJSON *bs,
+                           const char *path, void *base, const void *up)
+{
+    struct fo_endpoint_conf *e = base;
     if (!cJSON_IsArray(bs) || !bs->child) {
-        errorf(c, p, "must be a non-empty array");
-        return;
+        fo__errorf(c, path, "must be a non-empty array");
+        return false;
     }
     size_t n = (size_t)cJSON_GetArraySize(bs);
     e->backends = calloc(n, sizeof *e->backends);
     if (!e->backends) {
         c->oom = true;
-        return;
+        return false;
     }
     e->nbackends = n;
     size_t i = 0;
     for (const cJSON *b = bs->child; b; b = b->next, i++) {
         char bp[256];
-        pathf(bp, sizeof bp, "%s[%zu]", p, i);
-        parse_backend(c, b, bp, e->pattern, &e->backends[i]);
+        fo__pathf(bp, sizeof bp, "%s[%zu]", path, i);
+        fo__defaults(c, &backend_table, &e->backends[i]);
+        fo__walk(c, &backend_table, b, bp, &e->backends[i], e->pattern);
         const char *name = e->backends[i].name;
         for (size_t j = 0; name && j < i; j++) {
             if (e->backends[j].name && strcmp(e->backends[j].name, name) == 0) {
                 char np[300];
-                pathf(np, sizeof np, "%s.name", bp);
-                errorf(c, np, "duplicate of %s[%zu].name", p, j);
+                fo__pathf(np, sizeof np, "%s.name", bp);
+                fo__errorf(c, np, "duplicate of %s[%zu].name", path, j);
                 break;
             }
         }
     }
+    return true;
 }
 
-/* "host:port" with a non-empty host and a port 1..65535 (no sign, no spaces). */
-static bool is_host_port(const char *s)
+static bool parse_endpoints(struct fo__vctx *c, const struct fo__field *f, const cJSON *eps,
+                            const char *path, void *base, const void *up)
 {
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
+    struct fo_config *cfg = base;
+    if (!cJSON_IsArray(eps)) {
+        fo__errorf(c, path, "must be an array");
         return false;
-    size_t plen = strlen(colon + 1);
-    if (plen == 0 || plen > 5)
-        return false;
-    unsigned port = 0;
-    for (const char *d = colon + 1; *d; d++) {
-        if (*d < '0' || *d > '9')
-            return false;
-        port = port * 10 + (unsigned)(*d - '0');
     }
-    if (port == 0 || port > 65535)
-        return false;
-    for (const char *h = s; h < colon; h++) {
-        unsigned char ch = (unsigned char)*h;
-        if (ch <= 0x20 || ch >= 0x7f || strchr("@/\\?#%", ch))
-            return false;
-    }
-    if (s[0] == '[')
-        return colon[-1] == ']' && colon - s > 2 && !memchr(s + 1, ']', (size_t)(colon - s - 2));
-    return memchr(s, ':', (size_t)(colon - s)) == NULL && !memchr(s, '[', (size_t)(colon - s)) &&
-           !memchr(s, ']', (size_t)(colon - s));
-}
-
-/* A route path without placeholders (the aggregate, the probes): returns a
- * copy, or NULL after an error line (or when out of memory). */
-static char *literal_path(struct vctx *c, const char *where, const char *s)
-{
-    char err[256];
-    struct fo_path *fp = NULL;
-    char *copy = NULL;
-    int rc = fo_path_compile(&fp, s, err, sizeof err);
-    if (rc == -ENOMEM)
+    if (!eps->child)
+        return true;
+    size_t n = (size_t)cJSON_GetArraySize(eps);
+    cfg->endpoints = calloc(n, sizeof *cfg->endpoints);
+    if (!cfg->endpoints) {
         c->oom = true;
-    else if (rc < 0)
-        errorf(c, where, "%s", err);
-    else if (strchr(s, '{'))
-        errorf(c, where, "must not have placeholders");
-    else
-        copy = xstrdup(c, s);
-    fo_path_destroy(fp);
-    return copy;
+        return false;
+    }
+    cfg->nendpoints = n;
+    size_t i = 0;
+    for (const cJSON *e = eps->child; e; e = e->next, i++) {
+        char p[64];
+        snprintf(p, sizeof p, "endpoints[%zu]", i);
+        fo__defaults(c, &endpoint_table, &cfg->endpoints[i]);
+        fo__walk(c, &endpoint_table, e, p, &cfg->endpoints[i], NULL);
+    }
+    return true;
 }
 
-static void parse_aggregate(struct vctx *c, const cJSON *obj, struct fo_aggregate_conf *a)
+/* A wrong aggregate path leaves none, so no cross check compares the default. */
+static bool parse_aggregate_path(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                                 const char *path, void *base, const void *up)
 {
-    static const char *const keys[] = {"path", "allow_hosts", "max_requests", "timeout_ms", NULL};
-    const char *path = "aggregate";
-    if (!cJSON_IsObject(obj)) {
-        errorf(c, path, "must be an object");
-        return;
-    }
-    check_keys(c, obj, path, keys);
+    struct fo_aggregate_conf *a = base;
+    const char *pat = string_value(c, v, path);
+    free(a->path);
+    a->path = pat ? fo__literal_path(c, path, pat) : NULL;
+    return a->path != NULL;
+}
 
-    const char *pat = get_string(c, obj, path, "path");
-    if (member(obj, "path")) {
-        /* A wrong path leaves none, so no cross check compares the default. */
-        free(a->path);
-        a->path = pat ? literal_path(c, "aggregate.path", pat) : NULL;
-    }
-
-    int64_t v = (int64_t)a->max_requests;
-    get_int(c, obj, path, "max_requests", 1, MAX_REQUESTS, &v);
-    a->max_requests = (size_t)v;
-    get_int(c, obj, path, "timeout_ms", 1, MAX_TIMEOUT_MS, &a->timeout_ms);
-
-    const cJSON *hosts = member(obj, "allow_hosts");
-    if (!hosts)
-        return;
+static bool parse_allow_hosts(struct fo__vctx *c, const struct fo__field *f, const cJSON *hosts,
+                              const char *path, void *base, const void *up)
+{
+    struct fo_aggregate_conf *a = base;
     if (!cJSON_IsArray(hosts)) {
-        errorf(c, "aggregate.allow_hosts", "must be an array of \"host:port\" strings");
-        return;
+        fo__errorf(c, path, "must be an array of \"host:port\" strings");
+        return false;
     }
     size_t n = (size_t)cJSON_GetArraySize(hosts);
     if (n == 0)
-        return;
+        return true;
     a->allow_hosts = calloc(n, sizeof *a->allow_hosts);
     if (!a->allow_hosts) {
         c->oom = true;
-        return;
+        return false;
     }
+    bool ok = true;
     size_t i = 0;
     for (const cJSON *h = hosts->child; h; h = h->next, i++) {
-        if (!cJSON_IsString(h) || !is_host_port(h->valuestring)) {
-            char p[64];
-            snprintf(p, sizeof p, "aggregate.allow_hosts[%zu]", i);
-            errorf(c, p, "must be \"host:port\" with a port from 1 to 65535");
+        if (!cJSON_IsString(h) || !fo__is_host_port(h->valuestring)) {
+            char p[300];
+            fo__pathf(p, sizeof p, "%s[%zu]", path, i);
+            fo__errorf(c, p, "must be \"host:port\" with a port from 1 to 65535");
+            ok = false;
             continue;
         }
-        char *s = xstrdup(c, h->valuestring);
+        char *s = fo__strdup(c, h->valuestring);
         if (s)
             a->allow_hosts[a->nallow++] = s;
     }
     a->enabled = a->nallow > 0;
+    return ok;
 }
 
 /* A probe route: a literal path, or null to turn the route off. A wrong
  * value leaves none, so no cross check compares the default. */
-static void parse_probe_path(struct vctx *c, const cJSON *root, const char *key, char **out)
+static bool parse_probe_path(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                             const char *path, void *base, const void *up)
 {
-    const cJSON *v = member(root, key);
-    if (!v)
-        return;
+    char **out = (char **)((char *)base + f->offset);
     free(*out);
     *out = NULL;
     if (cJSON_IsString(v))
-        *out = literal_path(c, key, v->valuestring);
+        *out = fo__literal_path(c, path, v->valuestring);
     else if (!cJSON_IsNull(v))
-        errorf(c, key, "must be a path string or null");
-}
-
-static void parse_log(struct vctx *c, const cJSON *obj, struct fo_config *cfg)
-{
-    static const char *const keys[] = {"level", "access", "probes", NULL};
-    static const struct {
-        const char *name;
-        enum fo_log_level level;
-    } levels[] = {{"debug", FO_LOG_DEBUG},
-                  {"info", FO_LOG_INFO},
-                  {"warn", FO_LOG_WARN},
-                  {"error", FO_LOG_ERROR},
-                  {"off", FO_LOG_OFF}};
-    if (!cJSON_IsObject(obj)) {
-        errorf(c, "log", "must be an object");
-        return;
-    }
-    check_keys(c, obj, "log", keys);
-
-    const cJSON *v = member(obj, "level");
-    if (v) {
-        size_t i = 0;
-        size_t n = sizeof levels / sizeof *levels;
-        while (i < n && !(cJSON_IsString(v) && strcmp(v->valuestring, levels[i].name) == 0))
-            i++;
-        if (i < n)
-            cfg->log_level = (int)levels[i].level;
-        else
-            errorf(c, "log.level", "must be \"debug\", \"info\", \"warn\", \"error\" or \"off\"");
-    }
-    get_bool(c, obj, "log", "access", &cfg->access_log);
-    get_bool(c, obj, "log", "probes", &cfg->access_log_probes);
-}
-
-/* Operations: probe routes, logging, the drain budget. */
-static void parse_operations(struct vctx *c, const cJSON *root, struct fo_config *cfg)
-{
-    parse_probe_path(c, root, "health_path", &cfg->health_path);
-    parse_probe_path(c, root, "ready_path", &cfg->ready_path);
-    parse_probe_path(c, root, "metrics_path", &cfg->metrics_path);
-    const cJSON *log = member(root, "log");
-    if (log)
-        parse_log(c, log, cfg);
-    get_int(c, root, "", "drain_ms", 0, 600000, &cfg->drain_ms);
-}
-
-/* Limits on what clients and backends may hold open or send. */
-static void parse_limits(struct vctx *c, const cJSON *root, struct fo_config *cfg)
-{
-    get_size(c, root, "", "max_connections", 1, 1000000, &cfg->max_connections);
-    bool head_ok = get_size(c, root, "", "max_header_bytes", 1024, 1048576, &cfg->max_header_bytes);
-    get_size(c, root, "", "max_headers", 1, 10000, &cfg->max_headers);
-    bool url_ok = get_size(c, root, "", "max_url_bytes", 64, 1048576, &cfg->max_url_bytes);
-    get_int(c, root, "", "idle_timeout_ms", 1000, MAX_TIMEOUT_MS, &cfg->idle_timeout_ms);
-    get_int(c, root, "", "header_timeout_ms", 100, MAX_TIMEOUT_MS, &cfg->header_timeout_ms);
-    get_size(c, root, "", "max_inflight_calls", 1, 10000000, &cfg->max_inflight_calls);
-    get_size(c, root, "", "max_backend_inflight", 0, 10000000, &cfg->max_backend_inflight);
-    get_size(c, root, "", "max_host_connections", 0, 100000, &cfg->max_host_connections);
-    get_size(c, root, "", "max_request_response_bytes", 1, MAX_SIZE,
-             &cfg->max_request_response_bytes);
-    get_size(c, root, "", "max_buffered_bytes", 1, MAX_SIZE, &cfg->max_buffered_bytes);
-
-    /* The request line is part of the head, so a longer target could never arrive. Either
-     * value may be the default, hence both numbers in the message. */
-    if (head_ok && url_ok && cfg->max_url_bytes > cfg->max_header_bytes)
-        errorf(c, "max_url_bytes", "%zu is more than max_header_bytes (%zu)", cfg->max_url_bytes,
-               cfg->max_header_bytes);
-}
-
-/* Same route shape: equal text once every "{name}" is read as "{}". */
-static bool same_shape(const char *a, const char *b)
-{
-    for (;;) {
-        if (*a == '{' && *b == '{') {
-            a = strchr(a, '}');
-            b = strchr(b, '}');
-            if (!a || !b)
-                return false;
-        }
-        if (*a != *b)
-            return false;
-        if (!*a)
-            return true;
-        a++;
-        b++;
-    }
-}
-
-/* Requests are routed to the probes first, then the aggregate, then the
- * endpoints in order; a path taken by an earlier route is reported on the
- * later one, which could never be reached. Probes take every method. */
-static void cross_checks(struct vctx *c, const struct fo_config *cfg)
-{
-    const struct {
-        const char *key;
-        const char *path; /* NULL: off, or not valid. */
-    } probes[] = {{"health_path", cfg->health_path},
-                  {"ready_path", cfg->ready_path},
-                  {"metrics_path", cfg->metrics_path}};
-    size_t nprobes = sizeof probes / sizeof *probes;
-    const char *agg = cfg->aggregate.enabled ? cfg->aggregate.path : NULL;
-
-    for (size_t i = 0; i < nprobes; i++) {
-        for (size_t j = 0; probes[i].path && j < i; j++) {
-            if (probes[j].path && strcmp(probes[i].path, probes[j].path) == 0) {
-                errorf(c, probes[i].key, "same as %s", probes[j].key);
-                break;
-            }
-        }
-    }
-    for (size_t i = 0; agg && i < nprobes; i++) {
-        if (probes[i].path && strcmp(agg, probes[i].path) == 0) {
-            errorf(c, "aggregate.path", "same as %s", probes[i].key);
-            break;
-        }
-    }
-
-    for (size_t i = 0; i < cfg->nendpoints; i++) {
-        const struct fo_endpoint_conf *e = &cfg->endpoints[i];
-        if (!e->path || !e->method)
-            continue;
-        char p[64];
-        snprintf(p, sizeof p, "endpoints[%zu].path", i);
-        /* Text equality: a path with a {param} never clashes (probe paths have
-         * none), as it still serves its other values. */
-        for (size_t k = 0; k < nprobes; k++) {
-            if (probes[k].path && strcmp(e->path, probes[k].path) == 0) {
-                errorf(c, p, "same as %s", probes[k].key);
-                break;
-            }
-        }
-        if (agg && strcmp(e->path, agg) == 0)
-            errorf(c, p, "same as aggregate.path");
-        for (size_t j = 0; j < i; j++) {
-            const struct fo_endpoint_conf *o = &cfg->endpoints[j];
-            if (o->path && o->method && strcmp(o->method, e->method) == 0 &&
-                same_shape(o->path, e->path)) {
-                errorf(c, p, "duplicate of endpoints[%zu].path", j);
-                break;
-            }
-        }
-    }
-}
-
-/* Offset of the first "\u0000" escape in a valid JSON text, or -1. cJSON
- * would cut the string there, silently. */
-static long find_nul_escape(const char *s, size_t n)
-{
-    bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_string) {
-            in_string = s[i] == '"';
-        } else if (s[i] == '"') {
-            in_string = false;
-        } else if (s[i] == '\\') {
-            if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
-                return (long)i;
-            i++;
-        }
-    }
-    return -1;
+        fo__errorf(c, path, "must be a path string or null");
+    return *out != NULL || cJSON_IsNull(v);
 }
 
 static unsigned online_cpus(void)
@@ -675,193 +339,167 @@ static unsigned online_cpus(void)
     return n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
 }
 
-static void parse_root(struct vctx *c, const cJSON *root, struct fo_config *cfg)
+/* Half the CPUs: the front does less per request than the workers (which run every backend
+ * transfer), so with workers = CPUs the service runs about one busy thread per core. */
+static unsigned half_cpus(void)
 {
-    static const char *const keys[] = {"listen",
-                                       "workers",
-                                       "server_threads",
-                                       "timeout_ms",
-                                       "max_body_bytes",
-                                       "max_response_bytes",
-                                       "max_json_depth",
-                                       "endpoints",
-                                       "aggregate",
-                                       "health_path",
-                                       "ready_path",
-                                       "metrics_path",
-                                       "log",
-                                       "drain_ms",
-                                       "max_connections",
-                                       "max_header_bytes",
-                                       "max_headers",
-                                       "max_url_bytes",
-                                       "idle_timeout_ms",
-                                       "header_timeout_ms",
-                                       "max_inflight_calls",
-                                       "max_backend_inflight",
-                                       "max_host_connections",
-                                       "max_request_response_bytes",
-                                       "max_buffered_bytes",
-                                       NULL};
-    if (!cJSON_IsObject(root)) {
-        errorf(c, ROOT, "must be a JSON object");
-        return;
-    }
-    check_keys(c, root, "", keys);
-
-    const char *listen = get_string(c, root, "", "listen");
-    char host[64];
-    if (listen) {
-        if (fo_listen_parse(listen, host, sizeof host, &cfg->listen_port) < 0) {
-            errorf(c, "listen",
-                   "must be \"host:port\" with a numeric IPv4 or [IPv6] address and a port from "
-                   "0 to 65535");
-        } else {
-            free(cfg->listen_host);
-            cfg->listen_host = xstrdup(c, host);
-        }
-    }
-
-    int64_t v = cfg->workers;
-    get_int(c, root, "", "workers", 1, MAX_THREADS, &v);
-    cfg->workers = (unsigned)v;
-    v = cfg->server_threads;
-    get_int(c, root, "", "server_threads", 1, MAX_THREADS, &v);
-    cfg->server_threads = (unsigned)v;
-    get_int(c, root, "", "timeout_ms", 1, MAX_TIMEOUT_MS, &cfg->timeout_ms);
-    get_size(c, root, "", "max_body_bytes", 1, MAX_SIZE, &cfg->max_body_bytes);
-    get_size(c, root, "", "max_response_bytes", 1, MAX_SIZE, &cfg->max_response_bytes);
-    v = cfg->max_json_depth;
-    get_int(c, root, "", "max_json_depth", 1, FO_JSON_MAX_DEPTH, &v);
-    cfg->max_json_depth = (unsigned)v;
-
-    const cJSON *eps = member(root, "endpoints");
-    if (eps && !cJSON_IsArray(eps)) {
-        errorf(c, "endpoints", "must be an array");
-    } else if (eps && eps->child) {
-        size_t n = (size_t)cJSON_GetArraySize(eps);
-        cfg->endpoints = calloc(n, sizeof *cfg->endpoints);
-        if (!cfg->endpoints) {
-            c->oom = true;
-            return;
-        }
-        cfg->nendpoints = n;
-        size_t i = 0;
-        for (const cJSON *e = eps->child; e; e = e->next, i++) {
-            char p[64];
-            snprintf(p, sizeof p, "endpoints[%zu]", i);
-            parse_endpoint(c, e, p, &cfg->endpoints[i]);
-        }
-    }
-
-    const cJSON *agg = member(root, "aggregate");
-    if (agg)
-        parse_aggregate(c, agg, &cfg->aggregate);
-    parse_operations(c, root, cfg);
-    parse_limits(c, root, cfg);
-    cross_checks(c, cfg);
+    return online_cpus() / 2 > 0 ? online_cpus() / 2 : 1;
 }
 
-static struct fo_config *config_new(struct vctx *c)
+/* The request line is part of the head, so a longer target could never arrive. Either value
+ * may be the default, hence both numbers in the message. Route cross checks run last. */
+static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
 {
-    struct fo_config *cfg = calloc(1, sizeof *cfg);
-    if (!cfg) {
-        c->oom = true;
-        return NULL;
-    }
-    char host[64];
-    (void)fo_listen_parse(DEFAULT_LISTEN, host, sizeof host, &cfg->listen_port);
-    cfg->listen_host = xstrdup(c, host);
-    cfg->workers = online_cpus();
-    /* The front does less per request than the workers (which run every
-     * backend transfer), so it gets half the CPUs: with workers = CPUs the
-     * service then runs about one busy thread per core. */
-    cfg->server_threads = online_cpus() / 2 > 0 ? online_cpus() / 2 : 1;
-    cfg->timeout_ms = 1000;
-    cfg->max_body_bytes = 1u << 20;
-    cfg->max_response_bytes = 8u << 20;
-    cfg->max_json_depth = FO_JSON_DEFAULT_DEPTH;
-    cfg->aggregate.path = xstrdup(c, "/aggregate");
-    cfg->aggregate.max_requests = 32;
-    cfg->aggregate.timeout_ms = 1000;
-    cfg->health_path = xstrdup(c, "/health");
-    cfg->ready_path = xstrdup(c, "/ready");
-    cfg->metrics_path = xstrdup(c, "/metrics");
-    cfg->log_level = FO_LOG_INFO;
-    cfg->access_log = true;
-    cfg->access_log_probes = false;
-    cfg->drain_ms = 10000;
-    cfg->max_connections = 10000;
-    cfg->max_header_bytes = 8192;
-    cfg->max_headers = 100;
-    cfg->max_url_bytes = 4096;
-    cfg->idle_timeout_ms = 60000;
-    cfg->header_timeout_ms = 10000;
-    cfg->max_inflight_calls = 10000;
-    cfg->max_backend_inflight = 4096;
-    cfg->max_request_response_bytes = 16u << 20;
-    cfg->max_buffered_bytes = 256u << 20;
-    return cfg;
+    const struct fo_config *cfg = base;
+    uint64_t head = fo__field_bit(&fo__config_root, "max_header_bytes") |
+                    fo__field_bit(&fo__config_root, "max_url_bytes");
+    if (!(bad & head) && cfg->max_url_bytes > cfg->max_header_bytes)
+        fo__errorf(c, "max_url_bytes", "%zu is more than max_header_bytes (%zu)",
+                   cfg->max_url_bytes, cfg->max_header_bytes);
+    fo__route_checks(c, cfg);
 }
 
-int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors)
-{
-    struct vctx c = {.errors = errors, .nerr = 0, .oom = false};
-    struct fo_config *cfg = NULL;
-    cJSON *root = NULL;
-    char *copy = NULL;
-    int rc = -EINVAL;
-    *out = NULL;
+/* clang-format off */
+/* The schema tables: every key of every object, in the order they are read and reported.
+ * A custom row's schema is JSON text; it says as much as a JSON Schema can say simply. */
+#define INT(k, t, lo, hi, s, f, d, text)                                                          \
+    {.key = k, .type = t, .min = lo, .max = hi, .offset = offsetof(s, f), .def = d, .doc = text}
+#define BOOL(k, s, f, d, text)                                                                     \
+    {.key = k, .type = FO_FT_BOOL, .offset = offsetof(s, f), .def = d, .doc = text}
+#define CUSTOM(k, s, f, fn, sch, text)                                                             \
+    {.key = k, .type = FO_FT_CUSTOM, .offset = offsetof(s, f), .parse = fn, .schema = sch,         \
+     .doc = text}
 
-    const char *nul = memchr(text, '\0', n);
-    if (nul) {
-        char p[32];
-        snprintf(p, sizeof p, "offset %zu", (size_t)(nul - text));
-        errorf(&c, p, "NUL byte in the text");
-        goto out;
-    }
-    /* cJSON's "require null terminated" wants the NUL inside the length. */
-    copy = malloc(n + 1);
-    if (!copy) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    memcpy(copy, text, n);
-    copy[n] = '\0';
-    const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(copy, n + 1, &end, 1);
-    if (!root) {
-        char p[32];
-        size_t off = end && end >= copy && end <= copy + n ? (size_t)(end - copy) : 0;
-        snprintf(p, sizeof p, "offset %zu", off);
-        errorf(&c, p, "not valid JSON");
-        goto out;
-    }
-    long esc = find_nul_escape(copy, n);
-    if (esc >= 0) {
-        char p[32];
-        snprintf(p, sizeof p, "offset %ld", esc);
-        errorf(&c, p, "\\u0000 is not allowed in strings");
-        goto out;
-    }
+#define TABLE(f, check) {f, sizeof f / sizeof *f, check}
 
-    cfg = config_new(&c);
-    if (cfg)
-        parse_root(&c, root, cfg);
-    if (c.oom)
-        rc = -ENOMEM;
-    else if (c.nerr == 0)
-        rc = 0;
-out:
-    cJSON_Delete(root);
-    free(copy);
-    if (rc == 0) {
-        *out = cfg;
-    } else {
-        fo_config_destroy(cfg);
-    }
-    return rc;
-}
+#define TOKEN_SCHEMA   "{\"type\": \"string\", \"pattern\": \"^[A-Z]{1,32}$\"}"
+#define PATH_SCHEMA    "{\"type\": \"string\", \"pattern\": \"^/\"}"
+#define PROBE_SCHEMA   "{\"type\": [\"string\", \"null\"], \"pattern\": \"^/\"}"
+#define HEADERS_SCHEMA                                                                             \
+    "{\"type\": \"object\", \"propertyNames\": {\"minLength\": 1, \"not\": {\"pattern\": "         \
+    "\"[^-!#$%&'*+.^_`|~0-9A-Za-z]\"}}, \"additionalProperties\": {\"type\": \"string\", "         \
+    "\"not\": {\"pattern\": \"[\\r\\n]\"}}}"
+#define HOSTS_SCHEMA                                                                               \
+    "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \":[0-9]{1,5}$\"}}"
+
+static const struct fo__field backend_fields[] = {
+    {.key = "name", .type = FO_FT_CUSTOM, .required = true, .parse = parse_backend_name,
+     .schema = "{\"type\": \"string\", \"minLength\": 1, \"not\": {\"const\": \"_fanout\"}}",
+     .doc = "unique within the endpoint; the key of its result"},
+    {.key = "url", .type = FO_FT_CUSTOM, .required = true, .parse = parse_backend_url,
+     .schema = "{\"type\": \"string\", \"pattern\": \"^https?://\"}",
+     .doc = "http(s):// URL; {param} placeholders of the endpoint path in path or query"},
+    {.key = "method", .type = FO_FT_CUSTOM, .sdef = "GET", .parse = parse_method,
+     .offset = offsetof(struct fo_backend_conf, method), .schema = TOKEN_SCHEMA,
+     .doc = "upper-case method token"},
+    CUSTOM("headers", struct fo_backend_conf, headers, parse_headers, HEADERS_SCHEMA,
+           "object of extra request headers (name: value)"),
+    INT("timeout_ms", FO_FT_INT64, 1, FO_MAX_TIMEOUT_MS, struct fo_backend_conf, timeout_ms, 0,
+        "the call's own cap in ms; default none (the request deadline still applies)"),
+    BOOL("required", struct fo_backend_conf, required, false,
+         "its failure fails the request (fail fast)"),
+    BOOL("merge", struct fo_backend_conf, merge, false,
+         "lift the members of its object into the top level"),
+};
+static const struct fo__table backend_table = TABLE(backend_fields, NULL);
+
+static const struct fo__field endpoint_fields[] = {
+    {.key = "path", .type = FO_FT_CUSTOM, .required = true, .parse = parse_endpoint_path,
+     .schema = PATH_SCHEMA, .doc = "/literal/{param}/...; a {param} matches one path segment"},
+    {.key = "method", .type = FO_FT_CUSTOM, .sdef = "GET", .parse = parse_method,
+     .offset = offsetof(struct fo_endpoint_conf, method), .schema = TOKEN_SCHEMA,
+     .doc = "upper-case method token"},
+    INT("timeout_ms", FO_FT_INT64, 1, FO_MAX_TIMEOUT_MS, struct fo_endpoint_conf, timeout_ms, 0,
+        "endpoint deadline in ms; default the global timeout_ms (it may only lower it)"),
+    BOOL("report", struct fo_endpoint_conf, report, false, "add the _fanout report member"),
+    {.key = "backends", .type = FO_FT_CUSTOM, .required = true, .parse = parse_backends,
+     .schema = "{\"type\": \"array\", \"minItems\": 1}", .sub = &backend_table,
+     .doc = "the backend calls, run at once"},
+};
+static const struct fo__table endpoint_table = TABLE(endpoint_fields, NULL);
+
+static const struct fo__field aggregate_fields[] = {
+    {.key = "path", .type = FO_FT_CUSTOM, .sdef = "/aggregate", .parse = parse_aggregate_path,
+     .offset = offsetof(struct fo_aggregate_conf, path), .schema = PATH_SCHEMA,
+     .doc = "route of the ad-hoc batch (no placeholders)"},
+    INT("max_requests", FO_FT_SIZE, 1, MAX_REQUESTS, struct fo_aggregate_conf, max_requests, 32,
+        "calls per batch"),
+    INT("timeout_ms", FO_FT_INT64, 1, FO_MAX_TIMEOUT_MS, struct fo_aggregate_conf, timeout_ms,
+        1000, "cap on a batch's own timeout_ms"),
+    CUSTOM("allow_hosts", struct fo_aggregate_conf, allow_hosts, parse_allow_hosts, HOSTS_SCHEMA,
+           "host:port entries the ad-hoc batch may call; without it POST /aggregate is off"),
+};
+static const struct fo__table aggregate_table = TABLE(aggregate_fields, NULL);
+
+/* In the order of enum fo_log_level. */
+static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
+
+static const struct fo__field log_fields[] = {
+    {.key = "level", .type = FO_FT_ENUM, .names = log_levels, .def = FO_LOG_INFO,
+     .offset = offsetof(struct fo_config, log_level), .doc = "lines below it are dropped"},
+    BOOL("access", struct fo_config, access_log, true, "one access line per request"),
+    BOOL("probes", struct fo_config, access_log_probes, false,
+         "also log the health, ready and metrics routes"),
+};
+static const struct fo__table log_table = TABLE(log_fields, NULL);
+
+#define ROOT_INT(k, t, lo, hi, d, text) INT(#k, t, lo, hi, struct fo_config, k, d, text)
+#define ROOT_PROBE(k, d, text)                                                                      \
+    {.key = #k, .type = FO_FT_CUSTOM, .sdef = d, .parse = parse_probe_path,                        \
+     .offset = offsetof(struct fo_config, k), .schema = PROBE_SCHEMA, .doc = text}
+
+static const struct fo__field root_fields[] = {
+    {.key = "listen", .type = FO_FT_CUSTOM, .sdef = "127.0.0.1:8080", .parse = parse_listen,
+     .init = listen_default, .schema = "{\"type\": \"string\"}",
+     .doc = "numeric address and port to bind: \"host:port\", \"[v6]:port\" or \":port\""},
+    {.key = "workers", .type = FO_FT_UINT, .min = 1, .max = MAX_THREADS, .defn = online_cpus,
+     .offset = offsetof(struct fo_config, workers),
+     .doc = "backend worker threads (each drives one libcurl multi handle); default online CPUs"},
+    {.key = "server_threads", .type = FO_FT_UINT, .min = 1, .max = MAX_THREADS,
+     .defn = half_cpus, .offset = offsetof(struct fo_config, server_threads),
+     .doc = "HTTP front threads; default half the online CPUs (at least 1)"},
+    ROOT_INT(timeout_ms, FO_FT_INT64, 1, FO_MAX_TIMEOUT_MS, 1000,
+             "global request deadline in ms; an endpoint may only lower it"),
+    ROOT_INT(max_body_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 1 << 20,
+             "client request body cap (413 beyond)"),
+    ROOT_INT(max_response_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 8 << 20,
+             "backend response cap (the call fails too_large)"),
+    ROOT_INT(max_json_depth, FO_FT_UINT, 1, FO_JSON_MAX_DEPTH, FO_JSON_DEFAULT_DEPTH,
+             "nesting cap for every JSON document read (backend bodies, batch bodies)"),
+    {.key = "endpoints", .type = FO_FT_CUSTOM, .parse = parse_endpoints, .sub = &endpoint_table,
+     .schema = "{\"type\": \"array\"}", .doc = "the configured endpoints, routed in order"},
+    {.key = "aggregate", .type = FO_FT_OBJECT, .sub = &aggregate_table,
+     .offset = offsetof(struct fo_config, aggregate),
+     .doc = "the ad-hoc batch (POST /aggregate), off unless allow_hosts is given"},
+    ROOT_PROBE(health_path, "/health", "health route; null turns it off"),
+    ROOT_PROBE(ready_path, "/ready", "readiness route; null turns it off"),
+    ROOT_PROBE(metrics_path, "/metrics", "Prometheus metrics route; null turns it off"),
+    {.key = "log", .type = FO_FT_OBJECT, .sub = &log_table, .offset = 0,
+     .doc = "logging: level, access lines, probe access lines"},
+    ROOT_INT(drain_ms, FO_FT_INT64, 0, 600000, 10000, "graceful stop budget in ms"),
+    ROOT_INT(max_connections, FO_FT_SIZE, 1, 1000000, 10000, "open client connections"),
+    ROOT_INT(max_header_bytes, FO_FT_SIZE, 1024, 1048576, 8192, "request line and headers"),
+    ROOT_INT(max_headers, FO_FT_SIZE, 1, 10000, 100, "header count"),
+    ROOT_INT(max_url_bytes, FO_FT_SIZE, 64, 1048576, 4096,
+             "request target length (at most max_header_bytes)"),
+    ROOT_INT(idle_timeout_ms, FO_FT_INT64, 1000, FO_MAX_TIMEOUT_MS, 60000,
+             "idle keep-alive connection in ms"),
+    ROOT_INT(header_timeout_ms, FO_FT_INT64, 100, FO_MAX_TIMEOUT_MS, 10000,
+             "the whole request head must arrive within this many ms"),
+    ROOT_INT(max_inflight_calls, FO_FT_SIZE, 1, 10000000, 10000,
+             "backend calls in flight, all workers"),
+    ROOT_INT(max_backend_inflight, FO_FT_SIZE, 0, 10000000, 4096,
+             "calls in flight to one backend (0 = no cap)"),
+    ROOT_INT(max_host_connections, FO_FT_SIZE, 0, 100000, 0,
+             "connections per worker to one host:port (0 = no cap)"),
+    ROOT_INT(max_request_response_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 16 << 20,
+             "backend body bytes one request may hold"),
+    ROOT_INT(max_buffered_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 256 << 20,
+             "backend and answer bytes all requests may hold"),
+};
+const struct fo__table fo__config_root = TABLE(root_fields, root_check);
+/* clang-format on */
+_Static_assert(sizeof root_fields / sizeof *root_fields <= 64, "a walk's result has 64 bits");
 
 static void free_lines(char **lines, size_t n)
 {

@@ -1,20 +1,108 @@
-/* config_io.c -- the configuration's edges: reading the file, and the "host:port" listen
- * address. See config.h.
+/* config_io.c -- the configuration's edges: reading the file, the text checks before cJSON,
+ * and the "host:port" listen address. See config.h.
  *
- * Kept apart from config.c, which validates JSON text and never touches the
- * file system: fo_config_load only reads the file whole (under a hard cap) and
- * hands the text to fo_config_parse. fo_listen_parse is shared by the config
- * walk and main's --listen override. */
+ * Kept apart from config.c, which holds the schema tables and never touches the file
+ * system: fo_config_load only reads the file whole (under a hard cap) and hands the text to
+ * fo_config_parse, which refuses what cJSON would silently cut (NUL bytes, "\u0000"), then
+ * applies the root table's defaults and walks it (config_schema.c). fo_listen_parse is
+ * shared by the config walk and main's --listen override. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "config_schema.h"
+
 #define MAX_CONFIG_BYTES (16u << 20)
+
+/* Offset of the first "\u0000" escape in a valid JSON text, or -1. cJSON
+ * would cut the string there, silently. */
+static long find_nul_escape(const char *s, size_t n)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_string = false;
+        } else if (s[i] == '\\') {
+            if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+                return (long)i;
+            i++;
+        }
+    }
+    return -1;
+}
+
+int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors)
+{
+    struct fo__vctx c = {.errors = errors, .nerr = 0, .oom = false};
+    struct fo_config *cfg = NULL;
+    cJSON *root = NULL;
+    char *copy = NULL;
+    int rc = -EINVAL;
+    *out = NULL;
+
+    const char *nul = memchr(text, '\0', n);
+    if (nul) {
+        char p[32];
+        snprintf(p, sizeof p, "offset %zu", (size_t)(nul - text));
+        fo__errorf(&c, p, "NUL byte in the text");
+        goto out;
+    }
+    /* cJSON's "require null terminated" wants the NUL inside the length. */
+    copy = malloc(n + 1);
+    if (!copy) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(copy, text, n);
+    copy[n] = '\0';
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(copy, n + 1, &end, 1);
+    if (!root) {
+        char p[32];
+        size_t off = end && end >= copy && end <= copy + n ? (size_t)(end - copy) : 0;
+        snprintf(p, sizeof p, "offset %zu", off);
+        fo__errorf(&c, p, "not valid JSON");
+        goto out;
+    }
+    long esc = find_nul_escape(copy, n);
+    if (esc >= 0) {
+        char p[32];
+        snprintf(p, sizeof p, "offset %ld", esc);
+        fo__errorf(&c, p, "\\u0000 is not allowed in strings");
+        goto out;
+    }
+
+    cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    fo__defaults(&c, &fo__config_root, cfg);
+    fo__walk(&c, &fo__config_root, root, "", cfg, NULL);
+    if (c.oom)
+        rc = -ENOMEM;
+    else if (c.nerr == 0)
+        rc = 0;
+out:
+    cJSON_Delete(root);
+    free(copy);
+    if (rc == 0) {
+        *out = cfg;
+    } else {
+        fo_config_destroy(cfg);
+    }
+    return rc;
+}
 
 /* Append "what: reason\n" when there is an errors buffer. */
 static void load_error(struct fo_buf *errors, const char *what, const char *reason)

@@ -37,12 +37,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: fanout [-c FILE] [--listen HOST:PORT]\n"
             "       fanout --check -c FILE\n"
+            "       fanout --schema\n"
             "       fanout --version | --help\n"
             "\n"
             "  -c, --config FILE     configuration (JSON); without it, the embedded demo:\n"
             "                        built-in backends and GET /api/dashboard/{id}\n"
             "  -l, --listen H:P      listen address, overrides \"listen\" (port 0: any)\n"
             "  -k, --check           validate the configuration and exit\n"
+            "  -S, --schema          print the configuration's JSON Schema and exit\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n");
 }
@@ -57,6 +59,20 @@ static void print_errors(const char *prefix, const struct fo_buf *errors)
         fprintf(stderr, "%s%.*s\n", prefix, (int)n, p);
         p += n + (nl ? 1 : 0);
     }
+}
+
+/* --schema: the config's JSON Schema on stdout. */
+static int print_schema(void)
+{
+    struct fo_buf out;
+    fo_buf_init(&out, FO_BUF_UNLIMITED);
+    int rc = fo_config_schema(&out);
+    if (rc == 0)
+        fwrite(out.data, 1, out.len, stdout);
+    else
+        fprintf(stderr, "fanout: --schema: %s\n", strerror(-rc));
+    fo_buf_free(&out);
+    return rc == 0 ? 0 : 1;
 }
 
 /* Apply --listen to a loaded config. Returns 0 or -EINVAL. */
@@ -121,12 +137,13 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 'k'},        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"schema", no_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *listen = NULL;
     bool check = false;
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:kVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:kVhS", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
@@ -143,6 +160,8 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
+        case 'S':
+            return print_schema();
         default:
             usage(stderr);
             return 2;

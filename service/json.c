@@ -266,9 +266,10 @@ static __attribute__((noinline)) const uint8_t *string_stop(const uint8_t *p,
     }
 }
 
-/* Validate a string body; p is just past the opening quote. Returns the byte
- * after the closing quote, or NULL. */
-static inline const uint8_t *scan_string(const uint8_t *p, const uint8_t *end)
+/* The rest of a string body from p, byte by byte where needed: the general
+ * case behind scan_string. Returns the byte after the closing quote, or NULL. */
+static __attribute__((noinline)) const uint8_t *scan_string_rest(const uint8_t *p,
+                                                                 const uint8_t *end)
 {
     for (;;) {
         while (end - p >= 8) {
@@ -290,6 +291,25 @@ static inline const uint8_t *scan_string(const uint8_t *p, const uint8_t *end)
         if (!p)
             return NULL;
     }
+}
+
+/* Validate a string body; p is just past the opening quote. Returns the byte
+ * after the closing quote, or NULL. Inlined, only the common case: plain
+ * ASCII words up to the closing quote. The tail (< 8 bytes left), escapes and
+ * UTF-8 go out of line, which keeps the state machine's registers unspilled. */
+static inline const uint8_t *scan_string(const uint8_t *p, const uint8_t *end)
+{
+    while (end - p >= 8) {
+        uint64_t m = str_stops(load64(p));
+        if (m) {
+            p += first_byte(m);
+            if (*p == '"')
+                return p + 1;
+            break;
+        }
+        p += 8;
+    }
+    return scan_string_rest(p, end);
 }
 
 /* Validate a number starting at p. Returns the byte after it, or NULL. What
@@ -398,8 +418,11 @@ after: /* A value ended at p: a comma, the closer, or (at the top) the end. */
         unsigned c = *p;
         if (c == ',') {
             p++;
-            if (closer == '}')
+            if (closer == '}') {
+                if (p < end && *p == '"')
+                    goto key_body; /* The usual ,"name" without spaces. */
                 goto key;
+            }
             if (closer == ']')
                 goto value;
             return -EINVAL; /* A comma at the top level. */
@@ -434,9 +457,14 @@ key: /* A member name, its colon and the value's start. */
         p = skip_ws(p, end);
     if (p >= end || *p != '"')
         return -EINVAL;
+key_body: /* p is at the opening quote of the name. */
     p = scan_string(p + 1, end);
     if (!p)
         return -EINVAL;
+    if (p < end && *p == ':') {
+        p++;
+        goto value;
+    }
     if (p < end && *p != ':')
         p = skip_ws(p, end);
     if (p >= end || *p != ':')

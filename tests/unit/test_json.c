@@ -1055,11 +1055,32 @@ static void same_verdict(const char *s, size_t n, const char *what, size_t a, si
 static void test_stops_at_word_offsets(void **state)
 {
     static const struct tcase ins[] = {
-        C("\""), C("\\"), C("\\"), C("\\n"), C("\\u00e9"), C("\\uD83D\\uDE00"),
-        C("\\"), C("\\x"), C("\\u12"), C("\x01"), C("\x1f"), C("\x00"), C("\t"),
-        C("\x7f"), C(" "), C("\xc3\xa9"), C("\xe2\x82\xac"), C("\xf0\x9f\x98\x80"),
-        C("\xc3"), C("\xe2\x82"), C("\xf0\x9f\x98"), C("\xed\xa0\x80"),
-        C("\xc0\xaf"), C("\x80"), C("\xff"), C("\xf4\x90\x80\x80"),
+        C("\""),
+        C("\\"),
+        C("\\"),
+        C("\\n"),
+        C("\\u00e9"),
+        C("\\uD83D\\uDE00"),
+        C("\\"),
+        C("\\x"),
+        C("\\u12"),
+        C("\x01"),
+        C("\x1f"),
+        C("\x00"),
+        C("\t"),
+        C("\x7f"),
+        C(" "),
+        C("\xc3\xa9"),
+        C("\xe2\x82\xac"),
+        C("\xf0\x9f\x98\x80"),
+        C("\xc3"),
+        C("\xe2\x82"),
+        C("\xf0\x9f\x98"),
+        C("\xed\xa0\x80"),
+        C("\xc0\xaf"),
+        C("\x80"),
+        C("\xff"),
+        C("\xf4\x90\x80\x80"),
     };
     static const char *frames[][2] = {
         {"", ""}, {"[", "]"}, {"{", ":1}"}, {"{\"k\":", "}"}, {"[1,", ",2]"},
@@ -1123,10 +1144,33 @@ static uint64_t xorshift(uint64_t *s)
 static void gen(uint64_t *r, char *out, size_t *n, size_t cap, int depth)
 {
     static const char *atoms[] = {
-        "0", "-0", "12", "3.25", "-1e9", "1E+2", "01", "1.", "true", "false", "null", "nul",
-        "\"\"", "\"abc\"", "\"a\\n\"", "\"\\u00e9\"", "\"\xc3\xa9x\"", "\"\xe2\x82\"",
-        "\"\\uD800\\uDC00\"", "\"0123456789abcdef\"", "\"\x01\"", "  ", "\n", ",", ":",
-        "]", "}",
+        "0",
+        "-0",
+        "12",
+        "3.25",
+        "-1e9",
+        "1E+2",
+        "01",
+        "1.",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "\"\"",
+        "\"abc\"",
+        "\"a\\n\"",
+        "\"\\u00e9\"",
+        "\"\xc3\xa9x\"",
+        "\"\xe2\x82\"",
+        "\"\\uD800\\uDC00\"",
+        "\"0123456789abcdef\"",
+        "\"\x01\"",
+        "  ",
+        "\n",
+        ",",
+        ":",
+        "]",
+        "}",
     };
     unsigned k = (unsigned)(xorshift(r) % 10);
     if (*n + 64 > cap)
@@ -1162,7 +1206,8 @@ static void test_differential_random(void **state)
     static const char *bodies[] = {"../../bench/data/s200.json", "../../bench/data/s1k.json",
                                    "bench/data/s200.json", "bench/data/s1k.json"};
     static char text[8192];
-    static const char specials[] = "\"\\{}[],:. \n\x00\x1f\x7f\x80\xbf\xc3\xe2\xed\xf0\xff" "0e-u";
+    static const char specials[] = "\"\\{}[],:. \n\x00\x1f\x7f\x80\xbf\xc3\xe2\xed\xf0\xff"
+                                   "0e-u";
     uint64_t r = 0x9e3779b97f4a7c15ULL;
     size_t nbody = 0;
     char body[2048];

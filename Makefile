@@ -5,6 +5,7 @@
 #   make test       everything: plain, ASan+UBSan and TSan builds, then the whole suite
 #   make run        the service on its embedded default
 #   make bench      the benchmark (bench/)
+#   make bench-probe  build/json_speed, the validator probe for callgrind (bench/probes/)
 #   make fuzz       each libFuzzer target for a bounded time
 #   make format     clang-format in place; make format-check fails on a diff
 #
@@ -37,7 +38,7 @@ MAIN_OBJ  := $(BUILD)/obj/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all unit test run bench fuzz format format-check clean variants
+.PHONY: all unit test run bench bench-probe fuzz format format-check clean variants
 all: $(BUILD)/fanout
 
 $(BUILD)/fanout: $(MAIN_OBJ) $(LIB_OBJS)
@@ -70,6 +71,11 @@ run: all
 
 bench: all
 	bash bench/run.sh
+
+bench-probe: $(BUILD)/json_speed
+
+$(BUILD)/json_speed: bench/probes/json_speed.c $(BUILD)/obj/json.o $(BUILD)/obj/buf.o
+	$(CC) $(CFLAGS_ALL) $(LDSAN) -o $@ $^ $(LIBS)
 
 fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)

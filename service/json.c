@@ -1,11 +1,27 @@
 /* json.c -- JSON validation, raw iteration, string escaping. See json.h.
  *
+ * Why hand-written: fanout embeds backend bodies byte for byte, so it needs a
+ * validator, not a tree. cJSON (linked for the configuration) parses numbers
+ * into doubles, so 12345678901234567890 would come back as 12345678901234567000,
+ * and it allocates a node per value. This file checks the grammar in one pass
+ * over the caller's bytes, never allocates, never recurses, and caps depth.
+ *
  * Every backend body passes through fo_json_validate once, so it is written
- * for the common case: one pass, no allocation, no calls through pointers.
- * Nesting is tracked in a bit stack on the C stack (1 = object, 0 = array),
- * which is why the depth is capped at FO_JSON_MAX_DEPTH. String bodies are
- * scanned eight bytes at a time while they are plain ASCII; the byte loop
- * only runs around quotes, escapes and multi-byte UTF-8.
+ * for the common case of compact, token-dense bodies (about 8 instructions a
+ * byte on bench/data, where the byte loop it replaced took 14; see
+ * bench/probes/json_speed.sh):
+ * - The grammar is a flat state machine (value, after a value, key) jumped
+ *   between with goto; the container being filled is kept in a register
+ *   ('closer') so a comma costs a compare, and the nesting is a bit stack on
+ *   the C stack (1 = object, 0 = array), hence the cap FO_JSON_MAX_DEPTH.
+ * - A value is dispatched on a 256-entry class table of its first byte, with
+ *   whitespace as one more class, so compact input never calls skip_ws.
+ * - Strings, digit runs and runs of spaces are scanned eight bytes at a time
+ *   in a uint64_t (SWAR, below); only quotes, escapes and bytes >= 0x80 leave
+ *   the word loop, and UTF-8 is only decoded when such a byte appears.
+ * - Words are loaded with memcpy (no alignment or aliasing assumptions) and
+ *   only while 8 bytes remain before 'end'; the last < 8 bytes go through a
+ *   byte loop, so nothing past p+len is ever read.
  *
  * The iterators and decoders trust that their input was validated, but they
  * never read outside the span they are given, whatever it holds. */
@@ -17,8 +33,56 @@
 
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
+#define LOW7S 0x7f7f7f7f7f7f7f7fULL
 
-/* Bytes that end a run of plain string content: controls, '"', '\\' and
+/* SWAR (SIMD within a register). A word holds 8 input bytes, byte i of the
+ * input in bits 8i..8i+7 (little-endian order; big-endian hosts swap), so
+ * the first flagged byte is the lowest set bit and ctz(mask) / 8 its index.
+ * The masks below flag a byte by setting its bit 7. Two borrow-free forms:
+ * - (v - ONES) & HIGHS ORed with the raw bytes: for a byte < 0x80, v - 1 sets
+ *   bit 7 exactly when v is 0, or when a borrow comes in from the byte below;
+ *   that borrow only happens below a flagged byte, so the lowest flag is
+ *   exact even though higher ones may be spurious. That is all a "find the
+ *   first" scan needs.
+ * - ((t & LOW7S) + k) | t: the add cannot carry out of a byte (at most
+ *   0x7f + 0x7f), so every byte is flagged exactly, used where the whole
+ *   word's answer matters. */
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    return x;
+}
+
+static inline unsigned first_byte(uint64_t mask) /* mask != 0 */
+{
+    return (unsigned)__builtin_ctzll(mask) >> 3;
+}
+
+/* Bytes that end plain string content: below 0x20, '"', '\\', >= 0x80. The
+ * 0x02 flip maps '"' (0x22) to 0x20 and keeps 0x00..0x1f among themselves
+ * (0x20 and 0x21 go to 0x22 and 0x23), so one "below 0x21" test covers
+ * controls and the quote; the backslash needs its own zero test, and bytes
+ * >= 0x80 flag themselves. First-flag exact (see above). */
+static inline uint64_t str_stops(uint64_t x)
+{
+    uint64_t cq = (x ^ (ONES * 0x02)) - ONES * 0x21;
+    uint64_t bs = (x ^ (ONES * '\\')) - ONES;
+    return (cq | bs | x) & HIGHS;
+}
+
+/* Bytes that are not '0'..'9', every one exact: t = x ^ '0' is 0..9 for a
+ * digit; (t & 0x7f) + 0x76 reaches bit 7 from 10 up, and t itself from 0x80. */
+static inline uint64_t non_digits(uint64_t x)
+{
+    uint64_t t = x ^ (ONES * '0');
+    return (((t & LOW7S) + ONES * (0x80 - 10)) | t) & HIGHS;
+}
+
+/* Bytes that end plain string content: controls, '"', '\\' and
  * every byte >= 0x80 (the start or middle of a multi-byte sequence). */
 static const uint8_t str_special[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
@@ -39,16 +103,61 @@ static const uint8_t str_special[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
 };
 
+/* What the first byte of a value makes it; whitespace is a class too. */
+enum { V_BAD, V_WS, V_OBJ, V_ARR, V_STR, V_NUM, V_TRUE, V_FALSE, V_NULL };
+
+static const uint8_t value_class[256] = {
+    ['\t'] = V_WS,  ['\n'] = V_WS,   ['\r'] = V_WS,  [' '] = V_WS,  ['{'] = V_OBJ, ['['] = V_ARR,
+    ['"'] = V_STR,  ['-'] = V_NUM,   ['0'] = V_NUM,  ['1'] = V_NUM, ['2'] = V_NUM, ['3'] = V_NUM,
+    ['4'] = V_NUM,  ['5'] = V_NUM,   ['6'] = V_NUM,  ['7'] = V_NUM, ['8'] = V_NUM, ['9'] = V_NUM,
+    ['t'] = V_TRUE, ['f'] = V_FALSE, ['n'] = V_NULL,
+};
+
+static inline bool is_ws(uint8_t c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* Runs of spaces (indentation) go a word at a time: x ^ "        " is zero
+ * in exactly the space bytes, so its lowest nonzero byte is the first
+ * non-space. The byte loop handles the rest, including '\n' and tabs. */
 static inline const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end)
 {
-    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    while (p < end) {
+        uint8_t c = *p;
+        if (c == ' ' && end - p >= 8) {
+            uint64_t v = load64(p) ^ (ONES * ' ');
+            if (!v) {
+                p += 8;
+                continue;
+            }
+            p += first_byte(v); /* >= 1: the first byte is a space. */
+            continue;
+        }
+        if (!is_ws(c))
+            break;
         p++;
+    }
     return p;
 }
 
 static inline bool is_digit(uint8_t c)
 {
     return (uint8_t)(c - '0') < 10;
+}
+
+/* Past the digits starting at p. */
+static inline const uint8_t *skip_digits(const uint8_t *p, const uint8_t *end)
+{
+    while (end - p >= 8) {
+        uint64_t m = non_digits(load64(p));
+        if (m)
+            return p + first_byte(m);
+        p += 8;
+    }
+    while (p < end && is_digit(*p))
+        p++;
+    return p;
 }
 
 /* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), per the
@@ -112,72 +221,93 @@ static inline bool hex4(const uint8_t *p, unsigned *out)
     return true;
 }
 
-/* Validate a string body; p is just past the opening quote. Returns the byte
- * after the closing quote, or NULL. */
-static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end)
+/* The stop byte at p inside a string is not the closing quote: a multi-byte
+ * UTF-8 sequence, an escape, or an error. Returns the byte after it, or NULL.
+ * Kept out of line so the ASCII loop in scan_string stays small. */
+static __attribute__((noinline)) const uint8_t *string_stop(const uint8_t *p, const uint8_t *end)
+{
+    uint8_t c = *p;
+    if (c >= 0x80) {
+        bool ok;
+        size_t n = utf8_seq(p, end, &ok);
+        return ok ? p + n : NULL;
+    }
+    if (c != '\\' || end - p < 2)
+        return NULL; /* Unescaped control character, or a lone backslash. */
+    switch (p[1]) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        return p + 2;
+    case 'u': {
+        unsigned u, lo;
+        if (end - p < 6 || !hex4(p + 2, &u))
+            return NULL;
+        p += 6;
+        if (u >= 0xdc00 && u <= 0xdfff)
+            return NULL; /* Low surrogate without a high one. */
+        if (u >= 0xd800 && u <= 0xdbff) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) || lo < 0xdc00 ||
+                lo > 0xdfff)
+                return NULL; /* High surrogate without a low one. */
+            p += 6;
+        }
+        return p;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* The rest of a string body from p, byte by byte where needed: the general
+ * case behind scan_string. Returns the byte after the closing quote, or NULL. */
+static __attribute__((noinline)) const uint8_t *scan_string_rest(const uint8_t *p,
+                                                                 const uint8_t *end)
 {
     for (;;) {
-        /* Eight plain ASCII bytes at a time. Each term flags (at least) the
-         * first byte below 0x20, equal to '"' or equal to '\\' exactly when
-         * there is one; bytes >= 0x80 are flagged by x itself. */
         while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            uint64_t q = x ^ (ONES * '"');
-            uint64_t s = x ^ (ONES * '\\');
-            if (((x - ONES * 0x20) | (q - ONES) | (s - ONES) | x) & HIGHS)
-                break;
+            uint64_t m = str_stops(load64(p));
+            if (m) {
+                p += first_byte(m);
+                goto stop;
+            }
             p += 8;
         }
         while (p < end && !str_special[*p])
             p++;
         if (p >= end)
             return NULL;
-        uint8_t c = *p;
-        if (c == '"')
+    stop:
+        if (*p == '"')
             return p + 1;
-        if (c >= 0x80) {
-            bool ok;
-            size_t n = utf8_seq(p, end, &ok);
-            if (!ok)
-                return NULL;
-            p += n;
-            continue;
-        }
-        if (c != '\\')
-            return NULL; /* Unescaped control character. */
-        if (end - p < 2)
+        p = string_stop(p, end);
+        if (!p)
             return NULL;
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            p += 2;
-            break;
-        case 'u': {
-            unsigned u, lo;
-            if (end - p < 6 || !hex4(p + 2, &u))
-                return NULL;
-            p += 6;
-            if (u >= 0xdc00 && u <= 0xdfff)
-                return NULL; /* Low surrogate without a high one. */
-            if (u >= 0xd800 && u <= 0xdbff) {
-                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) ||
-                    lo < 0xdc00 || lo > 0xdfff)
-                    return NULL; /* High surrogate without a low one. */
-                p += 6;
-            }
-            break;
-        }
-        default:
-            return NULL;
-        }
     }
+}
+
+/* Validate a string body; p is just past the opening quote. Returns the byte
+ * after the closing quote, or NULL. Inlined, only the common case: plain
+ * ASCII words up to the closing quote. The tail (< 8 bytes left), escapes and
+ * UTF-8 go out of line, which keeps the state machine's registers unspilled. */
+static inline const uint8_t *scan_string(const uint8_t *p, const uint8_t *end)
+{
+    while (end - p >= 8) {
+        uint64_t m = str_stops(load64(p));
+        if (m) {
+            p += first_byte(m);
+            if (*p == '"')
+                return p + 1;
+            break;
+        }
+        p += 8;
+    }
+    return scan_string_rest(p, end);
 }
 
 /* Validate a number starting at p. Returns the byte after it, or NULL. What
@@ -190,21 +320,17 @@ static inline const uint8_t *scan_number(const uint8_t *p, const uint8_t *end)
         if (p == end)
             return NULL;
     }
-    if (*p == '0') {
+    if (*p == '0')
         p++;
-    } else if (is_digit(*p)) {
-        p++;
-        while (p < end && is_digit(*p))
-            p++;
-    } else {
+    else if (is_digit(*p))
+        p = skip_digits(p + 1, end);
+    else
         return NULL;
-    }
     if (p < end && *p == '.') {
         p++;
         if (p == end || !is_digit(*p))
             return NULL;
-        while (p < end && is_digit(*p))
-            p++;
+        p = skip_digits(p + 1, end);
     }
     if (p < end && (*p | 0x20) == 'e') {
         p++;
@@ -212,31 +338,19 @@ static inline const uint8_t *scan_number(const uint8_t *p, const uint8_t *end)
             p++;
         if (p == end || !is_digit(*p))
             return NULL;
-        while (p < end && is_digit(*p))
-            p++;
+        p = skip_digits(p + 1, end);
     }
     return p;
 }
 
-/* A member name and its colon; p is at the name. Returns the start of the
- * value (after whitespace), or NULL. */
-static inline const uint8_t *scan_key(const uint8_t *p, const uint8_t *end)
-{
-    if (p >= end || *p != '"')
-        return NULL;
-    p = scan_string(p + 1, end);
-    if (!p)
-        return NULL;
-    p = skip_ws(p, end);
-    if (p >= end || *p != ':')
-        return NULL;
-    return skip_ws(p + 1, end);
-}
+/* No closer: at the top level nothing may close. Above any byte value. */
+#define TOP 0x100u
 
 int fo_json_validate(const char *s, size_t len, unsigned max_depth, struct fo_json_span *out)
 {
     uint64_t is_obj[FO_JSON_MAX_DEPTH / 64]; /* Bit d: level d+1 is an object. */
     unsigned depth = 0;
+    unsigned closer = TOP; /* Closing byte of the innermost container. */
 
     if (!s || len == 0)
         return -EINVAL;
@@ -246,85 +360,122 @@ int fo_json_validate(const char *s, size_t len, unsigned max_depth, struct fo_js
     const uint8_t *p = skip_ws((const uint8_t *)s, end);
     const uint8_t *start = p;
 
-    for (;;) {
-        /* A value starts at p. */
-        if (p >= end)
-            return -EINVAL;
-        switch (*p) {
-        case '{':
-        case '[': {
-            bool obj = *p == '{';
-            if (depth >= max_depth)
-                return -E2BIG;
-            uint64_t bit = 1ULL << (depth % 64);
-            if (obj)
-                is_obj[depth / 64] |= bit;
-            else
-                is_obj[depth / 64] &= ~bit;
-            depth++;
-            p = skip_ws(p + 1, end);
-            if (p < end && *p == (obj ? '}' : ']')) {
-                depth--;
-                p++;
-                break; /* Empty: a complete value. */
-            }
-            if (obj) {
-                p = scan_key(p, end);
-                if (!p)
-                    return -EINVAL;
-            }
-            continue; /* The first member or element. */
-        }
-        case '"':
-            p = scan_string(p + 1, end);
-            break;
-        case 't':
-            p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
-            break;
-        case 'f':
-            p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
-            break;
-        case 'n':
-            p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
-            break;
-        default:
-            p = scan_number(p, end);
-            break;
-        }
-        if (!p)
-            return -EINVAL;
-
-        /* After a value: close finished containers until a comma. */
-        for (;;) {
-            if (depth == 0) {
-                const uint8_t *vend = p;
-                if (skip_ws(p, end) != end)
-                    return -EINVAL; /* Trailing garbage. */
-                if (out) {
-                    out->p = (const char *)start;
-                    out->len = (size_t)(vend - start);
-                }
-                return 0;
-            }
+value: /* A value starts at p, maybe after whitespace. */
+    if (p >= end)
+        return -EINVAL;
+    switch (value_class[*p]) {
+    case V_WS:
+        p = skip_ws(p + 1, end);
+        goto value;
+    case V_OBJ:
+    case V_ARR: {
+        bool obj = *p == '{';
+        if (depth >= max_depth)
+            return -E2BIG;
+        /* A word is written whole when its first level opens, so no bit is
+         * read before it was set. */
+        unsigned sh = depth % 64;
+        uint64_t w = sh ? is_obj[depth / 64] & ~(1ULL << sh) : 0;
+        is_obj[depth / 64] = w | (uint64_t)obj << sh;
+        depth++;
+        closer = obj ? '}' : ']';
+        p++;
+        if (p < end && *p <= ' ')
             p = skip_ws(p, end);
-            if (p >= end)
-                return -EINVAL;
-            bool obj = (is_obj[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
-            if (*p == ',') {
-                p = skip_ws(p + 1, end);
-                if (obj) {
-                    p = scan_key(p, end);
-                    if (!p)
-                        return -EINVAL;
-                }
-                break;
-            }
-            if (*p != (obj ? '}' : ']'))
-                return -EINVAL;
-            depth--;
+        if (p < end && *p == closer) {
             p++;
+            goto close; /* Empty: a complete value. */
         }
+        if (obj)
+            goto key;
+        goto value; /* The first element. */
     }
+    case V_STR:
+        p = scan_string(p + 1, end);
+        break;
+    case V_NUM:
+        p = scan_number(p, end);
+        break;
+    case V_TRUE:
+        p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+        break;
+    case V_FALSE:
+        p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+        break;
+    case V_NULL:
+        p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (!p)
+        return -EINVAL;
+
+after: /* A value ended at p: a comma, the closer, or (at the top) the end. */
+    if (p < end) {
+        unsigned c = *p;
+        if (c == ',') {
+            p++;
+            if (closer == '}') {
+                if (p < end && *p == '"')
+                    goto key_body; /* The usual ,"name" without spaces. */
+                goto key;
+            }
+            if (closer == ']')
+                goto value;
+            return -EINVAL; /* A comma at the top level. */
+        }
+        if (c == closer) {
+            p++;
+            goto close;
+        }
+        if (is_ws((uint8_t)c)) {
+            const uint8_t *vend = p;
+            p = skip_ws(p + 1, end);
+            if (p < end)
+                goto after; /* At a byte that is not whitespace. */
+            if (depth > 0)
+                return -EINVAL;
+            p = vend; /* Trailing whitespace after the top-level value. */
+            goto done;
+        }
+        return -EINVAL;
+    }
+    if (depth > 0)
+        return -EINVAL; /* Unclosed containers. */
+    goto done;
+
+close: /* A container closed; p is past its closer. */
+    depth--;
+    closer = depth == 0 ? TOP : ((is_obj[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1) ? '}' : ']';
+    goto after;
+
+key: /* A member name, its colon and the value's start. */
+    if (p < end && *p != '"')
+        p = skip_ws(p, end);
+    if (p >= end || *p != '"')
+        return -EINVAL;
+key_body: /* p is at the opening quote of the name. */
+    p = scan_string(p + 1, end);
+    if (!p)
+        return -EINVAL;
+    if (p < end && *p == ':') {
+        p++;
+        goto value;
+    }
+    if (p < end && *p != ':')
+        p = skip_ws(p, end);
+    if (p >= end || *p != ':')
+        return -EINVAL;
+    p++;
+    goto value;
+
+done:
+    if (out) {
+        out->p = (const char *)start;
+        out->len = (size_t)(p - start);
+    }
+    return 0;
 }
 
 /* ---- Raw scanning of validated values ---------------------------------- */

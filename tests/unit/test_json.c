@@ -1,5 +1,8 @@
 /* test_json.c -- unit tests for json.c: validator accept/reject tables, depth
- * limits, UTF-8 edges, raw iteration, unescaping and string escaping. */
+ * limits, UTF-8 edges, raw iteration, unescaping and string escaping; and the
+ * word-at-a-time validator held to the verdicts of the byte-at-a-time one it
+ * replaced (kept below as ref_validate) at every offset around the 8-byte
+ * words, on truncated, random and mutated inputs. */
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -709,6 +712,547 @@ static void test_put_string_roundtrip(void **state)
     fo_buf_free(&back);
 }
 
+/* ---- Reference: the byte-at-a-time validator json.c had before its word-at-a-time
+ * rewrite, kept verbatim (but for its name) so the differential tests below can
+ * hold the new one to exactly the old verdicts and spans. ------------------------ */
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Bytes that end a run of plain string content: controls, '"', '\\' and
+ * every byte >= 0x80 (the start or middle of a multi-byte sequence). */
+static const uint8_t str_special[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x70 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
+};
+
+static const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end)
+{
+    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static bool is_digit(uint8_t c)
+{
+    return (uint8_t)(c - '0') < 10;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), per the
+ * table in RFC 3629 section 4. Sets *ok; when the sequence is ill-formed the
+ * length is that of its maximal subpart (>= 1), the bytes one U+FFFD replaces. */
+static size_t utf8_seq(const uint8_t *p, const uint8_t *end, bool *ok)
+{
+    uint8_t c = p[0];
+    uint8_t lo = 0x80, hi = 0xbf; /* Range of the first continuation byte. */
+    size_t need;                  /* Continuation bytes. */
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        if (c == 0xe0)
+            lo = 0xa0; /* Overlong below U+0800. */
+        else if (c == 0xed)
+            hi = 0x9f; /* U+D800..U+DFFF are not characters. */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        if (c == 0xf0)
+            lo = 0x90; /* Overlong below U+10000. */
+        else if (c == 0xf4)
+            hi = 0x8f; /* Above U+10FFFF. */
+    } else {
+        *ok = false; /* Continuation byte, C0/C1 overlong lead, or F5..FF. */
+        return 1;
+    }
+    size_t avail = (size_t)(end - p) - 1;
+    if (avail < 1 || p[1] < lo || p[1] > hi) {
+        *ok = false;
+        return 1;
+    }
+    for (size_t i = 2; i <= need; i++) {
+        if (i > avail || (p[i] & 0xc0) != 0x80) {
+            *ok = false;
+            return i;
+        }
+    }
+    *ok = true;
+    return need + 1;
+}
+
+/* Four hex digits at p (caller checked there are four bytes). */
+static bool hex4(const uint8_t *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (unsigned)((c | 0x20) - 'a' + 10);
+        else
+            return false;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Validate a string body; p is just past the opening quote. Returns the byte
+ * after the closing quote, or NULL. */
+static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end)
+{
+    for (;;) {
+        /* Eight plain ASCII bytes at a time. Each term flags (at least) the
+         * first byte below 0x20, equal to '"' or equal to '\\' exactly when
+         * there is one; bytes >= 0x80 are flagged by x itself. */
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            uint64_t q = x ^ (ONES * '"');
+            uint64_t s = x ^ (ONES * '\\');
+            if (((x - ONES * 0x20) | (q - ONES) | (s - ONES) | x) & HIGHS)
+                break;
+            p += 8;
+        }
+        while (p < end && !str_special[*p])
+            p++;
+        if (p >= end)
+            return NULL;
+        uint8_t c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c >= 0x80) {
+            bool ok;
+            size_t n = utf8_seq(p, end, &ok);
+            if (!ok)
+                return NULL;
+            p += n;
+            continue;
+        }
+        if (c != '\\')
+            return NULL; /* Unescaped control character. */
+        if (end - p < 2)
+            return NULL;
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            p += 2;
+            break;
+        case 'u': {
+            unsigned u, lo;
+            if (end - p < 6 || !hex4(p + 2, &u))
+                return NULL;
+            p += 6;
+            if (u >= 0xdc00 && u <= 0xdfff)
+                return NULL; /* Low surrogate without a high one. */
+            if (u >= 0xd800 && u <= 0xdbff) {
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &lo) ||
+                    lo < 0xdc00 || lo > 0xdfff)
+                    return NULL; /* High surrogate without a low one. */
+                p += 6;
+            }
+            break;
+        }
+        default:
+            return NULL;
+        }
+    }
+}
+
+/* Validate a number starting at p. Returns the byte after it, or NULL. What
+ * follows is the caller's business ("01" stops after "0" and the caller
+ * rejects the "1"). */
+static const uint8_t *scan_number(const uint8_t *p, const uint8_t *end)
+{
+    if (*p == '-') {
+        p++;
+        if (p == end)
+            return NULL;
+    }
+    if (*p == '0') {
+        p++;
+    } else if (is_digit(*p)) {
+        p++;
+        while (p < end && is_digit(*p))
+            p++;
+    } else {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p == end || !is_digit(*p))
+            return NULL;
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    if (p < end && (*p | 0x20) == 'e') {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p == end || !is_digit(*p))
+            return NULL;
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    return p;
+}
+
+/* A member name and its colon; p is at the name. Returns the start of the
+ * value (after whitespace), or NULL. */
+static const uint8_t *scan_key(const uint8_t *p, const uint8_t *end)
+{
+    if (p >= end || *p != '"')
+        return NULL;
+    p = scan_string(p + 1, end);
+    if (!p)
+        return NULL;
+    p = skip_ws(p, end);
+    if (p >= end || *p != ':')
+        return NULL;
+    return skip_ws(p + 1, end);
+}
+
+static int ref_validate(const char *s, size_t len, unsigned max_depth, struct fo_json_span *out)
+{
+    uint64_t is_obj[FO_JSON_MAX_DEPTH / 64]; /* Bit d: level d+1 is an object. */
+    unsigned depth = 0;
+
+    if (!s || len == 0)
+        return -EINVAL;
+    if (max_depth > FO_JSON_MAX_DEPTH)
+        max_depth = FO_JSON_MAX_DEPTH;
+    const uint8_t *end = (const uint8_t *)s + len;
+    const uint8_t *p = skip_ws((const uint8_t *)s, end);
+    const uint8_t *start = p;
+
+    for (;;) {
+        /* A value starts at p. */
+        if (p >= end)
+            return -EINVAL;
+        switch (*p) {
+        case '{':
+        case '[': {
+            bool obj = *p == '{';
+            if (depth >= max_depth)
+                return -E2BIG;
+            uint64_t bit = 1ULL << (depth % 64);
+            if (obj)
+                is_obj[depth / 64] |= bit;
+            else
+                is_obj[depth / 64] &= ~bit;
+            depth++;
+            p = skip_ws(p + 1, end);
+            if (p < end && *p == (obj ? '}' : ']')) {
+                depth--;
+                p++;
+                break; /* Empty: a complete value. */
+            }
+            if (obj) {
+                p = scan_key(p, end);
+                if (!p)
+                    return -EINVAL;
+            }
+            continue; /* The first member or element. */
+        }
+        case '"':
+            p = scan_string(p + 1, end);
+            break;
+        case 't':
+            p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+            break;
+        case 'f':
+            p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+            break;
+        case 'n':
+            p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+            break;
+        default:
+            p = scan_number(p, end);
+            break;
+        }
+        if (!p)
+            return -EINVAL;
+
+        /* After a value: close finished containers until a comma. */
+        for (;;) {
+            if (depth == 0) {
+                const uint8_t *vend = p;
+                if (skip_ws(p, end) != end)
+                    return -EINVAL; /* Trailing garbage. */
+                if (out) {
+                    out->p = (const char *)start;
+                    out->len = (size_t)(vend - start);
+                }
+                return 0;
+            }
+            p = skip_ws(p, end);
+            if (p >= end)
+                return -EINVAL;
+            bool obj = (is_obj[(depth - 1) / 64] >> ((depth - 1) % 64)) & 1;
+            if (*p == ',') {
+                p = skip_ws(p + 1, end);
+                if (obj) {
+                    p = scan_key(p, end);
+                    if (!p)
+                        return -EINVAL;
+                }
+                break;
+            }
+            if (*p != (obj ? '}' : ']'))
+                return -EINVAL;
+            depth--;
+            p++;
+        }
+    }
+}
+
+/* ---- Differential tests against the reference ---------------------------------- */
+
+/* Both validators on a private heap copy of exactly n bytes, so ASan flags any read
+ * past the end; verdict and span must agree, at a shallow and the full depth. */
+static void same_verdict(const char *s, size_t n, const char *what, size_t a, size_t b)
+{
+    static const unsigned depths[] = {0, 2, FO_JSON_DEFAULT_DEPTH, UINT_MAX};
+    char *copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    if (n)
+        memcpy(copy, s, n);
+    for (size_t d = 0; d < sizeof depths / sizeof *depths; d++) {
+        struct fo_json_span x = {NULL, 0}, y = {NULL, 0};
+        int want = ref_validate(copy, n, depths[d], &y);
+        int got = fo_json_validate(copy, n, depths[d], &x);
+        if (got != want || x.p != y.p || x.len != y.len)
+            fail_msg("%s (%zu, %zu), %zu bytes, depth %u: got %d, reference %d", what, a, b, n,
+                     depths[d], got, want);
+    }
+    free(copy);
+}
+
+/* Every kind of string stop at offsets 0..15 of a string body (both sides of two
+ * 8-byte words), in strings that start at every alignment, as a value and as a key. */
+static void test_stops_at_word_offsets(void **state)
+{
+    static const struct tcase ins[] = {
+        C("\""),
+        C("\\"),
+        C("\\"),
+        C("\\n"),
+        C("\\u00e9"),
+        C("\\uD83D\\uDE00"),
+        C("\\"),
+        C("\\x"),
+        C("\\u12"),
+        C("\x01"),
+        C("\x1f"),
+        C("\x00"),
+        C("\t"),
+        C("\x7f"),
+        C(" "),
+        C("\xc3\xa9"),
+        C("\xe2\x82\xac"),
+        C("\xf0\x9f\x98\x80"),
+        C("\xc3"),
+        C("\xe2\x82"),
+        C("\xf0\x9f\x98"),
+        C("\xed\xa0\x80"),
+        C("\xc0\xaf"),
+        C("\x80"),
+        C("\xff"),
+        C("\xf4\x90\x80\x80"),
+    };
+    static const char *frames[][2] = {
+        {"", ""}, {"[", "]"}, {"{", ":1}"}, {"{\"k\":", "}"}, {"[1,", ",2]"},
+    };
+    char buf[96];
+    for (size_t f = 0; f < sizeof frames / sizeof *frames; f++)
+        for (size_t lead = 0; lead < 8; lead++) /* Where the string starts in a word. */
+            for (size_t at = 0; at < 16; at++)
+                for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
+                    for (size_t tail = 0; tail < 10; tail += 3) {
+                        size_t n = 0;
+                        for (size_t k = 0; k < lead; k++)
+                            buf[n++] = ' ';
+                        n += (size_t)sprintf(buf + n, "%s\"", frames[f][0]);
+                        for (size_t k = 0; k < at; k++)
+                            buf[n++] = (char)('a' + k);
+                        memcpy(buf + n, ins[i].s, ins[i].len);
+                        n += ins[i].len;
+                        for (size_t k = 0; k < tail; k++)
+                            buf[n++] = 'z';
+                        buf[n++] = '"';
+                        n += (size_t)sprintf(buf + n, "%s", frames[f][1]);
+                        same_verdict(buf, n, "insert/offset", i, at);
+                        /* The same cut short anywhere: the end inside every token. */
+                        for (size_t cut = 0; cut < n; cut++)
+                            same_verdict(buf, cut, "insert/offset cut", i, at);
+                    }
+}
+
+/* Bodies of length 0..40 ending mid-token (every prefix of documents dense in
+ * tokens, numbers and literals), each in an exactly sized allocation. */
+static void test_prefixes_end_mid_token(void **state)
+{
+    static const char *docs[] = {
+        "{\"id\":1024,\"name\":\"bench-1024\",\"ok\":true,\"ratio\":0.125,\"n\":null}",
+        "[12345678901234567890,-0.5e+10,1E-2,0,false,true,null,\"\",{},[]]",
+        "{\"a\" : [ 1 , 2 ] , \"b\" :\t{ \"c\" : \"\\u00e9\xc3\xa9\" } }   \n",
+        "                                        [1]",
+        "\"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"",
+        "123456789012345678901234567890123456789012345",
+        "[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]",
+    };
+    for (size_t d = 0; d < sizeof docs / sizeof *docs; d++) {
+        size_t n = strlen(docs[d]);
+        for (size_t len = 0; len <= 40 && len <= n; len++)
+            same_verdict(docs[d], len, "prefix", d, len);
+        same_verdict(docs[d], n, "whole", d, n);
+    }
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A random JSON-ish text: mostly well formed, from a grammar with a few wrong
+ * choices mixed in, so that both verdicts are common. */
+static void gen(uint64_t *r, char *out, size_t *n, size_t cap, int depth)
+{
+    static const char *atoms[] = {
+        "0",
+        "-0",
+        "12",
+        "3.25",
+        "-1e9",
+        "1E+2",
+        "01",
+        "1.",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "\"\"",
+        "\"abc\"",
+        "\"a\\n\"",
+        "\"\\u00e9\"",
+        "\"\xc3\xa9x\"",
+        "\"\xe2\x82\"",
+        "\"\\uD800\\uDC00\"",
+        "\"0123456789abcdef\"",
+        "\"\x01\"",
+        "  ",
+        "\n",
+        ",",
+        ":",
+        "]",
+        "}",
+    };
+    unsigned k = (unsigned)(xorshift(r) % 10);
+    if (*n + 64 > cap)
+        return;
+    if (depth < 6 && k < 3) {
+        bool obj = k == 0;
+        out[(*n)++] = obj ? '{' : '[';
+        unsigned items = (unsigned)(xorshift(r) % 5);
+        for (unsigned i = 0; i < items && *n + 64 <= cap; i++) {
+            if (i)
+                out[(*n)++] = xorshift(r) % 30 ? ',' : ' ';
+            if (obj) {
+                *n += (size_t)sprintf(out + *n, "\"k%u\"", i);
+                out[(*n)++] = xorshift(r) % 30 ? ':' : ',';
+            }
+            gen(r, out, n, cap, depth + 1);
+        }
+        out[(*n)++] = obj ? '}' : ']';
+        return;
+    }
+    const char *a = atoms[xorshift(r) % (sizeof atoms / sizeof *atoms)];
+    if (xorshift(r) % 4 && (a[0] == ',' || a[0] == ':' || a[0] == ']' || a[0] == '}'))
+        a = "1";
+    size_t l = strlen(a);
+    memcpy(out + *n, a, l);
+    *n += l;
+}
+
+/* Random texts, then each mutated (bytes flipped, inserted, deleted, cut),
+ * and the bench bodies mutated: the new validator agrees with the reference. */
+static void test_differential_random(void **state)
+{
+    static const char *bodies[] = {"../../bench/data/s200.json", "../../bench/data/s1k.json",
+                                   "bench/data/s200.json", "bench/data/s1k.json"};
+    static char text[8192];
+    static const char specials[] = "\"\\{}[],:. \n\x00\x1f\x7f\x80\xbf\xc3\xe2\xed\xf0\xff"
+                                   "0e-u";
+    uint64_t r = 0x9e3779b97f4a7c15ULL;
+    size_t nbody = 0;
+    char body[2048];
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies && nbody == 0; b++) {
+        FILE *f = fopen(bodies[b], "rb");
+        if (f) {
+            nbody = fread(body, 1, sizeof body, f);
+            fclose(f);
+        }
+    }
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = 0;
+        if (nbody && iter % 4 == 0) {
+            memcpy(text, body, nbody);
+            n = nbody;
+        } else {
+            gen(&r, text, &n, sizeof text / 2, 0);
+        }
+        same_verdict(text, n, "random", (size_t)iter, 0);
+        unsigned muts = 1 + (unsigned)(xorshift(&r) % 3);
+        for (unsigned m = 0; m < muts && n > 0; m++) {
+            size_t at = (size_t)(xorshift(&r) % n);
+            char c = specials[xorshift(&r) % (sizeof specials - 1)];
+            switch (xorshift(&r) % 4) {
+            case 0:
+                text[at] = c;
+                break;
+            case 1:
+                memmove(text + at + 1, text + at, n - at);
+                text[at] = c;
+                n++;
+                break;
+            case 2:
+                memmove(text + at, text + at + 1, n - at - 1);
+                n--;
+                break;
+            default:
+                n = at;
+                break;
+            }
+        }
+        same_verdict(text, n, "mutated", (size_t)iter, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +1271,9 @@ int main(void)
         cmocka_unit_test(test_kind),
         cmocka_unit_test(test_put_string),
         cmocka_unit_test(test_put_string_roundtrip),
+        cmocka_unit_test(test_stops_at_word_offsets),
+        cmocka_unit_test(test_prefixes_end_mid_token),
+        cmocka_unit_test(test_differential_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

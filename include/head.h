@@ -12,10 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "config.h"
-
-/* Longest deadline anyone may ask for (X-Timeout-Ms, timeout_ms keys). */
-#define FO_MAX_TIMEOUT_MS 3600000
 
 /* Why a head is refused. */
 struct fo_head_verdict {

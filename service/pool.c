@@ -825,8 +825,8 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         int64_t budget = fo_ctx_remaining_ms(f->ctx, now);
         if (call->timeout_ms > 0 && call->timeout_ms < budget)
             budget = call->timeout_ms;
-        if (budget > 3600000)
-            budget = 3600000;
+        if (budget > FO_MAX_TIMEOUT_MS)
+            budget = FO_MAX_TIMEOUT_MS;
         if (budget <= 0) {
             call_fail(w, j, call, FO_ERR_TIMEOUT, 0);
             continue;

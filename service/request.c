@@ -243,7 +243,7 @@ static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Res
     int64_t client_ms;
     if (fo_head_timeout(r->conn, &client_ms) < 0) {
         *res = fo_request_error(r, MHD_HTTP_BAD_REQUEST, "invalid_timeout",
-                            "X-Timeout-Ms must be an integer from 1 to 3600000", NULL);
+                                "X-Timeout-Ms must be one integer from 1 to 3600000", NULL);
         return -1;
     }
     if (client_ms > 0 && client_ms < timeout_ms)

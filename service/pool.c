@@ -10,8 +10,9 @@
  * inbox's, and no lock is held while calling out (curl, 'done').
  *
  * The epoll set holds three kinds of descriptor: the wake eventfd and the
- * client sockets of running jobs (EPOLLRDHUP only: a hang-up, not pipelined
- * data, is what we look for), both as pointers to a 'watch' header, and the
+ * client sockets of running jobs (no event bits: the EPOLLHUP/EPOLLERR of a
+ * reset, not a FIN or pipelined data, is what we look for), both as pointers
+ * to a 'watch' header, and the
  * sockets curl asks us to watch, as the fd itself tagged in the low bit.
  * Curl sockets carry no pointer because curl may close one while we are
  * still walking a batch of events that names it; a stale fd is harmless to
@@ -28,15 +29,10 @@
  * its epoll set, since 'done' resumes the client connection and the HTTP
  * front may close that socket at any time after.
  *
- * A kept-alive connection must be clean before it carries a request: bytes
- * (or an EOF) already waiting on it were sent for no request of ours -- a
- * backend that answered twice -- and curl 7.88 would read them as the next
- * call's answer, whoever's call that is. on_prereq runs once curl has chosen
- * the connection and before anything is sent; it peeks at the socket, and a
- * dirty reused connection aborts the attempt (curl then closes, not caches,
- * that connection) and drain_done starts the same call again on a fresh
- * connection within the same budget. Nothing was sent, so this is safe for
- * any method. */
+ * One call on its easy handle -- options, headers, caps, the refusal of a
+ * dirty kept-alive connection and the classification of its end -- is
+ * transfer.c's; the worker runs transfers and restarts one that transfer.c
+ * says must go on a fresh connection. */
 #include "pool.h"
 
 #include <curl/curl.h>
@@ -54,9 +50,8 @@
 
 #include "buf.h"
 #include "clock.h"
-#include "fdlimit.h"
 #include "socktab.h"
-#include "version.h"
+#include "transfer.h"
 
 enum watch_kind { WATCH_WAKE, WATCH_CLIENT };
 
@@ -75,35 +70,15 @@ struct watch {
 struct job;
 struct fo_worker;
 
-/* One running backend call. Recycled through the worker's free list. */
-struct xfer {
-    CURL *easy;                /* Reused between calls (keeps its buffers). */
-    struct fo_call *call;      /* Borrowed from the fan-out. */
-    struct job *job;           /* Owning job. */
-    struct fo_worker *worker;  /* The worker whose curl handle 'easy' serves. */
-    struct xfer *prev, *next;  /* Job's running list, or the free list (next only). */
-    struct curl_slist *hdrs;   /* Request headers, from curl_slist_append. */
-    struct fo_buf body;        /* Response body, capped at max_response_bytes. */
-    int64_t start_us;          /* When the worker started it. */
-    int64_t budget_ms;         /* Its curl timeout, from start_us. */
-    bool too_large;            /* A write or header callback refused more bytes. */
-    size_t head_bytes;         /* Response head bytes so far (all heads, 1xx included). */
-    bool dirty;                /* on_prereq found unread input on the chosen connection. */
-    bool dirty_fresh;          /* ... and that connection was a new one (no retry helps). */
-    bool retried;              /* Already restarted once on a fresh connection. */
-    bool no_fds;               /* on_open: the process is out of descriptors. */
-};
-
 /* One submitted fan-out while a worker runs it. */
 struct job {
     struct watch w;            /* WATCH_CLIENT on f->client_fd. */
     struct fo_fanout *f;       /* Borrowed until 'done'. */
-    struct xfer *xfers;        /* Running transfers. */
+    struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
+    struct fo_xfer *xfers;     /* Running transfers. */
     size_t pending;            /* Calls not ended yet. */
     struct job *prev, *next;   /* Worker's running list, or the free list. */
     bool watching;             /* w.fd is in the epoll set. */
-    struct fo_worker *worker;  /* The worker running it. */
-    size_t bytes;              /* Response bytes its calls hold (against f->max_bytes). */
     int64_t deadline_us;       /* The context's deadline, fo_clock_us() time. */
     size_t heap_idx;           /* Position in the worker's deadline heap, or NO_HEAP. */
 };
@@ -117,13 +92,14 @@ struct fo_worker {
     struct watch wake;         /* WATCH_WAKE on an eventfd. */
     CURLM *multi;              /* All transfers of this worker. */
     struct fo_chan *inbox;     /* Submitted fan-outs (struct fo_fanout *). */
-    struct fo_socktab *socks;  /* Every socket this worker's curl opened (on_open). */
+    struct fo_socktab *socks;  /* Every socket this worker's curl opened (transfer.c). */
+    struct fo_xfer_env env;    /* What its transfers share. */
     int64_t timer_due_us;      /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
     struct job *running;       /* Jobs in flight (doubly linked). */
     struct job **heap;         /* Running jobs with a deadline, min-heap on deadline_us. */
     size_t nheap, capheap;
     struct job *free_jobs;     /* Recycled jobs (via next). */
-    struct xfer *free_xfers;   /* Recycled transfers with their easy handles (via next). */
+    struct fo_xfer *free_xfers; /* Recycled transfers with their easy handles (via next). */
     size_t nfree_xfers;        /* Length of free_xfers. */
     bool pwait2;               /* epoll_pwait2 is available (until ENOSYS says not). */
     atomic_bool stop;          /* Set by fo_pool_destroy. */
@@ -172,23 +148,6 @@ void fo_call_clear(struct fo_call *call)
 }
 
 /* ---- curl callbacks (worker thread) ---- */
-
-/* Body bytes: capped per call (the buffer's max), per request (the fan-out's
- * max_bytes, shared by its calls) and charged to the process budget. */
-static size_t on_write(char *data, size_t size, size_t n, void *arg)
-{
-    struct xfer *x = arg;
-    struct job *j = x->job;
-    size_t len = size * n;
-    size_t cap = j->f->max_bytes;
-    if ((cap && len > cap - j->bytes) || fo_buf_append(&x->body, data, len) < 0) {
-        x->too_large = true;
-        return 0; /* Abort the transfer: CURLE_WRITE_ERROR. */
-    }
-    j->bytes += len;
-    fo_budget_charge(j->worker->pool->opts.buffered, len);
-    return len;
-}
 
 #ifdef __SANITIZE_THREAD__
 /* ThreadSanitizer treats an fd number as a shared object: the late
@@ -247,170 +206,28 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
     return 0;
 }
 
-/* Response head lines, counted against FO_MAX_HEAD_BYTES: curl 7.88 caps one
- * line at 100 KiB (failing with a generic error, see xfer_finish) but not the
- * whole head. Past the cap the transfer is aborted (CURLE_WRITE_ERROR). */
-static size_t on_header(char *data, size_t size, size_t n, void *arg)
-{
-    struct xfer *x = arg;
-    (void)data;
-    x->head_bytes += size * n;
-    if (x->head_bytes > FO_MAX_HEAD_BYTES) {
-        x->too_large = true;
-        return 0;
-    }
-    return size * n;
-}
-
-/* Curl's sockets are opened and closed here so that the worker's table
- * knows them (see socktab.h). */
-static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    struct xfer *x = arg;
-    struct fo_worker *w = x->worker;
-    (void)purpose;
-    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (s == CURL_SOCKET_BAD) {
-        x->no_fds = errno == EMFILE || errno == ENFILE;
-        return CURL_SOCKET_BAD;
-    }
-    if (fo_fd_over_share(s, FO_FD_BACKEND)) {
-        close(s);
-        x->no_fds = true;
-        return CURL_SOCKET_BAD;
-    }
-    if (fo_socktab_add(w->socks, s, &a->addr, a->addrlen) < 0) {
-        close(s);
-        return CURL_SOCKET_BAD;
-    }
-    return s;
-}
-
-static int on_close(void *arg, curl_socket_t s)
-{
-    struct fo_worker *w = arg;
-    fo_socktab_remove(w->socks, s);
-    return close(s);
-}
-
-/* What is left of the transfer's budget, and never more than the context's. */
-static int64_t xfer_time_left_ms(const struct xfer *x)
-{
-    int64_t now_us = fo_clock_us();
-    int64_t left = x->budget_ms - (now_us - x->start_us) / 1000;
-    int64_t ctx_left = fo_ctx_remaining_ms(x->job->f->ctx, now_us / 1000);
-    return ctx_left < left ? ctx_left : left;
-}
-
-/* True when the connection curl chose (named by its addresses) has input
- * waiting: data, EOF or an error. Nothing was asked on it yet, so none of it
- * can be an answer of ours. */
-static bool conn_dirty(struct xfer *x, const char *ip, const char *lip, int rport, int lport)
-{
-    int s = fo_socktab_find(x->worker->socks, ip, rport, lip, lport);
-    if (s < 0)
-        return false;
-    char c;
-    ssize_t r = recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-/* Just before the request is sent (after a wait for a connection, perhaps):
- * refuse a connection with unread input (see DESIGN), then rewrite the
- * X-Timeout-Ms line, the slist's first, with what is left now. The value
- * only shrinks, so it fits the line's original allocation. */
-static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
-{
-    struct xfer *x = arg;
-    if (conn_dirty(x, ip, lip, rport, lport)) {
-        long fresh = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
-        x->dirty = true;
-        x->dirty_fresh = fresh > 0;
-        return CURL_PREREQFUNC_ABORT; /* Closes the connection (a premature end). */
-    }
-    int64_t left = xfer_time_left_ms(x);
-    if (left < 1)
-        left = 1;
-    char *line = x->hdrs->data;
-    snprintf(line, strlen(line) + 1, "X-Timeout-Ms: %lld", (long long)left);
-    return CURL_PREREQFUNC_OK;
-}
-
 /* ---- transfers and jobs (worker thread) ---- */
 
-static struct xfer *xfer_get(struct fo_worker *w)
+static struct fo_xfer *xfer_get(struct fo_worker *w)
 {
-    struct xfer *x = w->free_xfers;
+    struct fo_xfer *x = w->free_xfers;
     if (x) {
         w->free_xfers = x->next;
         w->nfree_xfers--;
         x->next = NULL;
         return x;
     }
-    x = xmalloc(sizeof *x);
-    x->worker = w;
-    x->easy = curl_easy_init();
-    if (!x->easy) {
-        fprintf(stderr, "fanout: curl_easy_init failed\n");
-        abort();
-    }
-    fo_buf_init(&x->body, w->pool->opts.max_response_bytes);
-    /* Options that never change between calls. */
-    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(x->easy, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(x->easy, CURLOPT_PREREQDATA, x);
-    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
-    curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, x);
-    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
-    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETDATA, w);
-    curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "fanout/" FO_VERSION);
-    /* Every handle, in flight or kept for reuse, holds one receive buffer:
-     * 4 KiB instead of curl's 16 KiB took private memory at 64 clients x 3
-     * backends from 11.6 to 9.1 MB with the same throughput; a bigger body
-     * simply takes more reads. */
-    curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, 4096L);
-    curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE,
-                     (curl_off_t)w->pool->opts.max_response_bytes);
-    curl_easy_setopt(x->easy, CURLOPT_TCP_NODELAY, 1L);
-    /* Backends are called directly: no proxy from the environment (which
-     * would also cost a getenv() scan per call). */
-    curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
-    return x;
+    return fo_xfer_new(&w->env);
 }
 
-/* Idle transfers (with their easy handles and buffers) kept per worker, and
- * the largest body buffer an idle transfer keeps. */
-#define KEEP_BODY_BYTES (64 * 1024)
 /* Idle transfers (with their easy handles and buffers) kept per worker. */
 #define FREE_XFERS_MAX 256
 
-static void xfer_put(struct fo_worker *w, struct xfer *x)
+static void xfer_put(struct fo_worker *w, struct fo_xfer *x)
 {
-    if (x->job && x->body.len) { /* A body that was not handed to its call. */
-        x->job->bytes -= x->body.len;
-        fo_budget_release(w->pool->opts.buffered, x->body.len);
-    }
-    curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
-    x->call = NULL;
-    x->job = NULL;
-    x->too_large = false;
-    if (x->body.cap > KEEP_BODY_BYTES) /* Keep small buffers for reuse, give big ones back. */
-        fo_buf_free(&x->body);
-    else
-        fo_buf_reset(&x->body);
-    x->prev = NULL;
+    fo_xfer_reset(x);
     if (w->nfree_xfers >= FREE_XFERS_MAX) { /* A burst is over: give memory back. */
-        curl_easy_cleanup(x->easy);
-        fo_buf_free(&x->body);
-        free(x);
+        fo_xfer_free(x);
         return;
     }
     w->nfree_xfers++;
@@ -552,69 +369,21 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome);
 
 /* Add the connections this transfer opened to the worker's count. */
-static void count_connects(struct fo_worker *w, struct xfer *x)
+static void count_connects(struct fo_worker *w, struct fo_xfer *x)
 {
-    long connects = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
+    long connects = fo_xfer_connects(x);
     if (connects > 0)
         atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
 }
 
-/* Classify a finished transfer and fill in its call's result. */
-static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
+/* A transfer curl has finished: classify it, and fail fast when a required
+ * call failed while its siblings still run. */
+static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
 {
     struct fo_call *call = x->call;
-    struct job *j = x->job;
-    long status = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    struct job *j = (struct job *)((char *)x->group - offsetof(struct job, group));
     count_connects(w, x);
-    call->status = (int)status;
-    call->ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
-    call->no_fds = x->no_fds;
-
-    switch (res) {
-    case CURLE_OK:
-        if (status < 200 || status > 299) {
-            call->outcome = FO_ERR_STATUS;
-        } else if (fo_json_validate(x->body.data ? x->body.data : "", x->body.len,
-                                    w->pool->opts.max_json_depth, &call->json) < 0) {
-            call->outcome = FO_ERR_INVALID_JSON;
-        } else {
-            call->outcome = FO_OK;
-        }
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        call->outcome = FO_ERR_TIMEOUT;
-        break;
-    case CURLE_FILESIZE_EXCEEDED:
-        call->outcome = FO_ERR_TOO_LARGE;
-        break;
-    case CURLE_WRITE_ERROR:
-        call->outcome = x->too_large ? FO_ERR_TOO_LARGE : FO_ERR_CONNECT;
-        break;
-    case CURLE_OUT_OF_MEMORY:
-        /* What curl 7.88 returns for a response header line over its 100 KiB
-         * buffer (before on_header sees the line); fanout aborts on its own
-         * allocation failures, so a head too large is what this means here. */
-        call->outcome = FO_ERR_TOO_LARGE;
-        break;
-    default:
-        call->outcome = FO_ERR_CONNECT;
-        break;
-    }
-    if (call->outcome == FO_OK) {
-        /* Hand the body over, still charged; the span stays valid since release
-         * keeps the pointer. */
-        call->budget = w->pool->opts.buffered;
-        call->resp = fo_buf_release(&x->body, &call->resp_len);
-        if (!call->resp) {
-            fprintf(stderr, "fanout: out of memory\n");
-            abort();
-        }
-    } else {
-        call->json.p = NULL;
-        call->json.len = 0;
-    }
+    fo_xfer_classify(x, res);
 
     /* Unlink from the job, recycle, then report. */
     if (x->prev)
@@ -625,24 +394,21 @@ static void xfer_finish(struct fo_worker *w, struct xfer *x, CURLcode res)
         x->next->prev = x->prev;
     bool fail_fast = call->outcome != FO_OK && call->required && j->xfers;
     xfer_put(w, x);
-    if (!fail_fast) {
-        call_end(w, j, call);
-        return;
-    }
-    /* Siblings are still running, so this end cannot complete the job. */
     call_end(w, j, call);
-    fo_ctx_cancel(j->f->ctx, -ECANCELED);
-    abort_job(w, j, FO_ERR_CANCELLED);
+    if (fail_fast) { /* Siblings are still running, so that end did not complete the job. */
+        fo_ctx_cancel(j->f->ctx, -ECANCELED);
+        abort_job(w, j, FO_ERR_CANCELLED);
+    }
 }
 
 /* Abort every running transfer of 'j' with 'outcome'. The list is detached
  * first: the last call_fail may complete (and recycle) the job. */
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome)
 {
-    struct xfer *list = j->xfers;
+    struct fo_xfer *list = j->xfers;
     j->xfers = NULL;
     while (list) {
-        struct xfer *x = list;
+        struct fo_xfer *x = list;
         list = x->next;
         struct fo_call *call = x->call;
         double ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
@@ -660,115 +426,12 @@ static enum fo_outcome ctx_outcome(int err)
     return err == -ETIMEDOUT ? FO_ERR_TIMEOUT : FO_ERR_CANCELLED;
 }
 
-/* True for a configured or client-given header line that would repeat one
- * fanout sets itself: X-Timeout-Ms and X-Request-Id always, Content-Type
- * when fanout sends a JSON body. Fanout's own value wins. Expect is never
- * sent: "100-continue" would hold every call with a body until curl gives up
- * waiting (1 s). */
-static bool own_header(const char *line, bool body)
-{
-    size_t n = strcspn(line, ":");
-    return (n == 12 && strncasecmp(line, "X-Timeout-Ms", n) == 0) ||
-           (n == 12 && strncasecmp(line, "X-Request-Id", n) == 0) ||
-           (n == 6 && strncasecmp(line, "Expect", n) == 0) ||
-           (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
-}
-
-/* Append one header line; on failure the list is freed and *h is NULL. */
-static bool add_header(struct curl_slist **h, const char *line)
-{
-    struct curl_slist *n = curl_slist_append(*h, line);
-    if (!n) {
-        curl_slist_free_all(*h);
-        *h = NULL;
-        return false;
-    }
-    *h = n;
-    return true;
-}
-
-/* Append a configured or client-given "Name: value" line. Curl reads
- * "Name:" with nothing after it as "remove my own Name header", so an empty
- * value goes as "Name;", curl's syntax for a header sent empty. */
-static bool add_call_header(struct curl_slist **h, const char *line)
-{
-    const char *colon = strchr(line, ':');
-    if (!colon || colon[1 + strspn(colon + 1, " \t")] != '\0')
-        return add_header(h, line);
-    char *empty;
-    if (asprintf(&empty, "%.*s;", (int)(colon - line), line) < 0) {
-        curl_slist_free_all(*h);
-        *h = NULL;
-        return false;
-    }
-    bool ok = add_header(h, empty);
-    free(empty);
-    return ok;
-}
-
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
-    struct xfer *x = xfer_get(w);
-    CURL *e = x->easy;
-    x->call = call;
-    x->job = j;
-    x->start_us = fo_clock_us();
-    x->budget_ms = budget_ms;
-    x->head_bytes = 0;
-    x->dirty = false;
-    x->dirty_fresh = false;
-    x->retried = false;
-    x->no_fds = false;
-
-    char tmo[40];
-    snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
-    struct curl_slist *h = NULL;
-    bool ok = add_header(&h, tmo);
-    if (ok && j->f->request_id) {
-        char *rid;
-        if (asprintf(&rid, "X-Request-Id: %s", j->f->request_id) < 0) {
-            ok = false;
-        } else {
-            ok = add_header(&h, rid);
-            free(rid);
-        }
-    }
-    for (size_t i = 0; ok && i < call->nheaders; i++)
-        if (!own_header(call->headers[i], call->body != NULL))
-            ok = add_call_header(&h, call->headers[i]);
-    ok = ok && add_header(&h, "Accept: application/json");
-    if (ok && call->body)
-        ok = add_header(&h, "Content-Type: application/json") &&
-             add_header(&h, "Expect:"); /* No 100-continue round trip. */
-    if (!ok) {
-        curl_slist_free_all(h);
-        xfer_put(w, x);
-        return -ENOMEM;
-    }
-    x->hdrs = h;
-
-    curl_easy_setopt(e, CURLOPT_URL, call->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L); /* A retry before left it set. */
-    const char *m = call->method;
-    if (call->body) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 0L); /* A HEAD before left it set. */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m && strcmp(m, "POST") != 0 ? m : NULL);
-    } else if (m && strcmp(m, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-    } else {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m && strcmp(m, "GET") != 0 ? m : NULL);
-    }
-
-    CURLMcode mc = curl_multi_add_handle(w->multi, e);
-    if (mc != CURLM_OK) {
+    struct fo_xfer *x = xfer_get(w);
+    if (fo_xfer_prepare(x, &j->group, call, budget_ms) < 0 ||
+        curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
         xfer_put(w, x);
         return -ENOMEM;
     }
@@ -788,7 +451,7 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     j->w.kind = WATCH_CLIENT;
     j->w.fd = f->client_fd;
     j->f = f;
-    j->worker = w;
+    j->group.f = f;
     j->heap_idx = NO_HEAP;
     int64_t deadline_ms = fo_ctx_deadline(f->ctx);
     if (deadline_ms != FO_NO_DEADLINE) {
@@ -853,28 +516,13 @@ static void sweep_jobs(struct fo_worker *w)
     }
 }
 
-/* After on_prereq refused a dirty connection (curl closed it): start the
- * same call again on a fresh connection, with what is left of its budget.
- * Returns true when it runs again; false leaves it to xfer_finish with *res
- * (a connection that was new and dirty already, a second dirty one, or no
- * time left). */
-static bool xfer_retry(struct fo_worker *w, struct xfer *x, CURLcode *res)
+/* After a connection was refused for unread input (curl closed it): run
+ * the same call again on a fresh one (transfer.h). */
+static bool xfer_retry(struct fo_worker *w, struct fo_xfer *x, CURLcode *res)
 {
     atomic_fetch_add_explicit(&w->n_dirty, 1, memory_order_relaxed);
-    x->dirty = false;
-    if (x->dirty_fresh || x->retried)
-        return false;
-    int64_t left = xfer_time_left_ms(x);
-    if (left < 1) {
-        *res = CURLE_OPERATION_TIMEDOUT;
-        return false;
-    }
     count_connects(w, x); /* Curl resets the count when the transfer restarts. */
-    x->retried = true;
-    curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
-    curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
-    return curl_multi_add_handle(w->multi, x->easy) == CURLM_OK;
+    return fo_xfer_retry(x, res) && curl_multi_add_handle(w->multi, x->easy) == CURLM_OK;
 }
 
 /* Collect the transfers curl has finished. */
@@ -887,7 +535,7 @@ static void drain_done(struct fo_worker *w)
             continue;
         CURL *e = msg->easy_handle;
         CURLcode res = msg->data.result;
-        struct xfer *x = NULL;
+        struct fo_xfer *x = NULL;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(w->multi, e);
         if (x->dirty && xfer_retry(w, x, &res))
@@ -1007,11 +655,9 @@ static void *worker_main(void *arg)
 static void worker_cleanup(struct fo_worker *w)
 {
     while (w->free_xfers) {
-        struct xfer *x = w->free_xfers;
+        struct fo_xfer *x = w->free_xfers;
         w->free_xfers = x->next;
-        curl_easy_cleanup(x->easy);
-        fo_buf_free(&x->body);
-        free(x);
+        fo_xfer_free(x);
     }
     free(w->heap);
     while (w->free_jobs) {
@@ -1043,6 +689,10 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     rc = fo_socktab_create(&w->socks);
     if (rc < 0)
         return rc;
+    w->env.socks = w->socks;
+    w->env.buffered = pool->opts.buffered;
+    w->env.max_response_bytes = pool->opts.max_response_bytes;
+    w->env.max_json_depth = pool->opts.max_json_depth;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
         return -errno;

@@ -254,6 +254,8 @@ static enum MHD_Result echo_headers(struct MHD_Connection *c, const char *method
     put_member(b, "custom", MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Custom"), true);
     put_member(b, "content_type", MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
                true);
+    put_member(b, "content_length",
+               MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length"), true);
     fo_buf_printf(b,
                   ",\"timeout_count\":%d,\"request_id_count\":%d,\"content_type_count\":%d,"
                   "\"now_ms\":%lld}",
@@ -309,9 +311,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strncmp(url, "/status/", 8) == 0) {
         long code = strtol(url + 8, NULL, 10);
-        fo_buf_printf(&b, "{\"status\":%ld}", code);
+        if (code != 204)
+            fo_buf_printf(&b, "{\"status\":%ld}", code);
         return reply(c, (unsigned)code, &b);
     }
+    if (strcmp(url, "/empty") == 0)
+        return reply(c, MHD_HTTP_OK, &b);
     if (strncmp(url, "/big/", 5) == 0) {
         uint64_t n = strtoull(url + 5, NULL, 10);
         for (uint64_t i = 0; i < n; i++)
@@ -679,6 +684,7 @@ struct echo {
     char request_id[512];  /* X-Request-Id. */
     char custom[64];       /* X-Custom. */
     char content_type[64]; /* Content-Type. */
+    char content_length[32]; /* Content-Length, "" when absent. */
     bool has_timeout_ms, has_request_id;
     int timeout_count, request_id_count, content_type_count;
     int64_t now_ms; /* fo_clock_ms() when the backend read the request. */
@@ -716,6 +722,7 @@ static void echo_parse(const struct fo_call *call, struct echo *e)
     e->has_request_id = copy_str(j, "request_id", e->request_id, sizeof e->request_id);
     copy_str(j, "custom", e->custom, sizeof e->custom);
     copy_str(j, "content_type", e->content_type, sizeof e->content_type);
+    copy_str(j, "content_length", e->content_length, sizeof e->content_length);
     e->timeout_count = (int)get_num(j, "timeout_count", &ok);
     e->request_id_count = (int)get_num(j, "request_id_count", &ok);
     e->content_type_count = (int)get_num(j, "content_type_count", &ok);
@@ -989,9 +996,11 @@ static void test_handle_reuse_keeps_no_method(void **state)
         pthread_mutex_lock(&srv.lock);
         memcpy(seen, srv.last_method, sizeof seen);
         pthread_mutex_unlock(&srv.lock);
-        /* A HEAD answer has no body, so no JSON; the rest echo as JSON. */
+        /* A HEAD answer has no body: it succeeds as null; the rest echo as JSON. */
+        bool head = strcmp(methods[i], "HEAD") == 0;
         bool ok = strcmp(seen, methods[i]) == 0 && call->status == 200 &&
-                  (strcmp(methods[i], "HEAD") == 0 || call->outcome == FO_OK);
+                  call->outcome == FO_OK &&
+                  (!head || (call->json.len == 4 && memcmp(call->json.p, "null", 4) == 0));
         if (!ok && used < sizeof problems)
             used += (size_t)snprintf(problems + used, sizeof problems - used,
                                      "\n  %s%s after %s: backend saw %s, outcome %s, status %d",
@@ -1004,6 +1013,44 @@ static void test_handle_reuse_keeps_no_method(void **state)
     fo_chan_destroy(report, NULL);
     if (problems[0])
         fail_msg("a reused easy handle kept the previous call's method:%s", problems);
+}
+
+/* A 2xx answer to a HEAD, and a 204 to any method, is a success whose value
+ * is null; any other 2xx with an empty body is invalid_json. A POST, PUT or
+ * PATCH without a body says Content-Length: 0 (and no form Content-Type), so
+ * the backend does not wait for one. */
+static void test_empty_answers_and_bodyless_posts(void **state)
+{
+    struct tp *pool = pool_new(1);
+    struct fo_chan *report = chan_new(8);
+    struct fan *fan = fan_new(report, NULL, FO_NO_DEADLINE);
+    struct fo_call *head = fan_add(fan, "/ok", 0, false);
+    head->method = "HEAD";
+    struct fo_call *nocontent = fan_add(fan, "/status/204", 0, false);
+    struct fo_call *empty = fan_add(fan, "/empty", 0, false);
+    static const char *const posts[] = {"POST", "PUT", "PATCH"};
+    struct fo_call *bodyless[3];
+    for (int i = 0; i < 3; i++) {
+        bodyless[i] = fan_add(fan, "/echo-headers", 0, false);
+        bodyless[i]->method = posts[i];
+    }
+    fan_submit(pool, fan);
+    fan_finish(report, fan, WAIT_MS);
+    assert_json(head, "null");
+    assert_json(nocontent, "null");
+    assert_int_equal(nocontent->status, 204);
+    assert_failed(empty, FO_ERR_INVALID_JSON);
+    assert_int_equal(empty->status, 200);
+    for (int i = 0; i < 3; i++) {
+        struct echo e;
+        echo_parse(bodyless[i], &e);
+        assert_string_equal(e.method, posts[i]);
+        assert_string_equal(e.content_length, "0");
+        assert_int_equal(e.content_type_count, 0);
+    }
+    fan_free(fan);
+    pool_end(pool);
+    fo_chan_destroy(report, NULL);
 }
 
 /* ---- tests: deadlines and headers ------------------------------------------------------- */
@@ -1872,6 +1919,7 @@ int main(void)
         cmocka_unit_test(test_broken_and_deep_bodies),
         cmocka_unit_test(test_methods_and_body),
         cmocka_unit_test(test_handle_reuse_keeps_no_method),
+        cmocka_unit_test(test_empty_answers_and_bodyless_posts),
         cmocka_unit_test(test_call_timeout),
         cmocka_unit_test(test_ctx_deadline),
         cmocka_unit_test(test_deadlines_in_any_order),

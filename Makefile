@@ -22,7 +22,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat
         -Wpointer-arith -Wundef -Wcast-qual -Wwrite-strings -Wno-unused-parameter -Werror
 OPT  ?= -O2
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -MMD -MP \
-              $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+              $(shell pkg-config --cflags $(PKGS)) $(CPPFLAGS) $(CFLAGS)
 LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
 
 ifeq ($(SAN),asan)
@@ -44,7 +44,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(UNIT_SRCS))
 all: $(BUILD)/fanout
 
 $(BUILD)/fanout: $(MAIN_OBJ) $(LIB_OBJS)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/obj/%.o: service/%.c
 	@mkdir -p $(dir $@)
@@ -55,7 +55,7 @@ $(BUILD)/obj/unit/%.o: tests/unit/%.c
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/test_%: $(BUILD)/obj/unit/test_%.o $(LIB_OBJS)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 

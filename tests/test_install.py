@@ -305,3 +305,27 @@ def test_bad_notify_socket_is_ignored(fanout_bin, tmp_path):
             assert fo.proc.wait(timeout=15) == 0
         finally:
             fo.kill()
+
+
+# ---- the minimal image (built and run for real by docker/test.sh) ----------------------------
+
+def test_minimal_image_and_k8s_use_it():
+    with open(os.path.join(REPO, "docker", "Dockerfile.minimal")) as f:
+        text = f.read()
+    froms = re.findall(r"^FROM (\S+)", text, re.M)
+    assert froms[-1] == "scratch", froms
+    final = text.rsplit("\nFROM scratch", 1)[1]
+    assert re.findall(r"^COPY --from=rootfs /rootfs/ /$", final, re.M), final
+    assert re.search(r"^USER 10001:10001$", final, re.M)
+    assert re.search(r"^EXPOSE 8080$", final, re.M)
+    assert re.search(r'^    CMD \["/usr/bin/curl", .*"http://127.0.0.1:8080/health"\]$', final, re.M)
+    assert re.search(r'^ENTRYPOINT \["/usr/bin/fanout"\]$', final, re.M)
+    assert "ldd " in text and "ca-certificates.crt" in text
+    import yaml
+    with open(os.path.join(REPO, "deploy", "k8s", "deployment.yaml")) as f:
+        dep = yaml.safe_load(f)
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert c["image"].startswith("fanout-minimal:"), c["image"]
+    assert c["args"][:2] == ["-c", "/etc/fanout/fanout.json"], c["args"]
+    # No shell or sleep binary in the image: only the kubelet's own actions.
+    assert "exec" not in c["lifecycle"]["preStop"], c["lifecycle"]

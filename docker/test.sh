@@ -297,11 +297,11 @@ EOF
     # CMD-SHELL (the standard image) runs under /bin/sh; CMD (the minimal one, no shell) as is.
     mapfile -d '' hc < <(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$IMAGE" |
         /usr/bin/python3 -c '
-    import json, sys
-    t = json.load(sys.stdin)
-    argv = ["/bin/sh", "-c", t[1]] if t[0] == "CMD-SHELL" else t[1:]
-    assert t[0] in ("CMD", "CMD-SHELL") and argv, t
-    sys.stdout.write("\0".join(argv) + "\0")')
+import json, sys
+t = json.load(sys.stdin)
+argv = ["/bin/sh", "-c", t[1]] if t[0] == "CMD-SHELL" else t[1:]
+assert t[0] in ("CMD", "CMD-SHELL") and argv, t
+sys.stdout.write("\0".join(argv) + "\0")')
     check "$IMAGE: mounted config: the HEALTHCHECK command passes (${hc[*]})" \
         dk run --rm --network container:fanout-test-app --entrypoint "${hc[0]}" "$IMAGE" "${hc[@]:1}"
     # PID 1 of the container, seen from the host.

@@ -8,6 +8,9 @@
 #   make bench-probe  build/json_speed, the validator probe for callgrind (bench/probes/)
 #   make fuzz       each libFuzzer target for a bounded time
 #   make format     clang-format in place; make format-check fails on a diff
+#   make man        the man pages (build/man/, roff from man/*.scd with scdoc)
+#   make install    binary, man pages, systemd unit, example config under DESTDIR/PREFIX;
+#                   make uninstall removes them (same PREFIX, DESTDIR)
 #
 # Variants build into their own folder: make BUILD=build/asan SAN=asan
 
@@ -20,7 +23,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat
         -Wpointer-arith -Wundef -Wcast-qual -Wwrite-strings -Wno-unused-parameter -Werror
 OPT  ?= -O2
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -MMD -MP \
-              $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+              $(shell pkg-config --cflags $(PKGS)) $(CPPFLAGS) $(CFLAGS)
 LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
 
 ifeq ($(SAN),asan)
@@ -38,11 +41,12 @@ MAIN_OBJ  := $(BUILD)/obj/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all unit test run bench bench-probe fuzz format format-check clean variants
+.PHONY: all unit test run bench bench-probe fuzz format format-check clean variants man install \
+        uninstall
 all: $(BUILD)/fanout
 
 $(BUILD)/fanout: $(MAIN_OBJ) $(LIB_OBJS)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/obj/%.o: service/%.c
 	@mkdir -p $(dir $@)
@@ -53,7 +57,7 @@ $(BUILD)/obj/unit/%.o: tests/unit/%.c
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/test_%: $(BUILD)/obj/unit/test_%.o $(LIB_OBJS)
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS) -lcmocka
+	$(CC) $(LDSAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 
@@ -88,5 +92,53 @@ format-check:
 
 clean:
 	rm -rf build
+
+# ---- install -------------------------------------------------------------------------------
+# make install PREFIX=/usr DESTDIR=/tmp/stage puts, under DESTDIR:
+#   $(BINDIR)/fanout, $(MANDIR)/man1/fanout.1, $(MANDIR)/man5/fanout.json.5,
+#   $(UNITDIR)/fanout.service, $(DOCDIR)/fanout.json (the example config).
+# The unit reads $(SYSCONFDIR)/fanout/fanout.json, which make install does not write (the
+# Debian package installs it as a conffile).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/fanout
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+SCDOC      ?= scdoc
+
+MAN_SRCS := $(wildcard man/*.scd)
+MAN_PAGES := $(patsubst man/%.scd,$(BUILD)/man/%,$(MAN_SRCS))
+
+$(BUILD)/man/%: man/%.scd
+	@mkdir -p $(dir $@)
+	$(SCDOC) <$< >$@.tmp && mv $@.tmp $@
+
+man: $(MAN_PAGES)
+
+# Rebuilt when the directories it names change.
+$(BUILD)/fanout.service: systemd/fanout.service.in FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< >$@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+install: $(BUILD)/fanout $(MAN_PAGES) $(BUILD)/fanout.service
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $(BUILD)/fanout $(DESTDIR)$(BINDIR)/fanout
+	$(INSTALL) -m 644 $(BUILD)/man/fanout.1 $(DESTDIR)$(MANDIR)/man1/fanout.1
+	$(INSTALL) -m 644 $(BUILD)/man/fanout.json.5 $(DESTDIR)$(MANDIR)/man5/fanout.json.5
+	$(INSTALL) -m 644 $(BUILD)/fanout.service $(DESTDIR)$(UNITDIR)/fanout.service
+	$(INSTALL) -m 644 etc/fanout.json $(DESTDIR)$(DOCDIR)/fanout.json
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/fanout $(DESTDIR)$(MANDIR)/man1/fanout.1 \
+	    $(DESTDIR)$(MANDIR)/man5/fanout.json.5 $(DESTDIR)$(UNITDIR)/fanout.service \
+	    $(DESTDIR)$(DOCDIR)/fanout.json
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+.PHONY: FORCE
+FORCE:
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/unit/*.d)

@@ -8,7 +8,11 @@
 # base image debian:bookworm-slim is made locally with debootstrap (docker/base-image.sh) and kept
 # with the engine's storage under FANOUT_ENGINE_DIR (default /var/tmp/fanout-engine).
 #
-# Checks: YAML lint (compose, k8s); image size < 100 MB, non-root, EXPOSE 8080, HEALTHCHECK;
+# Two images, each through the same checks (check_image): docker/Dockerfile (fanout:latest, the
+# compose demo's) and docker/Dockerfile.minimal (fanout-minimal:latest, FROM scratch, the one
+# deploy/k8s runs; < 30 MB and only the binaries, their libraries, CA certificates and the user
+# files inside).
+# Checks: YAML lint (compose, k8s); image size < 100 MB (30 MB), non-root, EXPOSE 8080, HEALTHCHECK;
 # --check on the compose config inside the image; a container with a mounted config, read-only
 # root and no capabilities, against a backend container: a real merged answer through the
 # published port on 127.0.0.1, the health check, fanout is PID 1 as uid 10001, `docker stop`
@@ -23,8 +27,8 @@ PROJECT=fanout-test            # compose project name
 LABEL=fanout-test=1            # label on every container/network made outside compose
 NET=fanout-test-net
 IMAGE=fanout:latest
+MINIMAL_IMAGE=fanout-minimal:latest
 NGINX_IMAGE=fanout-demo-nginx:latest
-MAX_IMAGE_BYTES=$((100 * 1000 * 1000))
 PKGS=(podman runc conmon netavark aardvark-dns iptables debootstrap docker-compose yamllint curl
       python3)
 
@@ -192,6 +196,16 @@ if ! DK_TIMEOUT=900 dk build -f docker/Dockerfile --target build -t fanout-build
 fi
 timing "build fanout image" "$(elapsed "$t")"
 t=$(date +%s.%N)
+# The minimal image shares the build stage; its rootfs stage gets a tag for the same reason.
+if ! DK_TIMEOUT=900 dk build -f docker/Dockerfile.minimal --target rootfs \
+    -t fanout-minimal-rootfs:cache . >"$WORK/build-minimal.log" 2>&1 ||
+    ! DK_TIMEOUT=900 dk build -f docker/Dockerfile.minimal -t "$MINIMAL_IMAGE" . \
+        >>"$WORK/build-minimal.log" 2>&1; then
+    tail -n 40 "$WORK/build-minimal.log"
+    die "docker build -f docker/Dockerfile.minimal ."
+fi
+timing "build fanout minimal image" "$(elapsed "$t")"
+t=$(date +%s.%N)
 if ! DK_TIMEOUT=900 dk build -t "$NGINX_IMAGE" docker/nginx >"$WORK/build-nginx.log" 2>&1; then
     tail -n 40 "$WORK/build-nginx.log"
     die "docker build docker/nginx"
@@ -199,24 +213,33 @@ fi
 timing "build nginx image" "$(elapsed "$t")"
 ok "images built"
 
-size=$(dk image inspect --format '{{.Size}}' "$IMAGE")
-echo "image  $IMAGE: $size bytes ($((size / 1000000)) MB)"
-check "image size $((size / 1000000)) MB < 100 MB" test "$size" -lt "$MAX_IMAGE_BYTES"
-check "image user is non-root 10001" \
-    test "$(dk image inspect --format '{{.Config.User}}' "$IMAGE")" = "10001:10001"
-check "image exposes 8080" \
-    bash -c "docker image inspect --format '{{json .Config.ExposedPorts}}' $IMAGE | grep -q '8080/tcp'"
-# (Podman's Docker API leaves Config.Healthcheck out of `docker image inspect`: ask podman.)
-check "image has a HEALTHCHECK" \
-    bash -c "podman image inspect --format '{{json .Config.Healthcheck}}' $IMAGE | grep -q /health"
+# check_image IMAGE MAX_MB [DEMO_ARGS...]: the checks every fanout image must pass. DEMO_ARGS
+# run the embedded demo (none for the standard image, whose entrypoint picks it when no config
+# is mounted; "--listen 0.0.0.0:8080" for the minimal one, which has no shell to decide).
+check_image() {
+    local IMAGE=$1 max_mb=$2 size out port pid1 stop_s code t hc
+    shift 2
+    local demo_args=("$@")
+    echo "----   $IMAGE"
+    size=$(dk image inspect --format '{{.Size}}' "$IMAGE")
+    echo "image  $IMAGE: $size bytes ($((size / 1000000)) MB)"
+    check "$IMAGE: image size $((size / 1000000)) MB < $max_mb MB" \
+        test "$size" -lt "$((max_mb * 1000 * 1000))"
+    check "$IMAGE: image user is non-root 10001" \
+        test "$(dk image inspect --format '{{.Config.User}}' "$IMAGE")" = "10001:10001"
+    check "$IMAGE: image exposes 8080" \
+        bash -c "docker image inspect --format '{{json .Config.ExposedPorts}}' $IMAGE | grep -q '8080/tcp'"
+    # (Podman's Docker API leaves Config.Healthcheck out of `docker image inspect`: ask podman.)
+    check "$IMAGE: image has a HEALTHCHECK" \
+        bash -c "podman image inspect --format '{{json .Config.Healthcheck}}' $IMAGE | grep -q /health"
 
-out=$(dk run --rm -v "$ROOT/docker/compose/fanout.json:/etc/fanout/fanout.json:ro" "$IMAGE" \
-    --check -c /etc/fanout/fanout.json 2>&1)
-check "fanout --check in the image: docker/compose/fanout.json" \
-    test "$out" = "/etc/fanout/fanout.json: ok"
+    out=$(dk run --rm -v "$ROOT/docker/compose/fanout.json:/etc/fanout/fanout.json:ro" "$IMAGE" \
+        --check -c /etc/fanout/fanout.json 2>&1)
+    check "$IMAGE: fanout --check in the image: docker/compose/fanout.json" \
+        test "$out" = "/etc/fanout/fanout.json: ok"
 
-# ---------------------------------------------------------------- one container, mounted config
-cat >"$WORK/fanout.json" <<'EOF'
+    # ---------------------------------------------------------------- one container, mounted config
+    cat >"$WORK/fanout.json" <<'EOF'
 {
   "timeout_ms": 1000,
   "endpoints": [
@@ -233,28 +256,28 @@ cat >"$WORK/fanout.json" <<'EOF'
   ]
 }
 EOF
-chmod 644 "$WORK/fanout.json" # the image runs as uid 10001
+    chmod 644 "$WORK/fanout.json" # the image runs as uid 10001
 
-dk network create --label "$LABEL" "$NET" >/dev/null || die "docker network create"
-dk run -d --name fanout-test-backend --label "$LABEL" --network "$NET" --network-alias backend \
-    --hostname backend "$NGINX_IMAGE" >/dev/null || die "docker run backend"
-port=$(free_port)
-t=$(date +%s.%N)
-dk run -d --name fanout-test-app --label "$LABEL" --network "$NET" \
-    -p "127.0.0.1:$port:8080" -v "$WORK/fanout.json:/etc/fanout/fanout.json:ro" \
-    --read-only --cap-drop ALL --security-opt no-new-privileges "$IMAGE" >/dev/null ||
-    die "docker run fanout with a mounted config"
-if wait_http "http://127.0.0.1:$port/health" 30; then
-    ok "mounted config: /health answers on 127.0.0.1:$port"
-    timing "container start to healthy" "$(elapsed "$t")"
-else
-    dk logs fanout-test-app 2>&1 | tail -n 20
-    die "mounted config: /health on 127.0.0.1:$port within 30 s"
-fi
+    dk network create --label "$LABEL" "$NET" >/dev/null || die "$IMAGE: docker network create"
+    dk run -d --name fanout-test-backend --label "$LABEL" --network "$NET" --network-alias backend \
+        --hostname backend "$NGINX_IMAGE" >/dev/null || die "$IMAGE: docker run backend"
+    port=$(free_port)
+    t=$(date +%s.%N)
+    dk run -d --name fanout-test-app --label "$LABEL" --network "$NET" \
+        -p "127.0.0.1:$port:8080" -v "$WORK/fanout.json:/etc/fanout/fanout.json:ro" \
+        --read-only --cap-drop ALL --security-opt no-new-privileges "$IMAGE" >/dev/null ||
+        die "$IMAGE: docker run fanout with a mounted config"
+    if wait_http "http://127.0.0.1:$port/health" 30; then
+        ok "$IMAGE: mounted config: /health answers on 127.0.0.1:$port"
+        timing "container start to healthy" "$(elapsed "$t")"
+    else
+        dk logs fanout-test-app 2>&1 | tail -n 20
+        die "$IMAGE: mounted config: /health on 127.0.0.1:$port within 30 s"
+    fi
 
-curl -sS -m 5 -D "$WORK/h1" -o "$WORK/b1" "http://127.0.0.1:$port/api/dashboard/42"
-check "mounted config: merged answer from the backend container" \
-    /usr/bin/python3 - "$WORK/h1" "$WORK/b1" <<'EOF'
+    curl -sS -m 5 -D "$WORK/h1" -o "$WORK/b1" "http://127.0.0.1:$port/api/dashboard/42"
+    check "$IMAGE: mounted config: merged answer from the backend container" \
+        /usr/bin/python3 - "$WORK/h1" "$WORK/b1" <<'EOF'
 import json, sys
 head = open(sys.argv[1]).read().lower()
 raw = open(sys.argv[2]).read()
@@ -268,53 +291,88 @@ assert "12345678901234567890" in raw and "42.50" in raw, raw  # numbers byte-exa
 assert doc["_fanout"]["complete"] is True, doc["_fanout"]
 assert set(doc["_fanout"]["backends"]) == {"user", "orders", "flags"}, doc["_fanout"]
 EOF
-# The image's HEALTHCHECK command, run as the engine would run it but in a sibling container in
-# fanout's network namespace: Podman runs health checks from systemd timers, absent here, and an
-# exec session (`podman healthcheck run`, `docker exec`) leaves a conmon behind for 5 minutes.
-hc=$(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$IMAGE" |
-    /usr/bin/python3 -c 'import json, sys; t = json.load(sys.stdin); assert t[0] == "CMD-SHELL"; print(t[1])')
-check "mounted config: the HEALTHCHECK command passes" \
-    dk run --rm --network container:fanout-test-app --entrypoint /bin/sh "$IMAGE" -c "$hc"
-# PID 1 of the container, seen from the host.
-pid1=$(dk inspect --format '{{.State.Pid}}' fanout-test-app)
-check "mounted config: fanout is PID 1 (exec'd by the entrypoint)" \
-    test "$(cat "/proc/$pid1/comm" 2>/dev/null)" = "fanout"
-check "mounted config: runs as uid 10001" \
-    test "$(awk '/^Uid:/ { print $2 }' "/proc/$pid1/status" 2>/dev/null)" = "10001"
+    # The image's HEALTHCHECK command, run as the engine would run it but in a sibling container in
+    # fanout's network namespace: Podman runs health checks from systemd timers, absent here, and an
+    # exec session (`podman healthcheck run`, `docker exec`) leaves a conmon behind for 5 minutes.
+    # CMD-SHELL (the standard image) runs under /bin/sh; CMD (the minimal one, no shell) as is.
+    mapfile -d '' hc < <(podman image inspect --format '{{json .Config.Healthcheck.Test}}' "$IMAGE" |
+        /usr/bin/python3 -c '
+import json, sys
+t = json.load(sys.stdin)
+argv = ["/bin/sh", "-c", t[1]] if t[0] == "CMD-SHELL" else t[1:]
+assert t[0] in ("CMD", "CMD-SHELL") and argv, t
+sys.stdout.write("\0".join(argv) + "\0")')
+    check "$IMAGE: mounted config: the HEALTHCHECK command passes (${hc[*]})" \
+        dk run --rm --network container:fanout-test-app --entrypoint "${hc[0]}" "$IMAGE" "${hc[@]:1}"
+    # PID 1 of the container, seen from the host.
+    pid1=$(dk inspect --format '{{.State.Pid}}' fanout-test-app)
+    check "$IMAGE: mounted config: fanout is PID 1 (exec'd by the entrypoint)" \
+        test "$(cat "/proc/$pid1/comm" 2>/dev/null)" = "fanout"
+    check "$IMAGE: mounted config: runs as uid 10001" \
+        test "$(awk '/^Uid:/ { print $2 }' "/proc/$pid1/status" 2>/dev/null)" = "10001"
 
-# docker stop with a 10 s grace period, as Docker's default: fanout must exit on SIGTERM, by
-# itself, at once. (Podman's Docker API gives containers a 0 s stop timeout unless asked, so the
-# timeout is explicit here, else the stop would be a SIGKILL that proves nothing.)
-t=$(date +%s.%N)
-dk stop -t 10 fanout-test-app >/dev/null
-stop_s=$(elapsed "$t")
-timing "docker stop" "$stop_s"
-check "docker stop took $stop_s s < 2 s" awk -v s="$stop_s" 'BEGIN { exit !(s < 2.0) }'
-code=$(dk inspect --format '{{.State.ExitCode}}' fanout-test-app)
-check "docker stop: fanout exited 0 on SIGTERM (exit code $code)" test "$code" = 0
-check "docker stop: fanout logged a clean stop" \
-    bash -c "docker logs fanout-test-app 2>&1 | grep -q '\"event\":\"stopped\"'"
-dk rm -f fanout-test-app fanout-test-backend >/dev/null
+    # docker stop with a 10 s grace period, as Docker's default: fanout must exit on SIGTERM, by
+    # itself, at once. (Podman's Docker API gives containers a 0 s stop timeout unless asked, so the
+    # timeout is explicit here, else the stop would be a SIGKILL that proves nothing.)
+    t=$(date +%s.%N)
+    dk stop -t 10 fanout-test-app >/dev/null
+    stop_s=$(elapsed "$t")
+    timing "docker stop" "$stop_s"
+    check "$IMAGE: docker stop took $stop_s s < 2 s" awk -v s="$stop_s" 'BEGIN { exit !(s < 2.0) }'
+    code=$(dk inspect --format '{{.State.ExitCode}}' fanout-test-app)
+    check "$IMAGE: docker stop: fanout exited 0 on SIGTERM (exit code $code)" test "$code" = 0
+    check "$IMAGE: docker stop: fanout logged a clean stop" \
+        bash -c "docker logs fanout-test-app 2>&1 | grep -q '\"event\":\"stopped\"'"
+    dk rm -f fanout-test-app fanout-test-backend >/dev/null
 
-# ---------------------------------------------------------------- embedded demo, no config
-port=$(free_port)
-dk run -d --name fanout-test-demo --label "$LABEL" -p "127.0.0.1:$port:8080" "$IMAGE" >/dev/null ||
-    die "docker run (embedded demo)"
-if wait_http "http://127.0.0.1:$port/health" 30; then
-    curl -sS -m 5 -D "$WORK/h2" -o "$WORK/b2" "http://127.0.0.1:$port/api/dashboard/7"
-    check "embedded demo without config: merged answer" \
-        /usr/bin/python3 - "$WORK/h2" "$WORK/b2" <<'EOF'
+    # ---------------------------------------------------------------- embedded demo, no config
+    port=$(free_port)
+    dk run -d --name fanout-test-demo --label "$LABEL" -p "127.0.0.1:$port:8080" "$IMAGE" \
+        "${demo_args[@]}" >/dev/null ||
+        die "$IMAGE: docker run (embedded demo)"
+    if wait_http "http://127.0.0.1:$port/health" 30; then
+        curl -sS -m 5 -D "$WORK/h2" -o "$WORK/b2" "http://127.0.0.1:$port/api/dashboard/7"
+        check "$IMAGE: embedded demo without config: merged answer" \
+            /usr/bin/python3 - "$WORK/h2" "$WORK/b2" <<'EOF'
 import json, sys
 head = open(sys.argv[1]).read().lower()
 doc = json.load(open(sys.argv[2]))
 assert head.startswith("http/1.1 200") and "x-fanout-complete: true" in head, head
 assert "user" in doc and "orders" in doc, doc
 EOF
-else
-    dk logs fanout-test-demo 2>&1 | tail -n 20
-    bad "embedded demo: /health on 127.0.0.1:$port within 30 s"
-fi
-dk rm -f fanout-test-demo >/dev/null
+    else
+        dk logs fanout-test-demo 2>&1 | tail -n 20
+        bad "$IMAGE: embedded demo: /health on 127.0.0.1:$port within 30 s"
+    fi
+    dk rm -f fanout-test-demo >/dev/null
+    dk network rm "$NET" >/dev/null
+}
+
+check_image "$IMAGE" 100
+check_image "$MINIMAL_IMAGE" 30 --listen 0.0.0.0:8080
+
+# The minimal image holds only the binaries, their libraries, the CA bundle and the user files
+# (the engine may add its mount points and /etc/hosts, /etc/resolv.conf, /etc/hostname).
+dk create --name fanout-test-files --label "$LABEL" "$MINIMAL_IMAGE" >/dev/null ||
+    die "docker create $MINIMAL_IMAGE"
+dk export fanout-test-files | tar -t >"$WORK/minimal-files" || bad "docker export $MINIMAL_IMAGE"
+dk rm -f fanout-test-files >/dev/null
+check "$MINIMAL_IMAGE: only the binaries, their libraries, CA certificates and /etc/passwd" \
+    /usr/bin/python3 - "$WORK/minimal-files" <<'EOF'
+import re, sys
+names = [n.strip().lstrip(".").strip("/") for n in open(sys.argv[1])]
+names = [n for n in names if n]
+allowed = re.compile(r"^(usr/bin/(fanout|curl)|(usr/)?lib(64|/x86_64-linux-gnu)?/[^/]+\.so[.0-9]*"
+                     r"|etc/(passwd|group|nsswitch\.conf|ssl/certs/ca-certificates\.crt"
+                     r"|hosts|hostname|resolv\.conf)|tmp|etc/fanout)$")
+dirs = {n.rsplit("/", 1)[0] for n in names if "/" in n} | {"dev", "proc", "sys", "run"}
+bad = [n for n in names if not allowed.match(n) and n not in dirs and not n.startswith(
+    ("dev/", "proc/", "sys/", "run/"))]
+assert not bad, bad
+assert "usr/bin/fanout" in names and "etc/ssl/certs/ca-certificates.crt" in names, names
+assert not any(n.startswith(("usr/share", "bin/sh", "usr/bin/sh", "var/lib/dpkg")) for n in names)
+print("       %d entries, %d libraries" % (len(names), sum(".so" in n for n in names)))
+EOF
 
 # ---------------------------------------------------------------- compose: 2 replicas behind nginx
 FANOUT_PORT=$(free_port)

@@ -2,22 +2,29 @@
 # deps.sh -- install the Debian packages a task needs, only those missing.
 #
 #   scripts/deps.sh build     compiler and the three libraries
-#   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan)
+#   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan),
+#                             scdoc, groff, man-db, systemd (man pages, unit checks)
 #   scripts/deps.sh bench     build + nginx (with echo module) and wrk
+#   scripts/deps.sh pkg       build + scdoc, debhelper, dpkg-dev, lintian (the .deb)
 #
 # Runs apt-get only when something is missing, so a second run costs nothing.
 # Needs root (or sudo) the first time on a fresh Debian 12 machine.
 set -euo pipefail
 
 build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev)
-test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint procps)
+# The Debian package (dpkg-buildpackage, lintian): see .ci/run.
+pkg=("${build[@]}" scdoc debhelper dpkg-dev lintian)
+# groff, man-db, scdoc: the man pages (built and checked); systemd: systemd-analyze verify.
+test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint
+      procps scdoc groff man-db systemd)
 bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${test[@]}") ;;
 bench) want=("${bench[@]}") ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+pkg) want=("${pkg[@]}") ;;
+*) echo "usage: $0 build|test|bench|pkg" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -25,6 +25,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "pool.h"
 #include "server.h"
 #include "version.h"
@@ -269,6 +270,7 @@ int main(int argc, char **argv)
     fo_log(FO_LOG_INFO, "listening", "\"host\":%s,\"port\":%u,\"workers\":%u,\"config\":%s",
            fo_log_quote(qhost, sizeof qhost, served->listen_host), fo_server_port(srv),
            served->workers, config_path ? "\"file\"" : "\"embedded-demo\"");
+    fo_notify("READY=1"); /* systemd Type=notify: started once listening. */
 
     /* The watchdog runs on its own clock: signals (a SIGHUP every 100 ms,
      * say) end the wait early but never postpone it. */
@@ -291,6 +293,7 @@ int main(int argc, char **argv)
         fo_log(FO_LOG_INFO, "signal", "\"signal\":%d", sig);
         break;
     }
+    fo_notify("STOPPING=1"); /* The drain starts. */
     fo_server_stop(srv);
     status = 0;
     fo_log(FO_LOG_INFO, "stopped", NULL);

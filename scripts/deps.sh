@@ -3,7 +3,8 @@
 #
 #   scripts/deps.sh build     compiler and the three libraries
 #   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan)
-#   scripts/deps.sh bench     build + nginx (with echo module) and wrk
+#   scripts/deps.sh bench     build + nginx (with echo module), wrk, valgrind, Go (the peer),
+#                             gnuplot (plots), strace (syscall counts)
 #
 # Runs apt-get only when something is missing, so a second run costs nothing.
 # Needs root (or sudo) the first time on a fresh Debian 12 machine.
@@ -11,7 +12,8 @@ set -euo pipefail
 
 build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev)
 test=("${build[@]}" libcmocka-dev python3 python3-pytest clang curl yamllint procps)
-bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3)
+bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3 golang-go gnuplot-nox
+       strace)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

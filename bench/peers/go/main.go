@@ -26,8 +26,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -227,5 +229,16 @@ func main() {
 	// The same start-up line as fanout, so the benchmark finds the port the same way.
 	fmt.Printf("{\"event\":\"listening\",\"port\":%d}\n", ln.Addr().(*net.TCPAddr).Port)
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
-	log.Fatal(srv.Serve(ln))
+	// SIGTERM or SIGINT: stop accepting, let answers in flight finish, exit 0.
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-sig.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
 }

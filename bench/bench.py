@@ -1203,6 +1203,12 @@ def cmd_run():
     md = write_results(meta, order, rows_by_run, targets, problems)
     log("")
     log(md)
+    try:  # bench/plot.py: the PNGs of run 1 under bench/results/
+        import plot
+        with open(os.path.join(RESULTS, "latest.json")) as f:
+            log("plots: %s" % ", ".join(plot.plot_all(json.load(f), 1)))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        log("plots: not written (%s)" % e)
     log("saved bench/results/latest.json and bench/results/latest.md (%d s)" % meta["seconds"])
     return 0
 

@@ -4,7 +4,7 @@
 #   make unit       C unit tests (build/test_*)
 #   make test       everything: plain, ASan+UBSan and TSan builds, then the whole suite
 #   make run        the service on its embedded default
-#   make bench      the benchmark (bench/)
+#   make bench      the benchmark (bench/); make bench-tools builds its Go peer and probes
 #   make bench-probe  build/json_speed, the validator probe for callgrind (bench/probes/)
 #   make fuzz       each libFuzzer target for a bounded time
 #   make format     clang-format in place; make format-check fails on a diff
@@ -41,8 +41,8 @@ MAIN_OBJ  := $(BUILD)/obj/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all unit test run bench bench-probe fuzz format format-check clean variants man install \
-        uninstall
+.PHONY: all unit test run bench bench-tools bench-probe fuzz format format-check clean variants \
+        man install uninstall
 all: $(BUILD)/fanout
 
 $(BUILD)/fanout: $(MAIN_OBJ) $(LIB_OBJS)
@@ -73,7 +73,27 @@ test: variants
 run: all
 	$(BUILD)/fanout
 
-bench: all
+# The benchmark's peers: the Go aggregator (standard library only; its build cache lives under
+# the build folder, so it builds as any user, root in CI included) and the floor probes.
+BENCH_BIN := $(BUILD)/bench
+GO_ENV    := GOCACHE=$(abspath $(BENCH_BIN))/gocache GOPATH=$(abspath $(BENCH_BIN))/gopath \
+             GOFLAGS= GO111MODULE=on GOTOOLCHAIN=local CGO_ENABLED=0
+bench-tools: $(BENCH_BIN)/goagg $(BENCH_BIN)/curl_probe $(BENCH_BIN)/mhd_probe
+
+$(BENCH_BIN)/goagg: bench/peers/go/main.go bench/peers/go/go.mod
+	@mkdir -p $(dir $@)
+	cd bench/peers/go && $(GO_ENV) go build -trimpath -o $(abspath $@) .
+
+$(BENCH_BIN)/curl_probe: bench/probes/curl_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< $(shell pkg-config --cflags --libs libcurl)
+
+$(BENCH_BIN)/mhd_probe: bench/probes/mhd_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< \
+	    $(shell pkg-config --cflags --libs libmicrohttpd) -lpthread
+
+bench: all bench-tools
 	bash bench/run.sh
 
 bench-probe: $(BUILD)/json_speed

@@ -21,6 +21,12 @@ Environment knobs (all optional):
     BENCH_DURATION=5              seconds of each wrk run (throughput and its reference: x2)
     BENCH_FANOUT_EXTRA='{"workers":1}'  JSON merged into every generated fanout config
     FANOUT_BIN=build/fanout       the binary to measure
+    BENCH_STRACE_REQUESTS=2000    requests of the strace -c -f run (0: none)
+    BENCH_CURL_TRANSFERS=60000    transfers of the timed curl probe run
+
+PEERS: the same round also runs the Go peer (bench/peers/go, build/bench/goagg) on the same
+generated config and nginx (scenarios *_go), and the floor probes (floor_curl: libcurl alone,
+floor_mhd: libmicrohttpd alone, bench/probes). floor per aggregate = MHD probe + 3 x curl probe.
 """
 
 import glob
@@ -49,6 +55,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
 IDLE_CONNS = 10000
 COMMIT = "?"  # commit of the measured binary's tree, set by snapshot_binary
+TOOLS = os.path.join(ROOT, "build", "bench")  # make bench-tools: the Go peer and the probes
+GOAGG = os.path.join(TOOLS, "goagg")
+CURL_PROBE = os.path.join(TOOLS, "curl_probe")
+MHD_PROBE = os.path.join(TOOLS, "mhd_probe")
+STRACE_N = int(os.environ.get("BENCH_STRACE_REQUESTS", "2000"))  # 0: no strace run
+STRACE_CONNS = 16       # client connections of the strace run
+CURL_PROBE_C = 64       # concurrent transfers of the curl probe
+CURL_PROBE_N = int(os.environ.get("BENCH_CURL_TRANSFERS", "60000"))
 STOP_WAIT_S = 5.0
 
 # Targets from issue 3.
@@ -139,15 +153,21 @@ def proc_status(pid):
     return out
 
 
-def cpu_ticks(pid):
-    """utime + stime of PID in clock ticks (None if gone)."""
+def cpu_times(pid):
+    """(utime, stime) of PID in clock ticks (None if gone)."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             s = f.read()
     except OSError:
         return None
     fields = s[s.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
+
+
+def cpu_ticks(pid):
+    """utime + stime of PID in clock ticks (None if gone)."""
+    t = cpu_times(pid)
+    return None if t is None else t[0] + t[1]
 
 
 def fd_count(pid):
@@ -340,10 +360,12 @@ def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000):
 class Fanout:
     """One fanout process on a generated config; stdout/stderr go to files in 'tmp'."""
 
-    def __init__(self, tmp, name, cfg, wrapper=None):
+    def __init__(self, tmp, name, cfg, wrapper=None, binary=None, argv=None):
         self.dir = os.path.join(tmp, "fanout-%s" % name)  # config and logs
         self.cfg = cfg                                     # config dict
         self.wrapper = wrapper or []                       # e.g. valgrind argv prefix
+        self.binary = binary or FANOUT                     # fanout, or the Go peer
+        self.argv = argv                                   # whole argv instead of -c/--listen
         self.proc = None                                   # the process
         self.port = None                                   # from the "listening" line
 
@@ -354,8 +376,8 @@ class Fanout:
             json.dump(self.cfg, f, indent=1)
         self.out = os.path.join(self.dir, "stdout.log")
         self.err = os.path.join(self.dir, "stderr.log")
-        self.proc = PROCS.start("fanout", self.wrapper + [FANOUT, "-c", path, "--listen",
-                                                          "%s:0" % HOST],
+        args = self.argv or [self.binary, "-c", path, "--listen", "%s:0" % HOST]
+        self.proc = PROCS.start(os.path.basename(args[0]), self.wrapper + args,
                                 stdin=subprocess.DEVNULL, stdout=open(self.out, "w"),
                                 stderr=open(self.err, "w"))
         deadline = time.monotonic() + timeout
@@ -472,14 +494,14 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
     if sampler:
         sampler.start()
     c0 = nginx.counters()
-    f0 = cpu_ticks(fanout_pid) if fanout_pid else None
+    f0 = cpu_times(fanout_pid) if fanout_pid else None
     n0 = cpu_ticks(nginx.worker) if nginx.worker else None
     t0 = time.monotonic()
     try:
         w = run_wrk(url, threads, conns, secs, script, env)
     finally:
         t1 = time.monotonic()
-        f1 = cpu_ticks(fanout_pid) if fanout_pid else None
+        f1 = cpu_times(fanout_pid) if fanout_pid else None
         n1 = cpu_ticks(nginx.worker) if nginx.worker else None
         peak = sampler.finish() if sampler else {}
     c1 = nginx.counters()
@@ -488,10 +510,19 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
            "p90_ms": w["p90_us"] / 1000.0, "p999_ms": w["p999_us"] / 1000.0,
            "max_ms": w["lat_max_us"] / 1000.0, "errors": w["errors"], "wrk": w,
            "threads": threads, "conns": conns, "secs": secs}
+    nreq = int(w["requests"])
     if f0 is not None and f1 is not None:
-        row["cpu_pct"] = 100.0 * (f1 - f0) / CLK_TCK / wall
+        du, ds = f1[0] - f0[0], f1[1] - f0[1]
+        row["cpu_pct"] = 100.0 * (du + ds) / CLK_TCK / wall
+        if nreq:
+            # CPU per request (aggregate) of the measured process over the timed run.
+            row["cpu_user_us_per_req"] = du * 1e6 / CLK_TCK / nreq
+            row["cpu_sys_us_per_req"] = ds * 1e6 / CLK_TCK / nreq
+            row["cpu_us_per_req"] = (du + ds) * 1e6 / CLK_TCK / nreq
     if n0 is not None and n1 is not None:
         row["nginx_cpu_pct"] = 100.0 * (n1 - n0) / CLK_TCK / wall
+        if nreq:
+            row["nginx_cpu_us_per_req"] = (n1 - n0) * 1e6 / CLK_TCK / nreq
     if peak:
         row["hwm_mb"] = peak.get("VmHWM")
         row["anon_mb"] = peak.get("RssAnon")
@@ -523,13 +554,23 @@ def scenarios(long_s, short_s):
          "t": 2, "c": 64, "d": long_s},
         {"key": "throughput", "label": "throughput: 3 static backends", "backends": STATIC3,
          "t": 2, "c": 64, "d": long_s, "e_n": 3},
+        {"key": "throughput_go", "label": "Go peer: throughput, 3 static", "backends": STATIC3,
+         "t": 2, "c": 64, "d": long_s, "e_n": 3, "peer": "go", "strace": True},
+        {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
+        {"key": "floor_mhd", "label": "floor: libmicrohttpd probe", "probe": "mhd",
+         "t": 2, "c": 64, "d": short_s},
         {"key": "latency_ref", "label": "reference: nginx 20 ms", "ref_path": "/slow/20/s1k.json",
          "t": 2, "c": 32, "d": short_s},
         {"key": "latency", "label": "latency: 3 backends at 20 ms", "backends": SLOW3,
          "t": 2, "c": 32, "d": short_s},
+        {"key": "latency_go", "label": "Go peer: latency, 3 at 20 ms", "backends": SLOW3,
+         "t": 2, "c": 32, "d": short_s, "peer": "go"},
         {"key": "deadline", "label": "deadline 100 ms, 1 hanging", "backends": HANG3,
          "endpoint_timeout": 100, "t": 2, "c": 32, "d": short_s},
+        {"key": "deadline_go", "label": "Go peer: deadline 100 ms", "backends": HANG3,
+         "endpoint_timeout": 100, "t": 2, "c": 32, "d": short_s, "peer": "go"},
     ]
+    s[1]["strace"] = True  # throughput: syscalls per aggregate by name
     for n in (1, 4, 16, 64):
         s.append({"key": "width_%d" % n, "label": "width: %d backend%s" % (n, "s" * (n > 1)),
                   "backends": ["/static/s1k.json?b=%d" % i for i in range(n)],
@@ -573,14 +614,15 @@ def probe(fo, sc, nginx):
 
 def run_fanout_scenario(sc, nginx, tmp, rnd):
     cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000))
-    fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg)
+    fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg,
+                binary=GOAGG if sc.get("peer") == "go" else None)
     notes = []
     row = {}
     fo.start()
     try:
         pr = probe(fo, sc, nginx)
         row["probe"] = pr
-        want_complete = "false" if sc["key"] == "deadline" else "true"
+        want_complete = "false" if sc["key"].startswith("deadline") else "true"
         if pr["status"] != 200 or pr["complete"] != want_complete:
             notes.append("probe: status %s, X-Fanout-Complete %s (want 200/%s): %s"
                          % (pr["status"], pr["complete"], want_complete, pr["body_head"]))
@@ -607,7 +649,7 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
                                                      "n_complete", "n_partial", "n_nohdr")}
             row["answers"] = counts
             row["partial"] = counts["n_partial"]
-            if sc["key"] == "deadline":
+            if sc["key"].startswith("deadline"):
                 row["not_partial"] = int(w["requests"]) - counts["n_partial"]
                 if row["not_partial"]:
                     notes.append("%d of %d answers not partial" % (row["not_partial"],
@@ -627,6 +669,12 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
                 notes.append("socket errors: connect %d, read %d, write %d, timeout %d"
                              % tuple(int(w[k]) for k in ("err_connect", "err_read", "err_write",
                                                          "err_timeout")))
+            if sc.get("strace") and rnd == 1 and STRACE_N > 0 and fo.alive():
+                try:
+                    row["syscalls"] = strace_count(fo.proc.pid, url, STRACE_N, tmp,
+                                                   "%s-r%d" % (sc["key"], rnd))
+                except RuntimeError as e:
+                    notes.append("strace: %s" % e)
     except Stop:
         PROCS.stop_all(wait=2.0)  # interrupted: no graceful stops, the user is waiting
         raise
@@ -647,6 +695,113 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
             row["log_events"] = ev
             notes.append("fanout log: " + ", ".join("%s x%d" % kv for kv in sorted(ev.items())))
     row["notes"] = notes + row.get("notes", [])
+    return row
+
+
+def strace_count(pid, url, count, tmp, name):
+    """A separate, untimed run: 'strace -c -f' attached to PID (all its threads) while exactly
+    'count' requests go to 'url' over STRACE_CONNS keep-alive connections. Returns
+    {"requests", "ok", "per_req": {syscall: calls per request}, "total_per_req"}."""
+    out = os.path.join(tmp, "strace-%s.txt" % name)
+    err = os.path.join(tmp, "strace-%s.err" % name)
+    p = PROCS.start("strace", ["strace", "-c", "-f", "-p", str(pid), "-o", out],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    try:
+        want = len(os.listdir("/proc/%d/task" % pid))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait until every thread is attached
+            with open(err, errors="replace") as f:
+                if f.read().count("attached") >= want:
+                    break
+            if p.poll() is not None:
+                raise RuntimeError("strace exited %s: %s" % (p.returncode, open(err).read()[-300:]))
+            time.sleep(0.05)
+        r = client.run_requests(url, count, STRACE_CONNS)
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGINT)  # detach and write the summary
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        PROCS.stop(p)
+    calls = {}
+    try:
+        with open(out) as f:
+            for line in f:
+                t = line.split()
+                if len(t) >= 5 and re.match(r"^[\d.]+$", t[0]) and t[-1] != "total":
+                    calls[t[-1]] = int(t[3])
+    except OSError:
+        raise RuntimeError("no strace summary")
+    if not calls:
+        raise RuntimeError("empty strace summary")
+    per = {k: v / count for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
+    return {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": STRACE_CONNS,
+            "per_req": per, "total_per_req": sum(per.values())}
+
+
+def run_curl_probe(sc, nginx):
+    """The libcurl floor: CURL_PROBE_C concurrent transfers, CURL_PROBE_N in all, one thread,
+    cycling through the throughput scenario's three static URLs."""
+    urls = [nginx.url(u + "?id=42") for u in STATIC3]
+    n0 = cpu_ticks(nginx.worker) if nginx.worker else None
+    p = PROCS.start("curl_probe", [CURL_PROBE, str(CURL_PROBE_C), str(CURL_PROBE_N)] + urls,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(p, signal.SIGKILL)
+        raise RuntimeError("curl probe did not finish")
+    PROCS.stop(p)
+    n1 = cpu_ticks(nginx.worker) if nginx.worker else None
+    text = out.decode(errors="replace")
+    res = None
+    for line in text.splitlines():
+        if line.startswith('{"probe"'):
+            res = json.loads(line)
+    if res is None:
+        raise RuntimeError("curl probe gave no figures (exit %s): %s" % (p.returncode, text[-300:]))
+    row = {"rps": res["per_s"], "probe": res, "errors": res["errors"],
+           "cpu_user_us_per_req": res["user_us_per_op"], "cpu_sys_us_per_req": res["sys_us_per_op"],
+           "cpu_us_per_req": res["cpu_us_per_op"], "notes": []}
+    if n0 is not None and n1 is not None and res["transfers"]:
+        row["nginx_cpu_us_per_req"] = (n1 - n0) * 1e6 / CLK_TCK / res["transfers"]
+    row["notes"].append("%d transfers, %d at a time, one thread; %d new connections"
+                        % (res["transfers"], res["concurrency"], res["new_conns"]))
+    return row
+
+
+def front_threads():
+    """fanout's server_threads: BENCH_FANOUT_EXTRA's, else its default (half the CPUs)."""
+    extra = json.loads(os.environ.get("BENCH_FANOUT_EXTRA") or "{}")
+    return int(extra.get("server_threads", max(1, (os.cpu_count() or 2) // 2)))
+
+
+def run_mhd_probe(sc, nginx, tmp, rnd):
+    """The libmicrohttpd floor: the probe daemon (fanout's flags, two-phase answer) under wrk."""
+    pr = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), None,
+                argv=[MHD_PROBE, "0", str(front_threads())])
+    pr.start()
+    row = {"notes": []}
+    try:
+        url = pr.url("/api/d/42")
+        run_wrk(url, sc["t"], sc["c"], 1, "report.lua")
+        row.update(measure(url, sc["t"], sc["c"], sc["d"], "report.lua", None, pr.proc.pid,
+                           nginx))
+    finally:
+        problem = pr.stop()
+        if problem:
+            row["notes"].append(problem)
+    try:
+        with open(pr.out) as f:
+            for line in f:
+                if line.startswith('{"probe"'):
+                    row["probe"] = json.loads(line)
+    except OSError:
+        pass
+    row["notes"].append("%d front thread(s); static 200-byte body after suspend/resume"
+                        % front_threads())
     return row
 
 
@@ -707,6 +862,22 @@ def evaluate(rows_by_run, keys):
             n = r.get("e_n")
             if n and ref and ref.get("rps") and r.get("rps"):
                 r["E"] = r["rps"] * (n + 1) / ref["rps"]
+        # The floor: what libmicrohttpd alone and libcurl alone cost per aggregate of N calls.
+        fc, fm = rows.get("floor_curl") or {}, rows.get("floor_mhd") or {}
+        if fc.get("cpu_us_per_req") and fm.get("cpu_us_per_req"):
+            for key, r in rows.items():
+                n = r.get("floor_n")
+                if n and r.get("cpu_us_per_req"):
+                    r["floor_us"] = fm["cpu_us_per_req"] + n * fc["cpu_us_per_req"]
+                    r["x_floor"] = r["cpu_us_per_req"] / r["floor_us"]
+        # fanout / Go, from the same round.
+        for key, g in rows.items():
+            f = rows.get(key[:-3]) if key.endswith("_go") else None
+            if f and f.get("rps") and g.get("rps"):
+                f["vs_go"] = {"rps": f["rps"] / g["rps"]}
+                for k in ("p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
+                    if f.get(k) and g.get(k):
+                        f["vs_go"][k] = f[k] / g[k]
 
         def good(r):
             return bool(r) and not r.get("failed") and bool(r.get("rps"))
@@ -769,7 +940,15 @@ def fmt(v, f="%.1f"):
 
 
 COLS = ["scenario", "run", "req/s", "p50 ms", "p99 ms", "errors", "E", "VmHWM MB",
-        "RssAnon MB", "RSS MB", "CPU %", "nginx CPU %", "new conn/req", "targets"]
+        "RssAnon MB", "RSS MB", "CPU %", "CPU µs/req usr+sys", "x floor", "nginx CPU %",
+        "nginx µs/req", "new conn/req", "targets"]
+
+
+def usr_sys(r):
+    if r.get("cpu_us_per_req") is None:
+        return "-"
+    return "%.0f = %.0f+%.0f" % (r["cpu_us_per_req"], r["cpu_user_us_per_req"],
+                                 r["cpu_sys_us_per_req"])
 
 
 def table_rows(order, rows_by_run):
@@ -782,8 +961,9 @@ def table_rows(order, rows_by_run):
             out.append([label, str(rnd), fmt(r.get("rps"), "%.0f"), fmt(r.get("p50_ms"), "%.2f"),
                         fmt(r.get("p99_ms"), "%.2f"), fmt(r.get("errors"), "%d"),
                         fmt(r.get("E"), "%.2f"), fmt(r.get("hwm_mb")), fmt(r.get("anon_mb")),
-                        fmt(r.get("rss_mb")), fmt(r.get("cpu_pct"), "%.0f"),
-                        fmt(r.get("nginx_cpu_pct"), "%.0f"),
+                        fmt(r.get("rss_mb")), fmt(r.get("cpu_pct"), "%.0f"), usr_sys(r),
+                        fmt(r.get("x_floor"), "%.2f"), fmt(r.get("nginx_cpu_pct"), "%.0f"),
+                        fmt(r.get("nginx_cpu_us_per_req"), "%.1f"),
                         fmt(r.get("new_conn_per_req"), "%.3f"),
                         "; ".join(r.get("marks", [])) or ""])
     return out
@@ -872,6 +1052,7 @@ def render_md(meta, order, rows_by_run, targets, problems):
             cells.append("%s %s" % (hit[0]["shown"], verdict(hit[0]["met"])) if hit else "-")
         trows.append(cells)
     out.append(markdown(["target"] + ["run %d" % r for r in runs], trows))
+    out += peers_md(rows_by_run)
     notes = []
     for key, label in order:
         for rnd in runs:
@@ -881,6 +1062,63 @@ def render_md(meta, order, rows_by_run, targets, problems):
     if notes or problems:
         out += ["", "## Notes", ""] + ["- " + p for p in problems] + notes
     return "\n".join(out) + "\n"
+
+
+def peers_md(rows_by_run):
+    """The fanout / Go / floor comparison and the syscall counts, per run."""
+    out = []
+    prs = []
+    for rnd in sorted(rows_by_run):
+        rows = rows_by_run[rnd]
+        f, g = rows.get("throughput") or {}, rows.get("throughput_go") or {}
+        fc, fm = rows.get("floor_curl") or {}, rows.get("floor_mhd") or {}
+        if not (f.get("rps") or g.get("rps")):
+            continue
+
+        def line(name, r):
+            return [name, str(rnd), fmt(r.get("rps"), "%.0f"), fmt(r.get("p50_ms"), "%.2f"),
+                    fmt(r.get("p99_ms"), "%.2f"), usr_sys(r), fmt(r.get("x_floor"), "%.2f"),
+                    fmt(r.get("rss_mb"))]
+        prs.append(line("fanout", f))
+        prs.append(line("Go (net/http, worker pool)", g))
+        v = f.get("vs_go") or {}
+        prs.append(["fanout / Go", str(rnd), fmt(v.get("rps"), "%.2f"), fmt(v.get("p50_ms"), "%.2f"),
+                    fmt(v.get("p99_ms"), "%.2f"), fmt(v.get("cpu_us_per_req"), "%.2f"), "",
+                    fmt(v.get("rss_mb"), "%.2f")])
+        if f.get("floor_us"):
+            prs.append(["floor = MHD %.1f + 3 x curl %.1f" % (fm["cpu_us_per_req"],
+                                                              fc["cpu_us_per_req"]),
+                        str(rnd), "", "", "", "%.0f" % f["floor_us"], "1.00", ""])
+    if prs:
+        out += ["", "## fanout, the Go peer and the floor (throughput: 3 static backends, -c64)",
+                "", "CPU per aggregate = user+sys of the process over the timed wrk run / "
+                "requests (/proc/PID/stat). Floor = libmicrohttpd probe (suspend, resume from a "
+                "second thread, static 200 B) + 3 x libcurl probe (one multi handle, 64 "
+                "transfers at a time, kept-alive) per operation, same run.", "",
+                markdown(["", "run", "req/s", "p50 ms", "p99 ms", "CPU µs/aggregate usr+sys",
+                          "x floor", "RSS MB"], prs)]
+    for rnd in sorted(rows_by_run):
+        rows = rows_by_run[rnd]
+        sf = (rows.get("throughput") or {}).get("syscalls")
+        sg = (rows.get("throughput_go") or {}).get("syscalls")
+        if not (sf or sg):
+            continue
+        names = []
+        for sc in (sf, sg):
+            for k in list((sc or {}).get("per_req", {}))[:10]:
+                if k not in names:
+                    names.append(k)
+        srows = [[k, fmt((sf or {}).get("per_req", {}).get(k), "%.2f"),
+                  fmt((sg or {}).get("per_req", {}).get(k), "%.2f")] for k in names]
+        srows.append(["all", fmt((sf or {}).get("total_per_req"), "%.1f"),
+                      fmt((sg or {}).get("total_per_req"), "%.1f")])
+        sc = sf or sg
+        out += ["", "## Syscalls per aggregate (throughput, run %d)" % rnd, "",
+                "A separate untimed run: `strace -c -f -p PID` while exactly %d requests go "
+                "over %d keep-alive connections (bench/client.py); calls / requests, top 10 of "
+                "each." % (sc["requests"], sc["conns"]), "",
+                markdown(["syscall", "fanout", "Go"], srows)]
+    return out
 
 
 def cmd_run():
@@ -897,6 +1135,8 @@ def cmd_run():
                 need.add("ref")
             if s["key"] == "latency":
                 need.add("latency_ref")
+            if s.get("backends") and not s["key"].startswith(("deadline", "idle")):
+                need.update(("floor_curl", "floor_mhd"))  # the floor of its CPU figure
         scs = [s for s in scs if s in keep or s["key"] in need]
     order = [(s["key"], s["label"]) for s in scs]
     meta = machine()
@@ -921,6 +1161,10 @@ def cmd_run():
                 try:
                     if "ref_path" in sc:
                         row = run_ref(sc, nginx)
+                    elif sc.get("probe") == "curl":
+                        row = run_curl_probe(sc, nginx)
+                    elif sc.get("probe") == "mhd":
+                        row = run_mhd_probe(sc, nginx, tmp, rnd)
                     else:
                         row = run_fanout_scenario(sc, nginx, tmp, rnd)
                 except Stop:
@@ -928,6 +1172,9 @@ def cmd_run():
                 except Exception as e:
                     row = {"notes": ["FAILED: %s" % e], "failed": True}
                 row["e_n"] = sc.get("e_n")
+                if sc.get("backends") and not sc.get("idle") \
+                        and not sc["key"].startswith("deadline"):
+                    row["floor_n"] = len(sc["backends"])  # backend calls per aggregate
                 rows[sc["key"]] = row
                 if row.get("crash"):
                     problems.append("run %d, %s: %s" % (rnd, sc["key"], row["crash"]))
@@ -956,6 +1203,12 @@ def cmd_run():
     md = write_results(meta, order, rows_by_run, targets, problems)
     log("")
     log(md)
+    try:  # bench/plot.py: the PNGs of run 1 under bench/results/
+        import plot
+        with open(os.path.join(RESULTS, "latest.json")) as f:
+            log("plots: %s" % ", ".join(plot.plot_all(json.load(f), 1)))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        log("plots: not written (%s)" % e)
     log("saved bench/results/latest.json and bench/results/latest.md (%d s)" % meta["seconds"])
     return 0
 

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh bench
 # FANOUT_BIN=PATH measures another build (e.g. a clean clone) and skips this one.
 [ -n "${FANOUT_BIN:-}" ] || make --no-print-directory all >&2
+# The Go peer and the floor probes (bench/peers/go, bench/probes), measured beside fanout.
+make --no-print-directory bench-tools >&2
 
 # 1024 client connections and 10,000 idle ones need more descriptors than the usual 1024;
 # raise the soft limit as far as the hard limit allows (children inherit it).

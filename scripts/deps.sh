@@ -4,7 +4,8 @@
 #   scripts/deps.sh build     compiler and the three libraries
 #   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan),
 #                             scdoc, groff, man-db, systemd (man pages, unit checks)
-#   scripts/deps.sh bench     build + nginx (with echo module) and wrk
+#   scripts/deps.sh bench     build + nginx (with echo module), wrk, valgrind, Go (the peer),
+#                             gnuplot (plots), strace (syscall counts)
 #   scripts/deps.sh pkg       build + scdoc, debhelper, dpkg-dev, lintian (the .deb)
 #
 # Runs apt-get only when something is missing, so a second run costs nothing.
@@ -17,7 +18,8 @@ pkg=("${build[@]}" scdoc debhelper dpkg-dev lintian)
 # groff, man-db, scdoc: the man pages (built and checked); systemd: systemd-analyze verify.
 test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint
       procps scdoc groff man-db systemd)
-bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3)
+bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3 golang-go gnuplot-nox
+       strace)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

@@ -24,12 +24,12 @@
 
 /* One call of a batch. */
 struct fo_batch_req {
-    char *name;      /* Key in the result; unique. */
-    char *url;       /* Absolute URL, checked against allow_hosts. */
-    char *method;    /* Upper-case token, "GET" unless given. */
-    char **headers;  /* "Name: value" lines (names and values checked: no CR/LF). */
+    char *name;     /* Key in the result; unique. */
+    char *url;      /* Absolute URL, checked against allow_hosts. */
+    char *method;   /* Upper-case token, "GET" unless given. */
+    char **headers; /* "Name: value" lines (names and values checked: no CR/LF). */
     size_t nheaders;
-    char *body;      /* Raw JSON text or NULL; sent with Content-Type: application/json. */
+    char *body; /* Raw JSON text or NULL; sent with Content-Type: application/json. */
     size_t body_len;
     int64_t timeout_ms; /* Own cap, 0 = none. */
     bool required;
@@ -39,7 +39,7 @@ struct fo_batch_req {
 struct fo_batch {
     struct fo_batch_req *reqs; /* In the order the body lists them. */
     size_t n;
-    int64_t timeout_ms;        /* Batch deadline, already capped by the config. */
+    int64_t timeout_ms; /* Batch deadline, already capped by the config. */
     bool report;
 };
 

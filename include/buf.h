@@ -13,10 +13,10 @@
 #include <stddef.h>
 
 struct fo_buf {
-    char *data;  /* From malloc(); NULL until the first append. */
-    size_t len;  /* Bytes used, excluding the terminating NUL. */
-    size_t cap;  /* Bytes allocated, including room for the NUL. */
-    size_t max;  /* Largest len allowed; appends beyond fail with -E2BIG. */
+    char *data; /* From malloc(); NULL until the first append. */
+    size_t len; /* Bytes used, excluding the terminating NUL. */
+    size_t cap; /* Bytes allocated, including room for the NUL. */
+    size_t max; /* Largest len allowed; appends beyond fail with -E2BIG. */
 };
 
 #define FO_BUF_UNLIMITED ((size_t)-1)

@@ -21,15 +21,15 @@
 
 /* One backend call of a configured endpoint. */
 struct fo_backend_conf {
-    char *name;          /* Unique within the endpoint; the key in the result. */
-    char *url;           /* Template source text. */
+    char *name;           /* Unique within the endpoint; the key in the result. */
+    char *url;            /* Template source text. */
     struct fo_tmpl *tmpl; /* Compiled 'url'. */
-    char *method;        /* "GET" unless given; upper-case token. */
-    char **headers;      /* "Name: value" lines, nheaders of them; NULL if none. */
+    char *method;         /* "GET" unless given; upper-case token. */
+    char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    int64_t timeout_ms;  /* Own cap, 0 = only the request deadline. */
-    bool required;       /* Its failure fails the whole request. */
-    bool merge;          /* Lift an object body's members to the top level. */
+    int64_t timeout_ms; /* Own cap, 0 = only the request deadline. */
+    bool required;      /* Its failure fails the whole request. */
+    bool merge;         /* Lift an object body's members to the top level. */
 };
 
 /* One configured endpoint. */
@@ -45,48 +45,48 @@ struct fo_endpoint_conf {
 
 /* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */
 struct fo_aggregate_conf {
-    bool enabled;        /* allow_hosts was given and non-empty. */
-    char *path;          /* Default "/aggregate". */
-    char **allow_hosts;  /* "host:port" entries compared verbatim. */
+    bool enabled;       /* allow_hosts was given and non-empty. */
+    char *path;         /* Default "/aggregate". */
+    char **allow_hosts; /* "host:port" entries compared verbatim. */
     size_t nallow;
     size_t max_requests; /* Calls per batch, default 32. */
     int64_t timeout_ms;  /* Cap on the batch's own timeout_ms, default 1000. */
 };
 
 struct fo_config {
-    char *listen_host;          /* Numeric address to bind, e.g. "127.0.0.1" or "::". */
-    uint16_t listen_port;       /* Port to bind. */
-    unsigned workers;           /* Backend worker threads; default online CPUs. */
-    unsigned server_threads;    /* HTTP front threads; default half the online CPUs (>= 1). */
-    int64_t timeout_ms;         /* Global request deadline, default 1000. */
-    size_t max_body_bytes;      /* Client request body cap, default 1 MiB. */
-    size_t max_response_bytes;  /* Backend response body cap, default 8 MiB. */
-    unsigned max_json_depth;    /* Nesting cap for any JSON read, default FO_JSON_DEFAULT_DEPTH. */
+    char *listen_host;         /* Numeric address to bind, e.g. "127.0.0.1" or "::". */
+    uint16_t listen_port;      /* Port to bind. */
+    unsigned workers;          /* Backend worker threads; default online CPUs. */
+    unsigned server_threads;   /* HTTP front threads; default half the online CPUs (>= 1). */
+    int64_t timeout_ms;        /* Global request deadline, default 1000. */
+    size_t max_body_bytes;     /* Client request body cap, default 1 MiB. */
+    size_t max_response_bytes; /* Backend response body cap, default 8 MiB. */
+    unsigned max_json_depth;   /* Nesting cap for any JSON read, default FO_JSON_DEFAULT_DEPTH. */
     struct fo_endpoint_conf *endpoints; /* nendpoints of them (may be 0). */
     size_t nendpoints;
     struct fo_aggregate_conf aggregate;
 
     /* Operations. A path of NULL means that route is off. */
-    char *health_path;          /* "health_path", default "/health". */
-    char *ready_path;           /* "ready_path", default "/ready". */
-    char *metrics_path;         /* "metrics_path", default "/metrics". */
-    int log_level;              /* "log": {"level"}: enum fo_log_level (log.h), default info. */
-    bool access_log;            /* "log": {"access"}: one line per request, default true. */
-    bool access_log_probes;     /* "log": {"probes"}: also log health/ready/metrics, default false. */
-    int64_t drain_ms;           /* "drain_ms": graceful stop budget, default 10000. */
+    char *health_path;      /* "health_path", default "/health". */
+    char *ready_path;       /* "ready_path", default "/ready". */
+    char *metrics_path;     /* "metrics_path", default "/metrics". */
+    int log_level;          /* "log": {"level"}: enum fo_log_level (log.h), default info. */
+    bool access_log;        /* "log": {"access"}: one line per request, default true. */
+    bool access_log_probes; /* "log": {"probes"}: also log health/ready/metrics, default false. */
+    int64_t drain_ms;       /* "drain_ms": graceful stop budget, default 10000. */
 
     /* Limits (hardening). */
-    size_t max_connections;     /* Open client connections, default 10000. */
-    size_t max_header_bytes;    /* Request line + headers, default 8192. */
-    size_t max_headers;         /* Header count, default 100. */
-    size_t max_url_bytes;       /* Request target length, default 4096. */
-    int64_t idle_timeout_ms;    /* Idle keep-alive connection, default 60000. */
-    int64_t header_timeout_ms;  /* Whole request head must arrive within, default 10000. */
-    size_t max_inflight_calls;  /* Backend calls in flight, all workers, default 10000. */
+    size_t max_connections;      /* Open client connections, default 10000. */
+    size_t max_header_bytes;     /* Request line + headers, default 8192. */
+    size_t max_headers;          /* Header count, default 100. */
+    size_t max_url_bytes;        /* Request target length, default 4096. */
+    int64_t idle_timeout_ms;     /* Idle keep-alive connection, default 60000. */
+    int64_t header_timeout_ms;   /* Whole request head must arrive within, default 10000. */
+    size_t max_inflight_calls;   /* Backend calls in flight, all workers, default 10000. */
     size_t max_backend_inflight; /* Calls in flight to one backend, default 4096 (0 = no cap). */
     size_t max_host_connections; /* Connections per worker to one host:port, default 0 (no cap). */
-    size_t max_request_response_bytes; /* Backend body bytes one request may hold, default 16 MiB. */
-    size_t max_buffered_bytes;  /* Backend and answer bytes all requests may hold, default 256 MiB. */
+    size_t max_request_response_bytes; /* Body bytes one request may hold, default 16 MiB. */
+    size_t max_buffered_bytes;         /* Body and answer bytes of all requests, default 256 MiB. */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

@@ -40,10 +40,10 @@ long fo_conns_count(struct fo_conns *cs);
 
 /* Marks, from the front. NULL 'cr' is a no-op for each. */
 void fo_conn_line(struct fo_conns *cs, struct fo_conn_rec *cr); /* A request line arrived. */
-void fo_conn_head(struct fo_conn_rec *cr);              /* Its whole head is in. */
-void fo_conn_body(struct fo_conn_rec *cr, bool coming); /* A body is (not) awaited. */
-void fo_conn_chunk(struct fo_conn_rec *cr);             /* A piece of the body arrived. */
-void fo_conn_done(struct fo_conn_rec *cr);              /* The request ended. */
+void fo_conn_head(struct fo_conn_rec *cr);                      /* Its whole head is in. */
+void fo_conn_body(struct fo_conn_rec *cr, bool coming);         /* A body is (not) awaited. */
+void fo_conn_chunk(struct fo_conn_rec *cr);                     /* A piece of the body arrived. */
+void fo_conn_done(struct fo_conn_rec *cr);                      /* The request ended. */
 
 /* One watchdog pass: close the connections whose request head is overdue
  * (first head from accept, later ones from their request line, a request

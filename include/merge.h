@@ -47,8 +47,7 @@ int fo_merge_write(struct fo_buf *out, const struct fo_result *r, size_t n,
 /* Append {"error":{"code":..,"message":..[,"backend":..]}} to 'out', and
  * when 'report' is not NULL a "_fanout" member for results r[0..n) as in
  * fo_merge_write. 'backend' may be NULL. Returns 0 or the fo_buf errors. */
-int fo_merge_error(struct fo_buf *out, const char *code, const char *message,
-                   const char *backend, const struct fo_result *r, size_t n,
-                   const struct fo_report *report);
+int fo_merge_error(struct fo_buf *out, const char *code, const char *message, const char *backend,
+                   const struct fo_result *r, size_t n, const struct fo_report *report);
 
 #endif /* FO_MERGE_H */

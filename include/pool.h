@@ -47,26 +47,26 @@
 /* One backend call. */
 struct fo_call {
     /* Set by the submitter; read-only to the pool. */
-    const char *url;             /* Borrowed: absolute http(s) URL. */
-    const char *method;          /* Borrowed: NULL means GET. */
-    const char *const *headers;  /* Borrowed: nheaders "Name: value" lines. */
+    const char *url;            /* Borrowed: absolute http(s) URL. */
+    const char *method;         /* Borrowed: NULL means GET. */
+    const char *const *headers; /* Borrowed: nheaders "Name: value" lines. */
     size_t nheaders;
-    const char *body;            /* Borrowed: JSON request body or NULL. */
+    const char *body; /* Borrowed: JSON request body or NULL. */
     size_t body_len;
-    int64_t timeout_ms;          /* Own cap; 0 = the context's deadline only. */
-    bool required;               /* Failure cancels the fan-out. */
+    int64_t timeout_ms; /* Own cap; 0 = the context's deadline only. */
+    bool required;      /* Failure cancels the fan-out. */
 
     /* Set by the pool before the call is sent on the fan-in channel. */
     enum fo_outcome outcome;
-    int status;                  /* HTTP status, 0 when none arrived. */
-    bool no_fds;                 /* FO_ERR_CONNECT because the process was out of file
-                                    descriptors (the request is then overloaded). */
-    double ms;                   /* From the worker picking it up to its end. */
-    char *resp;                  /* From malloc(): the response body for FO_OK,
-                                    NULL otherwise. */
-    size_t resp_len;             /* Charged to 'budget' until fo_call_clear. */
-    struct fo_budget *budget;    /* Borrowed: the pool's buffered-bytes budget, or NULL. */
-    struct fo_json_span json;    /* FO_OK: the validated value inside 'resp'. */
+    int status;               /* HTTP status, 0 when none arrived. */
+    bool no_fds;              /* FO_ERR_CONNECT because the process was out of file
+                                 descriptors (the request is then overloaded). */
+    double ms;                /* From the worker picking it up to its end. */
+    char *resp;               /* From malloc(): the response body for FO_OK,
+                                 NULL otherwise. */
+    size_t resp_len;          /* Charged to 'budget' until fo_call_clear. */
+    struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
+    struct fo_json_span json; /* FO_OK: the validated value inside 'resp'. */
 };
 
 /* Free a call's body (giving its bytes back to the budget) as soon as it is
@@ -85,29 +85,29 @@ typedef void (*fo_fanout_done_cb)(struct fo_fanout *f);
 
 /* The calls of one client request. */
 struct fo_fanout {
-    struct fo_call *calls;   /* Borrowed: ncalls >= 1 calls. */
+    struct fo_call *calls; /* Borrowed: ncalls >= 1 calls. */
     size_t ncalls;
-    struct fo_ctx *ctx;      /* Borrowed: deadline and cancellation. */
-    struct fo_chan *fanin;   /* Borrowed: capacity >= ncalls; receives each call. */
-    int client_fd;           /* Watched for hang-up; -1 for none. */
-    const char *request_id;  /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
-    size_t max_bytes;        /* Response bytes all its calls may hold together; past it a
-                                call ends FO_ERR_TOO_LARGE. 0 = no cap. */
-    fo_fanout_done_cb done;  /* Required. */
-    void *data;              /* The submitter's; the pool never reads it. */
+    struct fo_ctx *ctx;     /* Borrowed: deadline and cancellation. */
+    struct fo_chan *fanin;  /* Borrowed: capacity >= ncalls; receives each call. */
+    int client_fd;          /* Watched for hang-up; -1 for none. */
+    const char *request_id; /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
+    size_t max_bytes;       /* Response bytes all its calls may hold together; past it a
+                               call ends FO_ERR_TOO_LARGE. 0 = no cap. */
+    fo_fanout_done_cb done; /* Required. */
+    void *data;             /* The submitter's; the pool never reads it. */
 };
 
 /* Cap on a call's response head bytes (all heads, 1xx included). */
 #define FO_MAX_HEAD_BYTES (100 * 1024)
 
 struct fo_pool_opts {
-    unsigned workers;            /* Threads, >= 1. */
-    size_t max_response_bytes;   /* Bodies over it end as FO_ERR_TOO_LARGE. */
-    unsigned max_json_depth;     /* Nesting cap when validating bodies. */
-    size_t queue_cap;            /* Inbox capacity per worker (fan-outs). */
-    long max_host_connections;   /* Per-worker cap on connections to one host; 0 = none. */
-    struct fo_budget *buffered;  /* Borrowed, may be NULL: every response byte held is
-                                    charged to it until dropped or fo_call_clear. */
+    unsigned workers;           /* Threads, >= 1. */
+    size_t max_response_bytes;  /* Bodies over it end as FO_ERR_TOO_LARGE. */
+    unsigned max_json_depth;    /* Nesting cap when validating bodies. */
+    size_t queue_cap;           /* Inbox capacity per worker (fan-outs). */
+    long max_host_connections;  /* Per-worker cap on connections to one host; 0 = none. */
+    struct fo_budget *buffered; /* Borrowed, may be NULL: every response byte held is
+                                   charged to it until dropped or fo_call_clear. */
 };
 
 struct fo_pool; /* Opaque. */
@@ -131,12 +131,12 @@ void fo_pool_sweep(struct fo_pool *pool);
 
 /* Counters for metrics; a snapshot summed over workers. Thread-safe. */
 struct fo_pool_stats {
-    uint64_t fanouts;          /* Fan-outs completed. */
-    uint64_t calls;            /* Calls completed. */
-    uint64_t connections;      /* New backend connections opened. */
-    uint64_t queued;           /* Fan-outs waiting in inboxes now. */
-    uint64_t running;          /* Calls in flight now. */
-    uint64_t dirty_discards;   /* Connections refused before a request for unread input. */
+    uint64_t fanouts;        /* Fan-outs completed. */
+    uint64_t calls;          /* Calls completed. */
+    uint64_t connections;    /* New backend connections opened. */
+    uint64_t queued;         /* Fan-outs waiting in inboxes now. */
+    uint64_t running;        /* Calls in flight now. */
+    uint64_t dirty_discards; /* Connections refused before a request for unread input. */
 };
 void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out);
 

@@ -31,21 +31,21 @@
 /* What requests share with the front that serves them. Owned by the server;
  * the atomics are the only fields written after start. */
 struct fo_front {
-    struct fo_pool *pool;          /* Borrowed. */
-    struct fo_metrics *metrics;    /* Borrowed. */
-    struct fo_budget *budget;      /* Borrowed: buffered bytes, checked at admission. */
-    struct fo_ctx *root;           /* Parent of every request context; cancelled on stop. */
-    struct fo_conns *conns;        /* Open client connections. */
-    atomic_long live;              /* Requests between first call and completion. */
-    atomic_long waiting;           /* Requests suspended on the pool (or about to be). Raised
-                                      before 'draining' is read, so that once the stop has
-                                      set 'draining' and then seen zero here, no request
-                                      is ever suspended again (seq_cst on both sides). */
-    atomic_long calls_inflight;    /* Backend calls of suspended requests. */
-    atomic_bool draining;          /* /ready answers 503; answers say Connection: close;
-                                      no request is suspended. */
-    atomic_uint_fast64_t id_seq;   /* Request id counter. */
-    uint32_t id_prefix;            /* Random per process. */
+    struct fo_pool *pool;        /* Borrowed. */
+    struct fo_metrics *metrics;  /* Borrowed. */
+    struct fo_budget *budget;    /* Borrowed: buffered bytes, checked at admission. */
+    struct fo_ctx *root;         /* Parent of every request context; cancelled on stop. */
+    struct fo_conns *conns;      /* Open client connections. */
+    atomic_long live;            /* Requests between first call and completion. */
+    atomic_long waiting;         /* Requests suspended on the pool (or about to be). Raised
+                                    before 'draining' is read, so that once the stop has
+                                    set 'draining' and then seen zero here, no request
+                                    is ever suspended again (seq_cst on both sides). */
+    atomic_long calls_inflight;  /* Backend calls of suspended requests. */
+    atomic_bool draining;        /* /ready answers 503; answers say Connection: close;
+                                    no request is suspended. */
+    atomic_uint_fast64_t id_seq; /* Request id counter. */
+    uint32_t id_prefix;          /* Random per process. */
 };
 
 enum req_state {
@@ -59,36 +59,36 @@ enum req_state {
  * by fo_request_end. Touched by one MHD thread at a time, and by the pool
  * only between submit and resume. */
 struct request {
-    struct fo_front *front;        /* Borrowed. */
-    struct fo_runtime *rt;         /* One reference, dropped by fo_request_end. */
-    struct MHD_Connection *conn;   /* Borrowed; valid until on_completed. */
+    struct fo_front *front;      /* Borrowed. */
+    struct fo_runtime *rt;       /* One reference, dropped by fo_request_end. */
+    struct MHD_Connection *conn; /* Borrowed; valid until on_completed. */
     enum req_state state;
-    int64_t start_us;              /* First handler call. */
-    struct fo_buf body;            /* Request body, capped at max_body_bytes. */
-    bool probe;                    /* health/ready/metrics: no access log by default. */
-    bool close;                    /* Framing is in doubt: close after the answer. */
-    struct fo_conn_rec *cr;        /* The connection's record (conns.h), or NULL. */
-    char id[72];                   /* Request id: the client's X-Request-Id or ours. */
-    const char *method;            /* Borrowed from MHD (valid until completion). */
-    const char *url;               /* Borrowed from MHD. */
+    int64_t start_us;       /* First handler call. */
+    struct fo_buf body;     /* Request body, capped at max_body_bytes. */
+    bool probe;             /* health/ready/metrics: no access log by default. */
+    bool close;             /* Framing is in doubt: close after the answer. */
+    struct fo_conn_rec *cr; /* The connection's record (conns.h), or NULL. */
+    char id[72];            /* Request id: the client's X-Request-Id or ours. */
+    const char *method;     /* Borrowed from MHD (valid until completion). */
+    const char *url;        /* Borrowed from MHD. */
 
-    size_t ep_index;               /* Which endpoint, when 'ep' is set. */
+    size_t ep_index;                   /* Which endpoint, when 'ep' is set. */
     const struct fo_endpoint_conf *ep; /* Configured endpoint, or NULL. */
-    struct fo_batch *batch;        /* Ad-hoc batch, from fo_batch_parse. */
-    struct fo_params params;       /* Path parameters (endpoint requests). */
-    bool report;                   /* Add "_fanout". */
+    struct fo_batch *batch;            /* Ad-hoc batch, from fo_batch_parse. */
+    struct fo_params params;           /* Path parameters (endpoint requests). */
+    bool report;                       /* Add "_fanout". */
 
-    struct fo_ctx *ctx;            /* Deadline and cancellation, child of the root. */
-    struct fo_chan *fanin;         /* Results arrive here, one per call. */
-    struct fo_fanout fan;          /* What the pool runs. */
-    struct fo_call *calls;         /* From calloc(): one per backend, in config order. */
+    struct fo_ctx *ctx;                   /* Deadline and cancellation, child of the root. */
+    struct fo_chan *fanin;                /* Results arrive here, one per call. */
+    struct fo_fanout fan;                 /* What the pool runs. */
+    struct fo_call *calls;                /* From calloc(): one per backend, in config order. */
     struct fo_backend_stats **call_stats; /* From calloc(): series per call. */
     size_t ncalls;
-    struct fo_buf urls;            /* Expanded URLs, NUL-separated. */
+    struct fo_buf urls; /* Expanded URLs, NUL-separated. */
 
-    bool waiting;                  /* Counted in front->waiting and admitted (calls budget). */
-    unsigned status;               /* The answer's status, once queued. */
-    bool complete;                 /* Every call succeeded. */
+    bool waiting;    /* Counted in front->waiting and admitted (calls budget). */
+    unsigned status; /* The answer's status, once queued. */
+    bool complete;   /* Every call succeeded. */
 };
 
 /* A new request on 'c' (MHD's method and url strings stay valid until it

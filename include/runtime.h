@@ -18,13 +18,13 @@
 #include "metrics.h"
 
 struct fo_runtime {
-    struct fo_config *cfg;                /* Owned. */
-    struct fo_metrics *metrics;           /* Borrowed; one reference on each series below. */
-    atomic_long refs;                     /* The front's current pointer + requests. */
-    struct fo_endpoint_stats **ep_stats;  /* [nendpoints] */
-    struct fo_backend_stats ***be_stats;  /* [nendpoints][nbackends] */
+    struct fo_config *cfg;                 /* Owned. */
+    struct fo_metrics *metrics;            /* Borrowed; one reference on each series below. */
+    atomic_long refs;                      /* The front's current pointer + requests. */
+    struct fo_endpoint_stats **ep_stats;   /* [nendpoints] */
+    struct fo_backend_stats ***be_stats;   /* [nendpoints][nbackends] */
     struct fo_endpoint_stats *batch_stats; /* The ad-hoc batch, or NULL. */
-    struct fo_backend_stats **host_stats; /* [aggregate.nallow] */
+    struct fo_backend_stats **host_stats;  /* [aggregate.nallow] */
     struct fo_endpoint_stats *other_stats; /* Unmatched paths and early errors. */
 };
 

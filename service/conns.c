@@ -24,26 +24,26 @@
 /* Per connection. Atomics are written by MHD's threads; the plain fields
  * belong to the thread that walks the list. */
 struct fo_conn_rec {
-    int fd;                         /* Client socket (MHD's). */
-    atomic_int_fast64_t head_by_ms; /* A request head is due by then; 0: none is being read. */
-    atomic_bool busy;               /* A request is under way (whole head to its end). */
-    atomic_int_fast64_t line_ms;    /* When a request line arrived; 0 once its request ended. */
-    atomic_int_fast64_t idle_ms;    /* When it last became idle: accept or a request's end. */
-    atomic_bool in_body;            /* A request is waiting for more of its body. */
-    atomic_ulong body_chunks;       /* Body chunks received, to see progress. */
-    bool head_fin;                  /* Walker: the peer's FIN seen while a head is due. */
-    bool fin;                       /* Walker: the peer's FIN seen while in_body, */
-    unsigned long fin_chunks;       /* ... at this body_chunks. */
-    int64_t drip_ms;                /* Walker: bytes of a request line seen arriving since, */
-    int64_t drip_last;              /* ... the last of them at. */
-    int64_t checked_ms;             /* Walker: last TCP_INFO look at an idle connection. */
+    int fd;                          /* Client socket (MHD's). */
+    atomic_int_fast64_t head_by_ms;  /* A request head is due by then; 0: none is being read. */
+    atomic_bool busy;                /* A request is under way (whole head to its end). */
+    atomic_int_fast64_t line_ms;     /* When a request line arrived; 0 once its request ended. */
+    atomic_int_fast64_t idle_ms;     /* When it last became idle: accept or a request's end. */
+    atomic_bool in_body;             /* A request is waiting for more of its body. */
+    atomic_ulong body_chunks;        /* Body chunks received, to see progress. */
+    bool head_fin;                   /* Walker: the peer's FIN seen while a head is due. */
+    bool fin;                        /* Walker: the peer's FIN seen while in_body, */
+    unsigned long fin_chunks;        /* ... at this body_chunks. */
+    int64_t drip_ms;                 /* Walker: bytes of a request line seen arriving since, */
+    int64_t drip_last;               /* ... the last of them at. */
+    int64_t checked_ms;              /* Walker: last TCP_INFO look at an idle connection. */
     struct fo_conn_rec *prev, *next; /* The registry's list; its lock. */
 };
 
 struct fo_conns {
-    pthread_mutex_t lock;     /* Guards the list. */
-    struct fo_conn_rec *head; /* Open connections. */
-    atomic_long n;            /* Their count. */
+    pthread_mutex_t lock;      /* Guards the list. */
+    struct fo_conn_rec *head;  /* Open connections. */
+    atomic_long n;             /* Their count. */
     int64_t header_timeout_ms; /* Set at create. */
 };
 
@@ -114,8 +114,7 @@ void fo_conn_line(struct fo_conns *cs, struct fo_conn_rec *cr)
     int64_t now = fo_clock_ms();
     atomic_store_explicit(&cr->line_ms, now, memory_order_relaxed);
     if (!atomic_load_explicit(&cr->head_by_ms, memory_order_relaxed))
-        atomic_store_explicit(&cr->head_by_ms, now + cs->header_timeout_ms,
-                              memory_order_relaxed);
+        atomic_store_explicit(&cr->head_by_ms, now + cs->header_timeout_ms, memory_order_relaxed);
 }
 
 void fo_conn_head(struct fo_conn_rec *cr)

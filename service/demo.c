@@ -15,7 +15,7 @@
 
 struct fo_demo {
     struct MHD_Daemon *daemon;
-    uint16_t port;             /* Bound port. */
+    uint16_t port; /* Bound port. */
 };
 
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, struct fo_buf *b)
@@ -36,9 +36,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, struct 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     static int first_call_marker;
     (void)cls;
@@ -85,9 +84,9 @@ int fo_demo_create(struct fo_demo **out)
         return -ENOMEM;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
-                                 on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                 MHD_OPTION_END);
+    d->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_request,
+                         NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
     if (!d->daemon) {
         free(d);
         return -EADDRNOTAVAIL;
@@ -106,7 +105,8 @@ int fo_demo_config(const struct fo_demo *d, struct fo_buf *out)
         "{\"listen\": \"127.0.0.1:8080\", \"timeout_ms\": 1000,\n"
         " \"endpoints\": [{\"path\": \"/api/dashboard/{id}\", \"timeout_ms\": 500,\n"
         "   \"backends\": [\n"
-        "     {\"name\": \"user\", \"url\": \"http://127.0.0.1:%u/users/{id}\", \"required\": true},\n"
+        "     {\"name\": \"user\", \"url\": \"http://127.0.0.1:%u/users/{id}\", \"required\": "
+        "true},\n"
         "     {\"name\": \"orders\", \"url\": \"http://127.0.0.1:%u/orders?user={id}\"},\n"
         "     {\"name\": \"flags\", \"url\": \"http://127.0.0.1:%u/flags\", \"merge\": true}]}],\n"
         " \"aggregate\": {\"path\": \"/aggregate\", \"allow_hosts\": [\"127.0.0.1:%u\"]}}\n",

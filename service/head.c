@@ -345,4 +345,3 @@ int fo_head_timeout(struct MHD_Connection *c, int64_t *ms)
     *ms = t.bad ? 0 : t.ms;
     return t.bad ? -EINVAL : 0;
 }
-

@@ -35,19 +35,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fanout [-c FILE] [--listen HOST:PORT]\n"
-            "       fanout --check -c FILE\n"
-            "       fanout --schema\n"
-            "       fanout --version | --help\n"
-            "\n"
-            "  -c, --config FILE     configuration (JSON); without it, the embedded demo:\n"
-            "                        built-in backends and GET /api/dashboard/{id}\n"
-            "  -l, --listen H:P      listen address, overrides \"listen\" (port 0: any)\n"
-            "  -k, --check           validate the configuration and exit\n"
-            "  -S, --schema          print the configuration's JSON Schema and exit\n"
-            "  -V, --version         print the version and exit\n"
-            "  -h, --help            print this help and exit\n");
+    fprintf(f, "usage: fanout [-c FILE] [--listen HOST:PORT]\n"
+               "       fanout --check -c FILE\n"
+               "       fanout --schema\n"
+               "       fanout --version | --help\n"
+               "\n"
+               "  -c, --config FILE     configuration (JSON); without it, the embedded demo:\n"
+               "                        built-in backends and GET /api/dashboard/{id}\n"
+               "  -l, --listen H:P      listen address, overrides \"listen\" (port 0: any)\n"
+               "  -k, --check           validate the configuration and exit\n"
+               "  -S, --schema          print the configuration's JSON Schema and exit\n"
+               "  -V, --version         print the version and exit\n"
+               "  -h, --help            print this help and exit\n");
 }
 
 /* Print each collected error line with a prefix. */
@@ -136,9 +135,12 @@ static void reload(struct fo_server *srv, struct fo_metrics *metrics, const char
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
-        {"check", no_argument, NULL, 'k'},        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {"schema", no_argument, NULL, 'S'},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"schema", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *listen = NULL;

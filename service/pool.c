@@ -72,41 +72,41 @@ struct fo_worker;
 
 /* One submitted fan-out while a worker runs it. */
 struct job {
-    struct watch w;            /* WATCH_CLIENT on f->client_fd. */
-    struct fo_fanout *f;       /* Borrowed until 'done'. */
+    struct watch w;             /* WATCH_CLIENT on f->client_fd. */
+    struct fo_fanout *f;        /* Borrowed until 'done'. */
     struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
-    struct fo_xfer *xfers;     /* Running transfers. */
-    size_t pending;            /* Calls not ended yet. */
-    struct job *prev, *next;   /* Worker's running list, or the free list. */
-    bool watching;             /* w.fd is in the epoll set. */
-    int64_t deadline_us;       /* The context's deadline, fo_clock_us() time. */
-    size_t heap_idx;           /* Position in the worker's deadline heap, or NO_HEAP. */
+    struct fo_xfer *xfers;      /* Running transfers. */
+    size_t pending;             /* Calls not ended yet. */
+    struct job *prev, *next;    /* Worker's running list, or the free list. */
+    bool watching;              /* w.fd is in the epoll set. */
+    int64_t deadline_us;        /* The context's deadline, fo_clock_us() time. */
+    size_t heap_idx;            /* Position in the worker's deadline heap, or NO_HEAP. */
 };
 
 #define NO_HEAP ((size_t)-1)
 
 struct fo_worker {
-    struct fo_pool *pool;      /* Back pointer, for options. */
+    struct fo_pool *pool; /* Back pointer, for options. */
     pthread_t thread;
-    int epfd;                  /* epoll set: wake fd, curl sockets, client sockets. */
-    struct watch wake;         /* WATCH_WAKE on an eventfd. */
-    CURLM *multi;              /* All transfers of this worker. */
-    struct fo_chan *inbox;     /* Submitted fan-outs (struct fo_fanout *). */
-    struct fo_socktab *socks;  /* Every socket this worker's curl opened (transfer.c). */
-    struct fo_xfer_env env;    /* What its transfers share. */
-    int64_t timer_due_us;      /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
-    struct job *running;       /* Jobs in flight (doubly linked). */
-    struct job **heap;         /* Running jobs with a deadline, min-heap on deadline_us. */
+    int epfd;                 /* epoll set: wake fd, curl sockets, client sockets. */
+    struct watch wake;        /* WATCH_WAKE on an eventfd. */
+    CURLM *multi;             /* All transfers of this worker. */
+    struct fo_chan *inbox;    /* Submitted fan-outs (struct fo_fanout *). */
+    struct fo_socktab *socks; /* Every socket this worker's curl opened (transfer.c). */
+    struct fo_xfer_env env;   /* What its transfers share. */
+    int64_t timer_due_us;     /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
+    struct job *running;      /* Jobs in flight (doubly linked). */
+    struct job **heap;        /* Running jobs with a deadline, min-heap on deadline_us. */
     size_t nheap, capheap;
-    struct job *free_jobs;     /* Recycled jobs (via next). */
+    struct job *free_jobs;      /* Recycled jobs (via next). */
     struct fo_xfer *free_xfers; /* Recycled transfers with their easy handles (via next). */
-    size_t nfree_xfers;        /* Length of free_xfers. */
-    bool pwait2;               /* epoll_pwait2 is available (until ENOSYS says not). */
-    atomic_bool stop;          /* Set by fo_pool_destroy. */
-    atomic_bool sweep;         /* Set by fo_pool_sweep. */
+    size_t nfree_xfers;         /* Length of free_xfers. */
+    bool pwait2;                /* epoll_pwait2 is available (until ENOSYS says not). */
+    atomic_bool stop;           /* Set by fo_pool_destroy. */
+    atomic_bool sweep;          /* Set by fo_pool_sweep. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
     atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
-    atomic_uint_fast64_t n_dirty;  /* Connections discarded for unread input (on_prereq). */
+    atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */
 };
 
 struct fo_pool {
@@ -714,8 +714,7 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
      * and each request then pays new TCP handshakes. */
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 4096L);
     if (pool->opts.max_host_connections > 0)
-        curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          pool->opts.max_host_connections);
+        curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, pool->opts.max_host_connections);
     return 0;
 }
 

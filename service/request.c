@@ -32,8 +32,8 @@ static struct fo_endpoint_stats *request_stats(const struct request *r)
 {
     if (r->ep)
         return r->rt->ep_stats[r->ep_index];
-    if (r->batch || (r->rt->batch_stats && r->url &&
-                     strcmp(r->url, r->rt->cfg->aggregate.path) == 0))
+    if (r->batch ||
+        (r->rt->batch_stats && r->url && strcmp(r->url, r->rt->cfg->aggregate.path) == 0))
         return r->rt->batch_stats;
     return r->rt->other_stats;
 }
@@ -109,7 +109,7 @@ static enum MHD_Result queue_json(struct request *r, unsigned status, char *body
 }
 
 enum MHD_Result fo_request_error(struct request *r, unsigned status, const char *code,
-                                    const char *message, const char *allow)
+                                 const char *message, const char *allow)
 {
     struct fo_buf b;
     fo_buf_init(&b, FO_BUF_UNLIMITED);
@@ -127,7 +127,7 @@ enum MHD_Result fo_request_error(struct request *r, unsigned status, const char 
 static enum MHD_Result answer_draining(struct request *r)
 {
     return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
-                        "the server is shutting down; retry on another instance", NULL);
+                            "the server is shutting down; retry on another instance", NULL);
 }
 
 /* Answer while the request body is still arriving, then close: a chunked
@@ -139,7 +139,7 @@ static enum MHD_Result answer_draining(struct request *r)
  * client's kernel keeps the answer readable even when the close resets the
  * connection under its unsent upload. */
 void fo_request_refuse_mid_body(struct request *r, unsigned status, const char *reason,
-                            const char *code, const char *message)
+                                const char *code, const char *message)
 {
     r->state = REQ_DONE;
     r->status = status;
@@ -304,12 +304,12 @@ static enum MHD_Result launch(struct request *r)
     if (fo_budget_full(fr->budget)) {
         r->ncalls = 0; /* None is made: the access log lists none. */
         return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                            "too many response bytes buffered; retry later", NULL);
+                                "too many response bytes buffered; retry later", NULL);
     }
     if (!admit(r)) {
         r->ncalls = 0;
         return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                            "too many backend calls in flight; retry later", NULL);
+                                "too many backend calls in flight; retry later", NULL);
     }
     /* Count first, then look at 'draining' (see the field). */
     atomic_fetch_add(&fr->waiting, 1);
@@ -454,7 +454,7 @@ enum MHD_Result fo_request_finish(struct request *r)
     unwait(r);
     if (r->state == REQ_FAILED)
         return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                            "the worker queues are full; retry later", NULL);
+                                "the worker queues are full; retry later", NULL);
 
     /* Fan-in: every call is on the channel once the pool called 'done'. */
     size_t got = 0;
@@ -513,8 +513,8 @@ enum MHD_Result fo_request_finish(struct request *r)
     if (failed_required >= 0 || ok == 0)
         starved = r->calls[failed_required >= 0 ? failed_required : first_failed].no_fds;
     if (starved) {
-        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, res,
-                            n, r->report ? &rep : NULL);
+        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, res, n,
+                            r->report ? &rep : NULL);
         status = MHD_HTTP_SERVICE_UNAVAILABLE;
         complete = NULL;
     } else if (failed_required >= 0 || ok == 0) {
@@ -527,8 +527,8 @@ enum MHD_Result fo_request_finish(struct request *r)
                      fo_outcome_name(r->calls[bad].outcome));
         else
             snprintf(msg, sizeof msg, "no backend succeeded");
-        rc = fo_merge_error(&b, timeout ? "backend_timeout" : "backend_failed", msg,
-                            res[bad].name, res, n, r->report ? &rep : NULL);
+        rc = fo_merge_error(&b, timeout ? "backend_timeout" : "backend_failed", msg, res[bad].name,
+                            res, n, r->report ? &rep : NULL);
         complete = NULL;
     } else {
         rc = fo_merge_write(&b, res, n, r->report ? &rep : NULL);
@@ -594,7 +594,7 @@ static bool probe(struct request *r, const char *url, const char *method, enum M
     r->probe = true;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         *res = fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET",
-                            "GET, HEAD");
+                                "GET, HEAD");
         return true;
     }
     if (which == 1)
@@ -621,7 +621,7 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
     if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
         if (strcmp(method, "POST") != 0)
             return fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                "use POST", "POST");
+                                    "use POST", "POST");
         return start_batch(r);
     }
 
@@ -646,15 +646,15 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
         r->ep_index = i;
         if (m < 0)
             return fo_request_error(r, MHD_HTTP_BAD_REQUEST, "invalid_param",
-                                "a path parameter is malformed (bad %-escape, '.' or '..', "
-                                "or too long)",
-                                NULL);
+                                    "a path parameter is malformed (bad %-escape, '.' or '..', "
+                                    "or too long)",
+                                    NULL);
         r->params = params;
         return start_endpoint(r);
     }
     if (allow[0])
         return fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                            "method not allowed for this path", allow);
+                                "method not allowed for this path", allow);
     return fo_request_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no endpoint for this path", NULL);
 }
 
@@ -667,7 +667,6 @@ static void take_id(struct request *r)
     uint64_t seq = atomic_fetch_add_explicit(&r->front->id_seq, 1, memory_order_relaxed);
     snprintf(r->id, sizeof r->id, "%08x%012llx", r->front->id_prefix, (unsigned long long)seq);
 }
-
 
 struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
                                struct MHD_Connection *c, const char *method, const char *url)

@@ -74,4 +74,3 @@ void fo_runtime_put(struct fo_runtime *rt)
     fo_runtime_free(rt);
     fo_config_destroy(cfg);
 }
-

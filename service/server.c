@@ -44,13 +44,13 @@
 #include "runtime.h"
 
 struct fo_server {
-    struct fo_front front;         /* What requests share (request.h). */
+    struct fo_front front; /* What requests share (request.h). */
     struct MHD_Daemon *daemon;
-    uint16_t port;                 /* Bound port. */
-    pthread_mutex_t rt_lock;       /* Guards 'rt' (the pointer, not the runtime). */
-    struct fo_runtime *rt;            /* Current runtime; one reference. */
-    const struct fo_config *boot;  /* The config the daemon was started with (in 'rt0'). */
-    struct fo_runtime *rt0;           /* Start-up runtime; a reference kept for 'boot'. */
+    uint16_t port;                /* Bound port. */
+    pthread_mutex_t rt_lock;      /* Guards 'rt' (the pointer, not the runtime). */
+    struct fo_runtime *rt;        /* Current runtime; one reference. */
+    const struct fo_config *boot; /* The config the daemon was started with (in 'rt0'). */
+    struct fo_runtime *rt0;       /* Start-up runtime; a reference kept for 'boot'. */
     bool stopped;
 };
 
@@ -66,9 +66,8 @@ static struct fo_runtime *runtime_get(struct fo_server *srv)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct fo_server *srv = cls;
     struct request *r = *req_cls;
@@ -223,8 +222,7 @@ static int make_addr(const char *host, uint16_t port, struct sockaddr_storage *s
 }
 
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
-                     struct fo_metrics *metrics, struct fo_budget *budget, char *err,
-                     size_t errlen)
+                     struct fo_metrics *metrics, struct fo_budget *budget, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int v6 = 0;
@@ -240,7 +238,8 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     srv->front.metrics = metrics;
     srv->front.budget = budget;
     pthread_mutex_init(&srv->rt_lock, NULL);
-    if (getrandom(&srv->front.id_prefix, sizeof srv->front.id_prefix, 0) != sizeof srv->front.id_prefix)
+    if (getrandom(&srv->front.id_prefix, sizeof srv->front.id_prefix, 0) !=
+        sizeof srv->front.id_prefix)
         srv->front.id_prefix = (uint32_t)getpid() ^ (uint32_t)fo_clock_us();
     rc = fo_ctx_create(&srv->front.root, NULL, FO_NO_DEADLINE);
     if (rc < 0)
@@ -269,8 +268,8 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
         flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        keep_escaped, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_LIMIT,
-        mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        keep_escaped, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        idle_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->max_header_bytes, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!srv->daemon) {
         rc = -EADDRINUSE;
@@ -301,8 +300,8 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
 {
     const struct fo_config *b = srv->boot;
     note[0] = '\0';
-#define FO_STARTUP_ONLY(field, name)                                                              \
-    if (cfg->field != b->field)                                                                   \
+#define FO_STARTUP_ONLY(field, name)                                                               \
+    if (cfg->field != b->field)                                                                    \
         snprintf(note + strlen(note), notelen - strlen(note), "%s%s", note[0] ? ", " : "", name);
     FO_STARTUP_ONLY(listen_port, "listen")
     FO_STARTUP_ONLY(workers, "workers")

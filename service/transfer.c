@@ -273,8 +273,8 @@ static bool has_header(const struct fo_call *call, const char *name)
 
 /* The request's headers: fanout's own first (X-Timeout-Ms is the first line,
  * rewritten by on_prereq), then the call's. NULL when out of memory. */
-static struct curl_slist *request_headers(const struct fo_xfer_group *g,
-                                          const struct fo_call *call, int64_t budget_ms)
+static struct curl_slist *request_headers(const struct fo_xfer_group *g, const struct fo_call *call,
+                                          int64_t budget_ms)
 {
     char tmo[40];
     snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);

@@ -680,10 +680,10 @@ static void assert_failed(const struct fo_call *call, enum fo_outcome outcome)
 /* What /echo-headers reported. Strings are "" and has_* false when absent. */
 struct echo {
     char method[16];
-    char timeout_ms[32];   /* X-Timeout-Ms. */
-    char request_id[512];  /* X-Request-Id. */
-    char custom[64];       /* X-Custom. */
-    char content_type[64]; /* Content-Type. */
+    char timeout_ms[32];     /* X-Timeout-Ms. */
+    char request_id[512];    /* X-Request-Id. */
+    char custom[64];         /* X-Custom. */
+    char content_type[64];   /* Content-Type. */
     char content_length[32]; /* Content-Length, "" when absent. */
     bool has_timeout_ms, has_request_id;
     int timeout_count, request_id_count, content_type_count;
@@ -998,8 +998,7 @@ static void test_handle_reuse_keeps_no_method(void **state)
         pthread_mutex_unlock(&srv.lock);
         /* A HEAD answer has no body: it succeeds as null; the rest echo as JSON. */
         bool head = strcmp(methods[i], "HEAD") == 0;
-        bool ok = strcmp(seen, methods[i]) == 0 && call->status == 200 &&
-                  call->outcome == FO_OK &&
+        bool ok = strcmp(seen, methods[i]) == 0 && call->status == 200 && call->outcome == FO_OK &&
                   (!head || (call->json.len == 4 && memcmp(call->json.p, "null", 4) == 0));
         if (!ok && used < sizeof problems)
             used += (size_t)snprintf(problems + used, sizeof problems - used,

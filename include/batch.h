@@ -24,10 +24,11 @@
 
 /* One call of a batch. */
 struct fo_batch_req {
-    char *name;     /* Key in the result; unique. */
-    char *url;      /* Absolute URL, checked against allow_hosts. */
-    char *method;   /* Upper-case token, "GET" unless given. */
-    char **headers; /* "Name: value" lines (names and values checked: no CR/LF). */
+    char *name;         /* Key in the result; unique. */
+    char *url;          /* Absolute URL, checked against allow_hosts. */
+    size_t allow_index; /* The allow_hosts entry it was admitted under. */
+    char *method;       /* Upper-case token, "GET" unless given. */
+    char **headers;     /* "Name: value" lines (names and values checked: no CR/LF). */
     size_t nheaders;
     char *body; /* Raw JSON text or NULL; sent with Content-Type: application/json. */
     size_t body_len;

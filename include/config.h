@@ -106,7 +106,7 @@ void fo_config_destroy(struct fo_config *cfg);
  * others. Returns 0, -ENOMEM or -E2BIG ('out' full). Thread-safe. */
 int fo_config_schema(struct fo_buf *out);
 
-/* Parse "host:port", "[v6]:port" or ":port" (any address) into a numeric
+/* Parse "host:port", "[v6]:port" or ":port" (any IPv4 address) into a numeric
  * host and a port. Returns 0 or -EINVAL. */
 int fo_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port);
 

@@ -28,8 +28,14 @@ int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms);
 /* Free the registry; every record must be closed. NULL is a no-op. */
 void fo_conns_destroy(struct fo_conns *cs);
 
-/* A connection on socket 'fd' was accepted. Returns its record, or NULL when
- * out of memory (the connection is then simply not watched). */
+/* A connection is being accepted: count it now, so that a burst of accepts
+ * cannot pass 'max' before their records exist. Returns false (and counts
+ * nothing) when 'max' connections are open already. */
+bool fo_conns_admit(struct fo_conns *cs, long max);
+
+/* A connection on socket 'fd' was accepted (and admitted). Returns its
+ * record, or NULL when out of memory (the connection is then simply not
+ * watched, and its count is given back). */
 struct fo_conn_rec *fo_conns_open(struct fo_conns *cs, int fd);
 
 /* The connection closed: forget and free 'cr' (NULL is a no-op). */

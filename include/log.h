@@ -3,7 +3,9 @@
  *   {"ts":"2026-11-28T05:00:00.123Z","level":"info","event":"listening","port":8080}
  *
  * Each line is built in a local buffer and written with a single write(2),
- * so lines from different threads never interleave and no lock is taken.
+ * and no lock is taken: a line of at most PIPE_BUF (4096) bytes never
+ * interleaves with another on a pipe; a longer one (an access line with many
+ * backends) may, where stdout is a pipe.
  * Only the service layer (main, server) logs; library modules return errors.
  * Threads: thread-safe. */
 #ifndef FO_LOG_H
@@ -16,7 +18,8 @@
 
 enum fo_log_level { FO_LOG_DEBUG, FO_LOG_INFO, FO_LOG_WARN, FO_LOG_ERROR, FO_LOG_OFF };
 
-/* Lines below this level are dropped. Set once at start-up. */
+/* Lines below this level are dropped. Set at start-up and again by each
+ * reload (the "log" key), from the main thread. */
 void fo_log_set_level(enum fo_log_level lvl);
 
 /* Write one line with "ts", "level", "event" and then the members produced

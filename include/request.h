@@ -36,6 +36,8 @@ struct fo_front {
     struct fo_budget *budget;    /* Borrowed: buffered bytes, checked at admission. */
     struct fo_ctx *root;         /* Parent of every request context; cancelled on stop. */
     struct fo_conns *conns;      /* Open client connections. */
+    unsigned max_json_depth;     /* The start-up config's: one nesting cap for every JSON read
+                                    (batch bodies as backend bodies), reload or not. */
     atomic_long live;            /* Requests between first call and completion. */
     atomic_long waiting;         /* Requests suspended on the pool (or about to be). Raised
                                     before 'draining' is read, so that once the stop has

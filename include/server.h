@@ -39,8 +39,9 @@ uint16_t fo_server_port(const struct fo_server *srv);
 /* Serve new requests with 'cfg' from now on; requests in flight finish on
  * the config they started with. Ownership of 'cfg' moves to the server.
  * Settings that only apply at start (listen, workers, server_threads,
- * connection limits, response size, JSON depth, host connection caps and
- * max_buffered_bytes)
+ * max_connections, max_header_bytes, idle_timeout_ms, header_timeout_ms,
+ * max_response_bytes, max_json_depth -- for batch bodies too --,
+ * max_host_connections, max_buffered_bytes)
  * keep their old values; their names are written to 'note' (empty when
  * none differ). */
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen);

@@ -137,8 +137,8 @@ out:
     return rc;
 }
 
-int fo_batch_check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
-                       size_t msglen)
+static int check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
+                     size_t msglen, size_t *index)
 {
     char q[96];
     for (const char *c = url; *c; c++) {
@@ -211,13 +211,21 @@ int fo_batch_check_url(const char *url, const struct fo_aggregate_conf *conf, ch
     hostport[hostlen] = ':';
     strcpy(hostport + hostlen + 1, port);
 
-    bool listed = false;
-    for (size_t i = 0; i < conf->nallow && !listed; i++)
-        listed = strcmp(conf->allow_hosts[i], hostport) == 0;
-    if (!listed)
+    size_t i = 0;
+    while (i < conf->nallow && strcmp(conf->allow_hosts[i], hostport) != 0)
+        i++;
+    if (i == conf->nallow)
         return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
                    quote(q, sizeof q, hostport, strlen(hostport)));
+    if (index)
+        *index = i;
     return curl_agrees(url, scheme, auth, hostlen, port, msg, msglen);
+}
+
+int fo_batch_check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
+                       size_t msglen)
+{
+    return check_url(url, conf, msg, msglen, NULL);
 }
 
 /* ---- Parsing ------------------------------------------------------------ */
@@ -447,7 +455,7 @@ static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_
                               "request \"%s\": \"url\" must be a string", c->qname);
             if (rc < 0)
                 return rc;
-            rc = fo_batch_check_url(r->url, c->conf, msg, sizeof msg);
+            rc = check_url(r->url, c->conf, msg, sizeof msg, &r->allow_index);
             if (rc == -ENOMEM)
                 return rc;
             if (rc < 0)

@@ -14,6 +14,7 @@
  * listen address live in config_io.c; route paths and their cross checks in config_routes.c. */
 #include "config.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,29 @@ static bool parse_backend_name(struct fo__vctx *c, const struct fo__field *f, co
     return b->name != NULL;
 }
 
+/* The URL as libcurl will read it, each placeholder standing for "x": a port
+ * out of range or a host libcurl cannot parse would otherwise pass --check
+ * and then fail every call as connect. */
+static bool curl_accepts(const char *url, char *why, size_t len)
+{
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    bool ok = true;
+    for (const char *p = url; *p && ok; p++) {
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        ok = fo_buf_putc(&b, close ? 'x' : *p) == 0;
+        if (close)
+            p = close;
+    }
+    CURLU *u = ok ? curl_url() : NULL;
+    CURLUcode rc = u ? curl_url_set(u, CURLUPART_URL, b.data, 0) : CURLUE_OUT_OF_MEMORY;
+    if (rc != CURLUE_OK)
+        snprintf(why, len, "libcurl cannot use this URL: %s", curl_url_strerror(rc));
+    curl_url_cleanup(u);
+    fo_buf_free(&b);
+    return rc == CURLUE_OK;
+}
+
 /* 'up' is the endpoint's compiled path, NULL when it was not valid. */
 static bool parse_backend_url(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
                               const char *path, void *base, const void *up)
@@ -185,6 +209,8 @@ static bool parse_backend_url(struct fo__vctx *c, const struct fo__field *f, con
     if (!pattern)
         return true;
     int rc = fo_tmpl_compile(&b->tmpl, url, pattern, err, sizeof err);
+    if (rc == 0 && !curl_accepts(url, err, sizeof err))
+        rc = -EINVAL;
     if (rc == -ENOMEM)
         c->oom = true;
     else if (rc < 0)

@@ -66,16 +66,25 @@ void fo_conns_destroy(struct fo_conns *cs)
     free(cs);
 }
 
+bool fo_conns_admit(struct fo_conns *cs, long max)
+{
+    if (atomic_fetch_add_explicit(&cs->n, 1, memory_order_relaxed) < max)
+        return true;
+    atomic_fetch_sub_explicit(&cs->n, 1, memory_order_relaxed);
+    return false;
+}
+
 struct fo_conn_rec *fo_conns_open(struct fo_conns *cs, int fd)
 {
     struct fo_conn_rec *cr = calloc(1, sizeof *cr);
-    if (!cr)
+    if (!cr) {
+        atomic_fetch_sub_explicit(&cs->n, 1, memory_order_relaxed);
         return NULL;
+    }
     cr->fd = fd;
     int64_t now = fo_clock_ms();
     atomic_init(&cr->idle_ms, now);
     atomic_init(&cr->head_by_ms, now + cs->header_timeout_ms);
-    atomic_fetch_add_explicit(&cs->n, 1, memory_order_relaxed);
     pthread_mutex_lock(&cs->lock);
     cr->next = cs->head;
     if (cs->head)
@@ -88,7 +97,7 @@ struct fo_conn_rec *fo_conns_open(struct fo_conns *cs, int fd)
 void fo_conns_close(struct fo_conns *cs, struct fo_conn_rec *cr)
 {
     if (!cr)
-        return;
+        return; /* Its count went back when its record could not be made. */
     atomic_fetch_sub_explicit(&cs->n, 1, memory_order_relaxed);
     pthread_mutex_lock(&cs->lock);
     if (cr->prev)

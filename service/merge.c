@@ -173,7 +173,9 @@ static bool same_key(const struct entry *a, const struct entry *b)
     return a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
 }
 
-/* FNV-1a, seeded so that colliding keys cannot be prepared in advance. */
+/* FNV-1a, seeded from the address of this call's table (so from ASLR): a
+ * set of colliding keys found for one run does not carry over to the next.
+ * It is not a keyed hash; the bodies it sees are capped in size anyway. */
 static uint64_t hash_key(const char *k, size_t n, uint64_t seed)
 {
     uint64_t h = 0xcbf29ce484222325ULL ^ seed;

@@ -22,6 +22,7 @@
  * when nobody scrapes. */
 #include "metrics.h"
 
+#include "alloc.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -43,26 +44,6 @@ struct fo_metrics {
     size_t norphans;                     /* Series without, still listed; 'lock'. */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
 };
-
-static void *xcalloc(size_t n)
-{
-    void *p = calloc(1, n);
-    if (!p) {
-        fprintf(stderr, "fanout: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p) {
-        fprintf(stderr, "fanout: out of memory\n");
-        abort();
-    }
-    return p;
-}
 
 int fo_metrics_create(struct fo_metrics **out)
 {
@@ -122,8 +103,8 @@ struct fo_endpoint_stats *fo_metrics_endpoint(struct fo_metrics *m, const char *
     while (ep && strcmp(ep->label, label) != 0)
         ep = ep->next;
     if (!ep) {
-        ep = xcalloc(sizeof *ep);
-        ep->label = xstrdup(label);
+        ep = fo_xcalloc(sizeof *ep);
+        ep->label = fo_xstrdup(label);
         ep->next = m->endpoints;
         m->endpoints = ep;
         m->norphans++; /* Until taken below. */
@@ -141,8 +122,8 @@ struct fo_backend_stats *fo_metrics_backend(struct fo_metrics *m, struct fo_endp
     while (b && strcmp(b->label, label) != 0)
         b = b->next;
     if (!b) {
-        b = xcalloc(sizeof *b);
-        b->label = xstrdup(label);
+        b = fo_xcalloc(sizeof *b);
+        b->label = fo_xstrdup(label);
         b->next = ep->backends;
         ep->backends = b;
         m->norphans++; /* Until taken below. */

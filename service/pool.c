@@ -6,8 +6,9 @@
  * submitted fan-out) and free lists of transfers (whose easy handles are
  * reused, so per-call setup is a handful of setopts) and jobs. The only
  * shared state is the worker's inbox channel, an eventfd that wakes it, and
- * relaxed atomic counters. Nothing in a worker takes a lock apart from the
- * inbox's, and no lock is held while calling out (curl, 'done').
+ * relaxed atomic counters. The locks a worker takes are its inbox's and each
+ * request's fan-in channel's (on every ended call), and none is held while
+ * calling out (curl, 'done').
  *
  * The epoll set holds three kinds of descriptor: the wake eventfd and the
  * client sockets of running jobs (no event bits: the EPOLLHUP/EPOLLERR of a
@@ -35,6 +36,7 @@
  * says must go on a fresh connection. */
 #include "pool.h"
 
+#include "alloc.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -116,16 +118,6 @@ struct fo_pool {
     atomic_uint next;          /* Round-robin cursor. */
     atomic_bool closed;        /* No more submits. */
 };
-
-static void *xmalloc(size_t n)
-{
-    void *p = calloc(1, n);
-    if (!p) {
-        fprintf(stderr, "fanout: out of memory (%zu bytes)\n", n);
-        abort();
-    }
-    return p;
-}
 
 void fo_call_drop_body(struct fo_call *call)
 {
@@ -243,7 +235,7 @@ static struct job *job_get(struct fo_worker *w)
         memset(j, 0, sizeof *j);
         return j;
     }
-    return xmalloc(sizeof *j);
+    return fo_xcalloc(sizeof *j);
 }
 
 /* ---- deadline heap (worker thread) ----
@@ -292,12 +284,7 @@ static void heap_push(struct fo_worker *w, struct job *j)
 {
     if (w->nheap == w->capheap) {
         size_t cap = w->capheap ? w->capheap * 2 : 64;
-        struct job **h = realloc(w->heap, cap * sizeof *h);
-        if (!h) {
-            fprintf(stderr, "fanout: out of memory\n");
-            abort();
-        }
-        w->heap = h;
+        w->heap = fo_xrealloc(w->heap, cap * sizeof *w->heap);
         w->capheap = cap;
     }
     w->heap[w->nheap] = j;
@@ -347,10 +334,8 @@ static void job_release(struct fo_worker *w, struct job *j)
 static void call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
 {
     int rc = fo_chan_send(j->f->fanin, call, 0);
-    if (rc < 0) { /* Capacity >= ncalls is the submitter's promise. */
-        fprintf(stderr, "fanout: fan-in channel refused a result (%d)\n", rc);
-        abort();
-    }
+    if (rc < 0) /* Capacity >= ncalls is the submitter's promise. */
+        fo_panic("the fan-in channel refused a result");
     atomic_fetch_add_explicit(&w->n_calls, 1, memory_order_relaxed);
     job_release(w, j);
 }
@@ -597,8 +582,7 @@ static void *worker_main(void *arg)
         }
         int n = wait_events(w, events, 64, tsp);
         if (n < 0 && errno != EINTR) {
-            fprintf(stderr, "fanout: epoll wait: %s\n", strerror(errno));
-            abort();
+            fo_panic("epoll wait failed");
         }
         for (int i = 0; i < n; i++) {
             uint32_t ev = events[i].events;
@@ -729,9 +713,9 @@ int fo_pool_create(struct fo_pool **out, const struct fo_pool_opts *opts)
 {
     if (opts->workers < 1 || opts->queue_cap < 1)
         return -EINVAL;
-    struct fo_pool *pool = xmalloc(sizeof *pool);
+    struct fo_pool *pool = fo_xcalloc(sizeof *pool);
     pool->opts = *opts;
-    pool->workers = xmalloc(opts->workers * sizeof *pool->workers);
+    pool->workers = fo_xcalloc(opts->workers * sizeof *pool->workers);
     int rc = 0;
     for (unsigned i = 0; i < opts->workers; i++) {
         rc = worker_init(&pool->workers[i], pool);

@@ -13,6 +13,7 @@
  * deadline, so the fan-out always ends by then. */
 #include "request.h"
 
+#include "alloc.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,33 +378,12 @@ static enum MHD_Result start_endpoint(struct request *r)
     return launch(r);
 }
 
-/* The allow_hosts entry a batch URL was admitted under. */
-static struct fo_backend_stats *host_stats(const struct fo_runtime *rt, const char *url)
-{
-    const struct fo_aggregate_conf *ag = &rt->cfg->aggregate;
-    const char *a = strstr(url, "://");
-    a = a ? a + 3 : url;
-    size_t n = strcspn(a, "/?#");
-    bool https = strncasecmp(url, "https:", 6) == 0;
-    for (size_t h = 0; h < ag->nallow; h++) {
-        const char *e = ag->allow_hosts[h];
-        size_t en = strlen(e);
-        if (en == n && memcmp(e, a, n) == 0)
-            return rt->host_stats[h];
-        /* No port in the URL: the entry carries the scheme's default. */
-        const char *dflt = https ? ":443" : ":80";
-        if (en == n + strlen(dflt) && memcmp(e, a, n) == 0 && strcmp(e + n, dflt) == 0)
-            return rt->host_stats[h];
-    }
-    return rt->host_stats[0];
-}
-
 static enum MHD_Result start_batch(struct request *r)
 {
     const struct fo_config *cfg = r->rt->cfg;
     struct fo_batch_error berr = {0};
     int rc = fo_batch_parse(&r->batch, r->body.data ? r->body.data : "", r->body.len,
-                            &cfg->aggregate, cfg->max_json_depth, &berr);
+                            &cfg->aggregate, r->front->max_json_depth, &berr);
     if (rc == -ENOMEM)
         return MHD_NO;
     if (rc < 0)
@@ -425,7 +405,7 @@ static enum MHD_Result start_batch(struct request *r)
         call->body_len = q->body_len;
         call->timeout_ms = q->timeout_ms;
         call->required = q->required;
-        r->call_stats[i] = host_stats(r->rt, q->url);
+        r->call_stats[i] = r->rt->host_stats[q->allow_index]; /* Checked by fo_batch_parse. */
     }
     return launch(r);
 }
@@ -627,7 +607,8 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
 
     /* Endpoints: the first whose path and method match. Remember the methods
      * of path-only matches for 405's Allow. */
-    char allow[128] = "";
+    struct fo_buf allow; /* Methods of path-only matches, for 405's Allow: any length. */
+    fo_buf_init(&allow, FO_BUF_UNLIMITED);
     size_t n = strlen(url);
     for (size_t i = 0; i < cfg->nendpoints; i++) {
         const struct fo_endpoint_conf *ep = &cfg->endpoints[i];
@@ -638,10 +619,11 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
         if (strcmp(ep->method, method) != 0 &&
             !(strcmp(method, "HEAD") == 0 && strcmp(ep->method, "GET") == 0)) {
             fo_params_clear(&params);
-            size_t used = strlen(allow);
-            snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", ep->method);
+            if ((allow.len && fo_buf_puts(&allow, ", ") < 0) || fo_buf_puts(&allow, ep->method) < 0)
+                fo_panic("out of memory");
             continue;
         }
+        fo_buf_free(&allow);
         r->ep = ep;
         r->ep_index = i;
         if (m < 0)
@@ -652,9 +634,12 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
         r->params = params;
         return start_endpoint(r);
     }
-    if (allow[0])
-        return fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                "method not allowed for this path", allow);
+    if (allow.len) {
+        enum MHD_Result rc = fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                              "method not allowed for this path", allow.data);
+        fo_buf_free(&allow);
+        return rc;
+    }
     return fo_request_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no endpoint for this path", NULL);
 }
 
@@ -671,11 +656,7 @@ static void take_id(struct request *r)
 struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
                                struct MHD_Connection *c, const char *method, const char *url)
 {
-    struct request *r = calloc(1, sizeof *r);
-    if (!r) {
-        fprintf(stderr, "fanout: out of memory\n");
-        abort();
-    }
+    struct request *r = fo_xcalloc(sizeof *r);
     atomic_fetch_add_explicit(&front->live, 1, memory_order_relaxed);
     r->front = front;
     r->rt = rt;
@@ -696,6 +677,15 @@ struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
 void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe)
 {
     struct fo_front *fr = r->front;
+    if (r->state == REQ_WAIT || r->state == REQ_FAILED) {
+        /* MHD ended it without the handler call after the resume (the client
+         * left meanwhile): count what happened all the same. Its calls have
+         * all ended: the pool resumed the connection after the last. */
+        for (size_t i = 0; r->state == REQ_WAIT && i < r->ncalls; i++)
+            fo_metrics_call(r->call_stats[i], r->calls[i].outcome,
+                            (int64_t)(r->calls[i].ms * 1000.0));
+        fo_metrics_request(request_stats(r), 0, fo_clock_us() - r->start_us);
+    }
     unwait(r);
     fo_conn_done(r->cr);
     if (r->state != REQ_READ)

@@ -134,8 +134,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     struct fo_server *srv = cls;
     (void)addr;
     (void)addrlen;
-    long open = fo_conns_count(srv->front.conns);
-    return open >= (long)srv->boot->max_connections ? MHD_NO : MHD_YES;
+    return fo_conns_admit(srv->front.conns, (long)srv->boot->max_connections) ? MHD_YES : MHD_NO;
 }
 
 /* A connection accepted with the descriptors nearly all taken (fdlimit.h):
@@ -237,6 +236,7 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     srv->front.pool = pool;
     srv->front.metrics = metrics;
     srv->front.budget = budget;
+    srv->front.max_json_depth = cfg->max_json_depth;
     pthread_mutex_init(&srv->rt_lock, NULL);
     if (getrandom(&srv->front.id_prefix, sizeof srv->front.id_prefix, 0) !=
         sizeof srv->front.id_prefix)

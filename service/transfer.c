@@ -13,6 +13,7 @@
  * so this is safe for any method. */
 #include "transfer.h"
 
+#include "alloc.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,12 +141,10 @@ static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
 
 struct fo_xfer *fo_xfer_new(struct fo_xfer_env *env)
 {
-    struct fo_xfer *x = calloc(1, sizeof *x);
-    CURL *e = x ? curl_easy_init() : NULL;
-    if (!e) {
-        fprintf(stderr, "fanout: out of memory (a transfer)\n");
-        abort();
-    }
+    struct fo_xfer *x = fo_xcalloc(sizeof *x);
+    CURL *e = curl_easy_init();
+    if (!e)
+        fo_panic("out of memory (curl_easy_init)");
     x->easy = e;
     x->env = env;
     fo_buf_init(&x->body, env->max_response_bytes);
@@ -424,8 +423,6 @@ void fo_xfer_classify(struct fo_xfer *x, CURLcode res)
      * keeps the pointer. */
     call->budget = x->env->buffered;
     call->resp = fo_buf_release(&x->body, &call->resp_len);
-    if (!call->resp) {
-        fprintf(stderr, "fanout: out of memory\n");
-        abort();
-    }
+    if (!call->resp)
+        fo_panic("out of memory");
 }

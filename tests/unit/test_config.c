@@ -376,6 +376,9 @@ static void test_bad_cases(void **state)
          "endpoints[0].backends[2].name: duplicate of endpoints[0].backends[0].name\n"},
         {EP("{'name': 'b', 'url': 'ftp://h/'}"),
          "endpoints[0].backends[0].url: must start with http:// or https://\n"},
+        {EP("{'name': 'b', 'url': 'http://h:99999/x'}"),
+         "endpoints[0].backends[0].url: libcurl cannot use this URL: Port number was not a "
+         "decimal number between 0 and 65535\n"},
         {EP("{'name': 'b', 'url': 'http://h/{nope}'}"),
          "endpoints[0].backends[0].url: {nope} is not a parameter of the endpoint path\n"},
         {EP("{'name': 'b', 'url': 'http://{id}/'}"),

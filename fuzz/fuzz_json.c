@@ -132,20 +132,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_children(v, &tmp);
 
     /* Merge it: lifted, named, failed (absent), and its first member lifted. */
-    struct fo_result r[4] = {
-        {.name = "a", .merge = true, .outcome = FO_OK, .status = 200, .ms = 1.25, .body = v},
-        {.name = "b", .merge = false, .outcome = FO_OK, .status = 201, .ms = 2, .body = v},
-        {.name = "a", .merge = true, .outcome = FO_ERR_TIMEOUT, .ms = 3, .body = v},
+    struct fo_call r[4] = {
+        {.name = "a", .merge = true, .outcome = FO_OK, .status = 200, .ms = 1.25, .json = v},
+        {.name = "b", .merge = false, .outcome = FO_OK, .status = 201, .ms = 2, .json = v},
+        {.name = "a", .merge = true, .outcome = FO_ERR_TIMEOUT, .ms = 3, .json = v},
         {.name = "c\"\n", .merge = true, .outcome = FO_OK, .ms = 4},
     };
     struct fo_json_iter it;
     struct fo_json_span k, m = v;
     if (fo_json_iter_object(&it, v) == 0 && fo_json_next_member(&it, &k, &m))
-        r[3].body = m;
+        r[3].json = m;
     else if (fo_json_iter_array(&it, v) == 0 && fo_json_next_element(&it, &m))
-        r[3].body = m;
+        r[3].json = m;
     else
-        r[3].body = v;
+        r[3].json = v;
     struct fo_report rep = {.complete = false, .elapsed_ms = 12.34};
 
     check(fo_merge_write(&out, r, 4, NULL) == 0);

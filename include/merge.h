@@ -19,17 +19,7 @@
 
 #include "buf.h"
 #include "json.h"
-#include "outcome.h"
-
-/* One backend call's result, as merge sees it. */
-struct fo_result {
-    const char *name;         /* Borrowed; the key in the document. */
-    bool merge;               /* Lift an object's members to the top level. */
-    enum fo_outcome outcome;  /* FO_OK or why it failed. */
-    int status;               /* HTTP status, 0 when none arrived. */
-    double ms;                /* How long the call took. */
-    struct fo_json_span body; /* Validated JSON value; used only when FO_OK. */
-};
+#include "plan.h"
 
 /* What the "_fanout" member reports beyond the per-call results. */
 struct fo_report {
@@ -37,17 +27,18 @@ struct fo_report {
     double elapsed_ms; /* Whole request, as the client saw it so far. */
 };
 
-/* Append the merged object for results r[0..n) to 'out'. 'report' may be
+/* Append the merged object for the judged calls r[0..n) of a plan to 'out'
+ * (each call's name, merge, outcome, status, ms and JSON value). 'report' may be
  * NULL (no "_fanout" member). Bodies must already be validated.
  * Returns 0, or -E2BIG / -ENOMEM from 'out' (whose contents are then
  * unspecified). */
-int fo_merge_write(struct fo_buf *out, const struct fo_result *r, size_t n,
+int fo_merge_write(struct fo_buf *out, const struct fo_call *r, size_t n,
                    const struct fo_report *report);
 
 /* Append {"error":{"code":..,"message":..[,"backend":..]}} to 'out', and
  * when 'report' is not NULL a "_fanout" member for results r[0..n) as in
  * fo_merge_write. 'backend' may be NULL. Returns 0 or the fo_buf errors. */
 int fo_merge_error(struct fo_buf *out, const char *code, const char *message, const char *backend,
-                   const struct fo_result *r, size_t n, const struct fo_report *report);
+                   const struct fo_call *r, size_t n, const struct fo_report *report);
 
 #endif /* FO_MERGE_H */

@@ -7,15 +7,19 @@
  * together to one worker (round robin) over that worker's inbox channel,
  * followed by one wakeup on the worker's eventfd.
  *
- * Fan-in: as each call ends, the worker fills in its result and sends the
- * call on the fan-out's 'fanin' channel; after the last one it invokes
- * 'done' once. The submitter (the HTTP front) resumes its suspended client
- * connection from 'done' and drains the channel on its own thread.
+ * Fan-in: as each call ends, the worker fills in its transport result (an
+ * answer arrived, with its status and body, or why none did) and sends the
+ * call on the fan-out's 'fanin' channel, then calls 'ended', where the
+ * submitter takes it off the channel and judges it (pipeline.h); when the
+ * submitter says the fan-out is decided (a required call failed: fail
+ * fast), the pool cancels the context and aborts the rest. After the last
+ * call it invokes 'done' once; the submitter (the HTTP front) resumes its
+ * suspended client connection from there. The pool judges no answer: a 500
+ * or a body that is not JSON is the pipeline's to fail.
  *
  * Context: every call gets min(its own timeout, time left on the fan-out's
  * context) as its curl timeout, and carries "X-Timeout-Ms: <ms left>", the
- * time left when the request is sent (after any wait for a connection). A
- * failing required call cancels the context and aborts the rest (fail fast).
+ * time left when the request is sent (after any wait for a connection).
  * While a fan-out runs, the worker watches 'client_fd' for a reset (not a
  * half-close: a client may shut its sending side after the request) and
  * cancels the fan-out when the connection is gone. Aborting a call removes it
@@ -27,10 +31,10 @@
  * dirty_discards). A response head over FO_MAX_HEAD_BYTES fails the call
  * FO_ERR_TOO_LARGE.
  *
- * Ownership: a submitted fan-out, its calls, their strings and the channel
- * are borrowed by the pool from a successful fo_pool_submit until 'done'
- * returns; result bodies are malloc()ed by the pool and belong to the call
- * (free with fo_call_clear). */
+ * Ownership: a submitted fan-out, its calls (plan.h), their strings and the
+ * channel are borrowed by the pool from a successful fo_pool_submit until
+ * 'done' returns; result bodies are malloc()ed by the pool and belong to the
+ * call (free with fo_call_clear). */
 #ifndef FO_POOL_H
 #define FO_POOL_H
 
@@ -41,40 +45,7 @@
 #include "budget.h"
 #include "chan.h"
 #include "ctx.h"
-#include "json.h"
-#include "outcome.h"
-
-/* One backend call. */
-struct fo_call {
-    /* Set by the submitter; read-only to the pool. */
-    const char *url;            /* Borrowed: absolute http(s) URL. */
-    const char *method;         /* Borrowed: NULL means GET. */
-    const char *const *headers; /* Borrowed: nheaders "Name: value" lines. */
-    size_t nheaders;
-    const char *body; /* Borrowed: JSON request body or NULL. */
-    size_t body_len;
-    int64_t timeout_ms; /* Own cap; 0 = the context's deadline only. */
-    bool required;      /* Failure cancels the fan-out. */
-
-    /* Set by the pool before the call is sent on the fan-in channel. */
-    enum fo_outcome outcome;
-    int status;               /* HTTP status, 0 when none arrived. */
-    bool no_fds;              /* FO_ERR_CONNECT because the process was out of file
-                                 descriptors (the request is then overloaded). */
-    double ms;                /* From the worker picking it up to its end. */
-    char *resp;               /* From malloc(): the response body for FO_OK,
-                                 NULL otherwise. */
-    size_t resp_len;          /* Charged to 'budget' until fo_call_clear. */
-    struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
-    struct fo_json_span json; /* FO_OK: the validated value inside 'resp'. */
-};
-
-/* Free a call's body (giving its bytes back to the budget) as soon as it is
- * no longer needed; outcome, status and ms stay. */
-void fo_call_drop_body(struct fo_call *call);
-
-/* Free a call's result and reset its result fields. */
-void fo_call_clear(struct fo_call *call);
+#include "plan.h"
 
 struct fo_fanout;
 /* Called once per fan-out on the worker thread, after every call has been
@@ -83,18 +54,27 @@ struct fo_fanout;
  * does). Must not block. */
 typedef void (*fo_fanout_done_cb)(struct fo_fanout *f);
 
+/* Called on the worker thread each time a call has ended and been sent on
+ * the fan-in channel: the submitter takes what is on the channel and judges
+ * it. Returns true once the fan-out is decided (it needs no more answers);
+ * the pool then cancels the context and aborts the calls still running
+ * (FO_ERR_CANCELLED, each still sent and 'ended'). Never called after
+ * 'done'. Must not block. */
+typedef bool (*fo_fanout_ended_cb)(struct fo_fanout *f);
+
 /* The calls of one client request. */
 struct fo_fanout {
     struct fo_call *calls; /* Borrowed: ncalls >= 1 calls. */
     size_t ncalls;
-    struct fo_ctx *ctx;     /* Borrowed: deadline and cancellation. */
-    struct fo_chan *fanin;  /* Borrowed: capacity >= ncalls; receives each call. */
-    int client_fd;          /* Watched for hang-up; -1 for none. */
-    const char *request_id; /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
-    size_t max_bytes;       /* Response bytes all its calls may hold together; past it a
-                               call ends FO_ERR_TOO_LARGE. 0 = no cap. */
-    fo_fanout_done_cb done; /* Required. */
-    void *data;             /* The submitter's; the pool never reads it. */
+    struct fo_ctx *ctx;       /* Borrowed: deadline and cancellation. */
+    struct fo_chan *fanin;    /* Borrowed: capacity >= ncalls; receives each call. */
+    int client_fd;            /* Watched for hang-up; -1 for none. */
+    const char *request_id;   /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
+    size_t max_bytes;         /* Response bytes all its calls may hold together; past it a
+                                 call ends FO_ERR_TOO_LARGE. 0 = no cap. */
+    fo_fanout_ended_cb ended; /* Required. */
+    fo_fanout_done_cb done;   /* Required. */
+    void *data;               /* The submitter's; the pool never reads it. */
 };
 
 /* Cap on a call's response head bytes (all heads, 1xx included). */
@@ -103,7 +83,6 @@ struct fo_fanout {
 struct fo_pool_opts {
     unsigned workers;           /* Threads, >= 1. */
     size_t max_response_bytes;  /* Bodies over it end as FO_ERR_TOO_LARGE. */
-    unsigned max_json_depth;    /* Nesting cap when validating bodies. */
     size_t queue_cap;           /* Inbox capacity per worker (fan-outs). */
     long max_host_connections;  /* Per-worker cap on connections to one host; 0 = none. */
     struct fo_budget *buffered; /* Borrowed, may be NULL: every response byte held is

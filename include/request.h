@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "batch.h"
 #include "budget.h"
@@ -24,6 +25,7 @@
 #include "conns.h"
 #include "ctx.h"
 #include "metrics.h"
+#include "plan.h"
 #include "pool.h"
 #include "runtime.h"
 #include "tmpl.h"
@@ -57,6 +59,16 @@ enum req_state {
     REQ_DONE,   /* Answer queued. */
 };
 
+/* What the fan-in has seen of a request's calls, for its status. */
+struct fo_tally {
+    size_t in;             /* Calls taken off the fan-in channel. */
+    size_t ok;             /* ... that came through the pipeline. */
+    ssize_t first_failed;  /* Index of the first that failed, or -1. */
+    ssize_t req_failed;    /* ... of the first required that failed by itself, or -1. */
+    ssize_t req_cancelled; /* ... of the first required cancelled for another, or -1. */
+    bool any_timeout;      /* A call timed out. */
+};
+
 /* One client request. From fo_request_new in the first handler call; freed
  * by fo_request_end. Touched by one MHD thread at a time, and by the pool
  * only between submit and resume. */
@@ -80,13 +92,12 @@ struct request {
     struct fo_params params;           /* Path parameters (endpoint requests). */
     bool report;                       /* Add "_fanout". */
 
-    struct fo_ctx *ctx;                   /* Deadline and cancellation, child of the root. */
-    struct fo_chan *fanin;                /* Results arrive here, one per call. */
-    struct fo_fanout fan;                 /* What the pool runs. */
-    struct fo_call *calls;                /* From calloc(): one per backend, in config order. */
-    struct fo_backend_stats **call_stats; /* From calloc(): series per call. */
-    size_t ncalls;
-    struct fo_buf urls; /* Expanded URLs, NUL-separated. */
+    struct fo_ctx *ctx;    /* Deadline and cancellation, child of the root. */
+    struct fo_chan *fanin; /* Results arrive here, one per call. */
+    struct fo_fanout fan;  /* What the pool runs. */
+    struct fo_plan plan;   /* The calls, in config (or body) order. */
+    size_t ncalls;         /* Calls made: plan.n once launched (0 if refused). */
+    struct fo_tally tally; /* Fan-in: written by the worker, read after resume. */
 
     bool waiting;    /* Counted in front->waiting and admitted (calls budget). */
     unsigned status; /* The answer's status, once queued. */

@@ -5,8 +5,8 @@
  * header policy (fanout's own X-Timeout-Ms and X-Request-Id, never Expect,
  * empty values sent empty), the caps on what comes back (body per call and
  * per request, head size, the buffered-bytes budget), the refusal of a
- * kept-alive connection with unread input, and the classification of the
- * end into the call's result.
+ * kept-alive connection with unread input, and the transport result of its
+ * end (the pipeline judges the answer: pipeline.h).
  * Ownership: a transfer is the pool's (fo_xfer_new / fo_xfer_free); it
  * borrows its call and its group while it runs; a successful body is handed
  * to the call (freed with fo_call_clear).
@@ -29,7 +29,6 @@ struct fo_xfer_env {
     struct fo_socktab *socks;   /* Borrowed: every socket this worker's curl opened. */
     struct fo_budget *buffered; /* Borrowed, may be NULL: the process's buffered bytes. */
     size_t max_response_bytes;  /* Body cap per call. */
-    unsigned max_json_depth;    /* Nesting cap when validating bodies. */
 };
 
 /* What the transfers of one fan-out share: its deadline and byte budget. */
@@ -75,8 +74,9 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
  * *res (the connection was new, this was the second try, or no time left). */
 bool fo_xfer_retry(struct fo_xfer *x, CURLcode *res);
 
-/* Fill in the call's result from curl's 'res'; a successful body moves to
- * the call, still charged to the budget. */
+/* Fill in the call's transport result from curl's 'res': FO_OK when an
+ * answer arrived (any status; its body moves to the call, still charged to
+ * the budget), else why none did. */
 void fo_xfer_classify(struct fo_xfer *x, CURLcode res);
 
 /* Connections curl opened for it (this try). */

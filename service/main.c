@@ -248,7 +248,6 @@ int main(int argc, char **argv)
         .buffered = budget,
         .workers = cfg->workers,
         .max_response_bytes = cfg->max_response_bytes,
-        .max_json_depth = cfg->max_json_depth,
         .queue_cap = 4096,
         .max_host_connections = (long)cfg->max_host_connections,
     };

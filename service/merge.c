@@ -145,17 +145,17 @@ static int add_members(struct entries *es, struct fo_json_span body)
     return rc;
 }
 
-static int collect(struct entries *es, const struct fo_result *r, size_t n)
+static int collect(struct entries *es, const struct fo_call *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int rc;
         if (r[i].outcome != FO_OK)
             continue;
-        if (r[i].merge && fo_json_kind(r[i].body) == FO_JSON_OBJECT) {
-            rc = add_members(es, r[i].body);
+        if (r[i].merge && fo_json_kind(r[i].json) == FO_JSON_OBJECT) {
+            rc = add_members(es, r[i].json);
         } else {
             const char *name = r[i].name ? r[i].name : "";
-            rc = entries_add(es, name, strlen(name), 0, r[i].body);
+            rc = entries_add(es, name, strlen(name), 0, r[i].json);
         }
         if (rc < 0)
             return rc;
@@ -242,7 +242,7 @@ static int find_clashes(struct entries *es, bool reserve_report)
 
 /* The "_fanout" member, without a leading comma. Results sharing a name are
  * reported once, like keys: the last wins, in the place of the first. */
-static void write_report(struct writer *w, const struct fo_result *r, size_t n,
+static void write_report(struct writer *w, const struct fo_call *r, size_t n,
                          const struct fo_report *rep)
 {
     puts_(w, "\"_fanout\":{\"complete\":");
@@ -258,7 +258,7 @@ static void write_report(struct writer *w, const struct fo_result *r, size_t n,
             seen = strcmp(r[j].name ? r[j].name : "", name) == 0;
         if (seen)
             continue;
-        const struct fo_result *x = &r[i];
+        const struct fo_call *x = &r[i];
         for (size_t j = i + 1; j < n; j++) {
             if (strcmp(r[j].name ? r[j].name : "", name) == 0)
                 x = &r[j];
@@ -282,7 +282,7 @@ static void write_report(struct writer *w, const struct fo_result *r, size_t n,
     puts_(w, "}}");
 }
 
-int fo_merge_write(struct fo_buf *out, const struct fo_result *r, size_t n,
+int fo_merge_write(struct fo_buf *out, const struct fo_call *r, size_t n,
                    const struct fo_report *report)
 {
     struct entries es;
@@ -338,7 +338,7 @@ out:
 }
 
 int fo_merge_error(struct fo_buf *out, const char *code, const char *message, const char *backend,
-                   const struct fo_result *r, size_t n, const struct fo_report *report)
+                   const struct fo_call *r, size_t n, const struct fo_report *report)
 {
     struct writer w = {.b = out, .rc = 0};
 

@@ -83,6 +83,7 @@ struct job {
     bool watching;              /* w.fd is in the epoll set. */
     int64_t deadline_us;        /* The context's deadline, fo_clock_us() time. */
     size_t heap_idx;            /* Position in the worker's deadline heap, or NO_HEAP. */
+    bool decided;               /* 'ended' said no more answers are needed. */
 };
 
 #define NO_HEAP ((size_t)-1)
@@ -118,26 +119,6 @@ struct fo_pool {
     atomic_uint next;          /* Round-robin cursor. */
     atomic_bool closed;        /* No more submits. */
 };
-
-void fo_call_drop_body(struct fo_call *call)
-{
-    if (call->resp)
-        fo_budget_release(call->budget, call->resp_len);
-    free(call->resp);
-    call->resp = NULL;
-    call->resp_len = 0;
-    call->json.p = NULL;
-    call->json.len = 0;
-}
-
-void fo_call_clear(struct fo_call *call)
-{
-    fo_call_drop_body(call);
-    call->outcome = FO_OK;
-    call->status = 0;
-    call->no_fds = false;
-    call->ms = 0;
-}
 
 /* ---- curl callbacks (worker thread) ---- */
 
@@ -330,12 +311,15 @@ static void job_release(struct fo_worker *w, struct job *j)
     f->done(f);
 }
 
-/* Hand an ended call to the fan-in channel and release its count. */
+/* Hand an ended call to the fan-in channel, let the submitter judge it
+ * ('ended' may decide the fan-out), and release its count. */
 static void call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
 {
     int rc = fo_chan_send(j->f->fanin, call, 0);
     if (rc < 0) /* Capacity >= ncalls is the submitter's promise. */
         fo_panic("the fan-in channel refused a result");
+    if (j->f->ended(j->f))
+        j->decided = true;
     atomic_fetch_add_explicit(&w->n_calls, 1, memory_order_relaxed);
     job_release(w, j);
 }
@@ -361,8 +345,15 @@ static void count_connects(struct fo_worker *w, struct fo_xfer *x)
         atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
 }
 
-/* A transfer curl has finished: classify it, and fail fast when a required
- * call failed while its siblings still run. */
+/* The submitter needs no more answers (fail fast): cancel and abort the rest. */
+static void decide(struct fo_worker *w, struct job *j)
+{
+    fo_ctx_cancel(j->f->ctx, -ECANCELED);
+    abort_job(w, j, FO_ERR_CANCELLED);
+}
+
+/* A transfer curl has finished: its transport result goes to the submitter,
+ * which may decide the fan-out (then the calls still running are aborted). */
 static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
 {
     struct fo_call *call = x->call;
@@ -377,13 +368,11 @@ static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
         j->xfers = x->next;
     if (x->next)
         x->next->prev = x->prev;
-    bool fail_fast = call->outcome != FO_OK && call->required && j->xfers;
+    bool more = j->xfers != NULL; /* Then this end cannot complete (recycle) the job. */
     xfer_put(w, x);
     call_end(w, j, call);
-    if (fail_fast) { /* Siblings are still running, so that end did not complete the job. */
-        fo_ctx_cancel(j->f->ctx, -ECANCELED);
-        abort_job(w, j, FO_ERR_CANCELLED);
-    }
+    if (more && j->decided)
+        decide(w, j);
 }
 
 /* Abort every running transfer of 'j' with 'outcome'. The list is detached
@@ -482,7 +471,10 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         if (xfer_start(w, j, call, budget) < 0)
             call_fail(w, j, call, FO_ERR_CONNECT, 0);
     }
-    /* Release the extra count; this ends the job if every call already ended. */
+    /* A call that could not start may have decided it already. Then release
+     * the extra count; this ends the job if every call already ended. */
+    if (j->decided && j->xfers)
+        decide(w, j);
     job_release(w, j);
 }
 
@@ -676,7 +668,6 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     w->env.socks = w->socks;
     w->env.buffered = pool->opts.buffered;
     w->env.max_response_bytes = pool->opts.max_response_bytes;
-    w->env.max_json_depth = pool->opts.max_json_depth;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
         return -errno;

@@ -26,6 +26,7 @@
 #include "head.h"
 #include "log.h"
 #include "merge.h"
+#include "pipeline.h"
 
 /* ---- answers and the access log ---- */
 
@@ -180,11 +181,6 @@ static enum MHD_Result answer_text(struct request *r, unsigned status, const cha
     return queue(r, status, resp, NULL, NULL);
 }
 
-static const char *call_name(const struct request *r, size_t i)
-{
-    return r->ep ? r->ep->backends[i].name : r->batch->reqs[i].name;
-}
-
 /* One JSON line per answered request, written with one write(2). */
 static void access_log(struct request *r, enum MHD_RequestTerminationCode toe)
 {
@@ -213,8 +209,8 @@ static void access_log(struct request *r, enum MHD_RequestTerminationCode toe)
     if (r->ncalls) {
         fo_buf_puts(&b, ",\"backends\":{");
         for (size_t i = 0; i < r->ncalls; i++) {
-            const struct fo_call *c = &r->calls[i];
-            const char *name = call_name(r, i);
+            const struct fo_call *c = &r->plan.calls[i];
+            const char *name = c->name;
             if (i)
                 fo_buf_putc(&b, ',');
             fo_json_put_string(&b, name, strlen(name));
@@ -236,10 +232,44 @@ static void on_fanout_done(struct fo_fanout *f)
     MHD_resume_connection(r->conn);
 }
 
-/* Make the context, channel and calls for n calls with a deadline 'timeout_ms'
- * after the request started (and no later than the client asks). Returns 0,
- * or answers the error itself and returns -1 with the MHD result in *res. */
-static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Result *res)
+/* Fan-in: each ended call, taken off the request's channel as the pool
+ * delivers it (on the worker thread, which runs every call of this request),
+ * goes through the pipeline, is counted, and is tallied for the status. A
+ * required call that failed by itself decides the request: the pool aborts
+ * the rest (fail fast). */
+static bool on_call_ended(struct fo_fanout *f)
+{
+    struct request *r = f->data;
+    struct fo_stage_env env = {.max_json_depth = r->front->max_json_depth};
+    void *item;
+    while (fo_chan_recv(r->fanin, &item, 0) == 0) {
+        struct fo_call *c = item;
+        ssize_t i = c - r->plan.calls;
+        fo_pipeline_run(&env, c);
+        fo_metrics_call(c->stats, c->outcome, (int64_t)(c->ms * 1000.0));
+        struct fo_tally *t = &r->tally;
+        t->in++;
+        if (c->outcome == FO_OK) {
+            t->ok++;
+            continue;
+        }
+        if (t->first_failed < 0)
+            t->first_failed = i;
+        if (c->outcome == FO_ERR_TIMEOUT)
+            t->any_timeout = true;
+        if (c->required && c->outcome != FO_ERR_CANCELLED && t->req_failed < 0)
+            t->req_failed = i;
+        if (c->required && c->outcome == FO_ERR_CANCELLED && t->req_cancelled < 0)
+            t->req_cancelled = i;
+    }
+    return r->tally.req_failed >= 0;
+}
+
+/* Make the context and the fan-in channel for the plan's calls, with a
+ * deadline 'timeout_ms' after the request started (and no later than the
+ * client asks). Returns 0, or answers the error itself and returns -1 with
+ * the MHD result in *res. */
+static int prepare(struct request *r, int64_t timeout_ms, enum MHD_Result *res)
 {
     int64_t client_ms;
     if (fo_head_timeout(r->conn, &client_ms) < 0) {
@@ -250,14 +280,13 @@ static int prepare(struct request *r, size_t n, int64_t timeout_ms, enum MHD_Res
     if (client_ms > 0 && client_ms < timeout_ms)
         timeout_ms = client_ms;
     int64_t deadline = r->start_us / 1000 + timeout_ms;
-    r->calls = calloc(n, sizeof *r->calls);
-    r->call_stats = calloc(n, sizeof *r->call_stats);
-    if (!r->calls || !r->call_stats || fo_ctx_create(&r->ctx, r->front->root, deadline) < 0 ||
-        fo_chan_create(&r->fanin, n) < 0) {
+    if (fo_ctx_create(&r->ctx, r->front->root, deadline) < 0 ||
+        fo_chan_create(&r->fanin, r->plan.n) < 0) {
         *res = MHD_NO;
         return -1;
     }
-    r->ncalls = n;
+    r->ncalls = r->plan.n;
+    r->tally.first_failed = r->tally.req_failed = r->tally.req_cancelled = -1;
     return 0;
 }
 
@@ -276,11 +305,12 @@ static bool admit(struct request *r)
     if (cfg->max_backend_inflight == 0)
         return true;
     for (size_t i = 0; i < r->ncalls; i++) {
-        struct fo_backend_stats *b = r->call_stats[i];
+        struct fo_backend_stats *b = r->plan.calls[i].stats;
         if (atomic_fetch_add_explicit(&b->inflight, 1, memory_order_relaxed) + 1 >
             (long)cfg->max_backend_inflight) {
             for (size_t k = 0; k <= i; k++)
-                atomic_fetch_sub_explicit(&r->call_stats[k]->inflight, 1, memory_order_relaxed);
+                atomic_fetch_sub_explicit(&r->plan.calls[k].stats->inflight, 1,
+                                          memory_order_relaxed);
             atomic_fetch_sub_explicit(&fr->calls_inflight, n, memory_order_relaxed);
             return false;
         }
@@ -295,7 +325,7 @@ static void release(struct request *r)
     if (r->rt->cfg->max_backend_inflight == 0)
         return;
     for (size_t i = 0; i < r->ncalls; i++)
-        atomic_fetch_sub_explicit(&r->call_stats[i]->inflight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&r->plan.calls[i].stats->inflight, 1, memory_order_relaxed);
 }
 
 /* Suspend the connection and hand the calls to the pool. */
@@ -322,13 +352,14 @@ static enum MHD_Result launch(struct request *r)
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    r->fan.calls = r->calls;
+    r->fan.calls = r->plan.calls;
     r->fan.ncalls = r->ncalls;
     r->fan.ctx = r->ctx;
     r->fan.fanin = r->fanin;
     r->fan.client_fd = ci ? ci->connect_fd : -1;
     r->fan.request_id = r->id;
     r->fan.max_bytes = r->rt->cfg->max_request_response_bytes;
+    r->fan.ended = on_call_ended;
     r->fan.done = on_fanout_done;
     r->fan.data = r;
 
@@ -349,32 +380,12 @@ static enum MHD_Result start_endpoint(struct request *r)
     int64_t timeout = cfg->timeout_ms;
     if (ep->timeout_ms > 0 && ep->timeout_ms < timeout)
         timeout = ep->timeout_ms;
+    if (fo_plan_endpoint(&r->plan, ep, &r->params, r->rt->be_stats[r->ep_index]) < 0)
+        return MHD_NO;
     enum MHD_Result res;
-    if (prepare(r, ep->nbackends, timeout, &res) < 0)
+    if (prepare(r, timeout, &res) < 0)
         return res;
     r->report = ep->report;
-
-    /* Expand every URL into one buffer, then point the calls into it (the
-     * buffer may move while it grows). */
-    fo_buf_init(&r->urls, FO_BUF_UNLIMITED);
-    for (size_t i = 0; i < ep->nbackends; i++) {
-        r->calls[i].body_len = r->urls.len; /* Offset, until the buffer is final. */
-        if (fo_tmpl_expand(ep->backends[i].tmpl, &r->params, &r->urls) < 0 ||
-            fo_buf_putc(&r->urls, '\0') < 0)
-            return MHD_NO;
-    }
-    for (size_t i = 0; i < ep->nbackends; i++) {
-        const struct fo_backend_conf *b = &ep->backends[i];
-        struct fo_call *call = &r->calls[i];
-        call->url = r->urls.data + call->body_len;
-        call->body_len = 0;
-        call->method = b->method;
-        call->headers = (const char *const *)b->headers;
-        call->nheaders = b->nheaders;
-        call->timeout_ms = b->timeout_ms;
-        call->required = b->required;
-        r->call_stats[i] = r->rt->be_stats[r->ep_index][i];
-    }
     return launch(r);
 }
 
@@ -391,31 +402,15 @@ static enum MHD_Result start_batch(struct request *r)
     struct fo_batch *b = r->batch;
     enum MHD_Result res;
     int64_t timeout = b->timeout_ms < cfg->timeout_ms ? b->timeout_ms : cfg->timeout_ms;
-    if (prepare(r, b->n, timeout, &res) < 0)
+    if (fo_plan_batch(&r->plan, b, r->rt->host_stats) < 0)
+        return MHD_NO;
+    if (prepare(r, timeout, &res) < 0)
         return res;
     r->report = b->report;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct fo_batch_req *q = &b->reqs[i];
-        struct fo_call *call = &r->calls[i];
-        call->url = q->url;
-        call->method = q->method;
-        call->headers = (const char *const *)q->headers;
-        call->nheaders = q->nheaders;
-        call->body = q->body;
-        call->body_len = q->body_len;
-        call->timeout_ms = q->timeout_ms;
-        call->required = q->required;
-        r->call_stats[i] = r->rt->host_stats[q->allow_index]; /* Checked by fo_batch_parse. */
-    }
     return launch(r);
 }
 
 /* ---- fan-in and the answer ---- */
-
-static bool call_merge(const struct request *r, size_t i)
-{
-    return r->ep ? r->ep->backends[i].merge : r->batch->reqs[i].merge;
-}
 
 /* The request no longer waits on the pool: give back its counts. Called
  * from finish(), or from on_completed() when the client left while the
@@ -436,48 +431,19 @@ enum MHD_Result fo_request_finish(struct request *r)
         return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
                                 "the worker queues are full; retry later", NULL);
 
-    /* Fan-in: every call is on the channel once the pool called 'done'. */
-    size_t got = 0;
-    void *item;
-    while (fo_chan_recv(r->fanin, &item, 0) == 0)
-        got++;
-    if (got != r->ncalls) {
-        fo_log(FO_LOG_ERROR, "fanin_short", "\"got\":%zu,\"want\":%zu", got, r->ncalls);
+    /* Fan-in happened on the worker (on_call_ended): every call is in. */
+    size_t n = r->plan.n;
+    const struct fo_tally *t = &r->tally;
+    if (t->in != n) {
+        fo_log(FO_LOG_ERROR, "fanin_short", "\"got\":%zu,\"want\":%zu", t->in, n);
         return MHD_NO;
     }
-
-    size_t n = r->ncalls;
-    struct fo_result *res = calloc(n, sizeof *res);
-    if (!res)
-        return MHD_NO;
-    size_t ok = 0;
+    struct fo_call *calls = r->plan.calls;
+    size_t ok = t->ok;
     /* Which failure decides the status: a required call's, preferring one
      * that failed by itself over one cancelled because of another. */
-    ssize_t req_failed = -1, req_cancelled = -1, first_failed = -1;
-    bool any_timeout = false;
-    for (size_t i = 0; i < n; i++) {
-        const struct fo_call *c = &r->calls[i];
-        fo_metrics_call(r->call_stats[i], c->outcome, (int64_t)(c->ms * 1000.0));
-        res[i].name = call_name(r, i);
-        res[i].merge = call_merge(r, i);
-        res[i].outcome = c->outcome;
-        res[i].status = c->status;
-        res[i].ms = c->ms;
-        res[i].body = c->json;
-        if (c->outcome == FO_OK) {
-            ok++;
-            continue;
-        }
-        if (first_failed < 0)
-            first_failed = (ssize_t)i;
-        if (c->outcome == FO_ERR_TIMEOUT)
-            any_timeout = true;
-        if (c->required && c->outcome != FO_ERR_CANCELLED && req_failed < 0)
-            req_failed = (ssize_t)i;
-        if (c->required && c->outcome == FO_ERR_CANCELLED && req_cancelled < 0)
-            req_cancelled = (ssize_t)i;
-    }
-    ssize_t failed_required = req_failed >= 0 ? req_failed : req_cancelled;
+    ssize_t failed_required = t->req_failed >= 0 ? t->req_failed : t->req_cancelled;
+    ssize_t first_failed = t->first_failed;
     r->complete = ok == n;
 
     struct fo_report rep = {
@@ -491,31 +457,30 @@ enum MHD_Result fo_request_finish(struct request *r)
     int rc;
     bool starved = false; /* The failure came from the process itself, not a backend. */
     if (failed_required >= 0 || ok == 0)
-        starved = r->calls[failed_required >= 0 ? failed_required : first_failed].no_fds;
+        starved = calls[failed_required >= 0 ? failed_required : first_failed].no_fds;
     if (starved) {
-        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, res, n,
-                            r->report ? &rep : NULL);
+        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, calls,
+                            n, r->report ? &rep : NULL);
         status = MHD_HTTP_SERVICE_UNAVAILABLE;
         complete = NULL;
     } else if (failed_required >= 0 || ok == 0) {
         size_t bad = (size_t)(failed_required >= 0 ? failed_required : first_failed);
-        bool timeout = failed_required >= 0 ? r->calls[bad].outcome == FO_ERR_TIMEOUT : any_timeout;
+        bool timeout = failed_required >= 0 ? calls[bad].outcome == FO_ERR_TIMEOUT : t->any_timeout;
         status = timeout ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
         char msg[200];
         if (failed_required >= 0)
             snprintf(msg, sizeof msg, "required backend failed: %s",
-                     fo_outcome_name(r->calls[bad].outcome));
+                     fo_outcome_name(calls[bad].outcome));
         else
             snprintf(msg, sizeof msg, "no backend succeeded");
-        rc = fo_merge_error(&b, timeout ? "backend_timeout" : "backend_failed", msg, res[bad].name,
-                            res, n, r->report ? &rep : NULL);
+        rc = fo_merge_error(&b, timeout ? "backend_timeout" : "backend_failed", msg,
+                            calls[bad].name, calls, n, r->report ? &rep : NULL);
         complete = NULL;
     } else {
-        rc = fo_merge_write(&b, res, n, r->report ? &rep : NULL);
+        rc = fo_merge_write(&b, calls, n, r->report ? &rep : NULL);
     }
-    free(res);
     for (size_t i = 0; i < n; i++) /* Merged: the bodies are copied into the answer. */
-        fo_call_drop_body(&r->calls[i]);
+        fo_call_drop_body(&calls[i]);
     if (rc < 0) {
         fo_buf_free(&b);
         return MHD_NO;
@@ -679,26 +644,19 @@ void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe)
     struct fo_front *fr = r->front;
     if (r->state == REQ_WAIT || r->state == REQ_FAILED) {
         /* MHD ended it without the handler call after the resume (the client
-         * left meanwhile): count what happened all the same. Its calls have
-         * all ended: the pool resumed the connection after the last. */
-        for (size_t i = 0; r->state == REQ_WAIT && i < r->ncalls; i++)
-            fo_metrics_call(r->call_stats[i], r->calls[i].outcome,
-                            (int64_t)(r->calls[i].ms * 1000.0));
+         * left meanwhile): count the request all the same (its calls were
+         * counted as they came in). */
         fo_metrics_request(request_stats(r), 0, fo_clock_us() - r->start_us);
     }
     unwait(r);
     fo_conn_done(r->cr);
     if (r->state != REQ_READ)
         access_log(r, toe);
-    for (size_t i = 0; i < r->ncalls; i++)
-        fo_call_clear(&r->calls[i]);
-    free(r->calls);
-    free(r->call_stats);
+    fo_plan_clear(&r->plan);
     fo_chan_destroy(r->fanin, NULL);
     fo_ctx_destroy(r->ctx);
     fo_batch_destroy(r->batch);
     fo_params_clear(&r->params);
-    fo_buf_free(&r->urls);
     fo_buf_free(&r->body);
     fo_runtime_put(r->rt);
     free(r);

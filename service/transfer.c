@@ -24,7 +24,6 @@
 
 #include "clock.h"
 #include "fdlimit.h"
-#include "json.h"
 #include "version.h"
 
 /* ---- curl callbacks (worker thread) ---- */
@@ -363,25 +362,6 @@ long fo_xfer_connects(const struct fo_xfer *x)
     return connects;
 }
 
-/* A 2xx answer: its body as a JSON value. A 204, or any 2xx to a HEAD, has
- * no body by definition and is the value null; any other empty or broken
- * body is invalid_json. */
-static enum fo_outcome judge_body(struct fo_xfer *x, long status)
-{
-    struct fo_call *call = x->call;
-    bool head = call->method && strcmp(call->method, "HEAD") == 0;
-    if ((status == 204 || head) && x->body.len == 0) {
-        if (fo_buf_append(&x->body, "null", 4) < 0)
-            return FO_ERR_TOO_LARGE; /* max_response_bytes under 4. */
-        x->group->bytes += 4;
-        fo_budget_charge(x->env->buffered, 4);
-    }
-    if (fo_json_validate(x->body.data ? x->body.data : "", x->body.len, x->env->max_json_depth,
-                         &call->json) < 0)
-        return FO_ERR_INVALID_JSON;
-    return FO_OK;
-}
-
 void fo_xfer_classify(struct fo_xfer *x, CURLcode res)
 {
     struct fo_call *call = x->call;
@@ -392,8 +372,8 @@ void fo_xfer_classify(struct fo_xfer *x, CURLcode res)
     call->no_fds = x->no_fds;
 
     switch (res) {
-    case CURLE_OK:
-        call->outcome = status < 200 || status > 299 ? FO_ERR_STATUS : judge_body(x, status);
+    case CURLE_OK: /* An answer arrived; whether it is good is the pipeline's to say. */
+        call->outcome = FO_OK;
         break;
     case CURLE_OPERATION_TIMEDOUT:
         call->outcome = FO_ERR_TIMEOUT;
@@ -419,8 +399,7 @@ void fo_xfer_classify(struct fo_xfer *x, CURLcode res)
         call->json.len = 0;
         return;
     }
-    /* Hand the body over, still charged; the span stays valid since release
-     * keeps the pointer. */
+    /* Hand the body over, still charged. */
     call->budget = x->env->buffered;
     call->resp = fo_buf_release(&x->body, &call->resp_len);
     if (!call->resp)

@@ -17,16 +17,16 @@
 #include "merge.h"
 
 /* A successful result; 'body' must be valid JSON (checked). */
-static struct fo_result ok(const char *name, bool merge, const char *body)
+static struct fo_call ok(const char *name, bool merge, const char *body)
 {
-    struct fo_result r = {.name = name, .merge = merge, .outcome = FO_OK, .status = 200};
-    assert_int_equal(fo_json_validate(body, strlen(body), FO_JSON_DEFAULT_DEPTH, &r.body), 0);
+    struct fo_call r = {.name = name, .merge = merge, .outcome = FO_OK, .status = 200};
+    assert_int_equal(fo_json_validate(body, strlen(body), FO_JSON_DEFAULT_DEPTH, &r.json), 0);
     return r;
 }
 
-static struct fo_result failed(const char *name, enum fo_outcome o, int status)
+static struct fo_call failed(const char *name, enum fo_outcome o, int status)
 {
-    struct fo_result r = {.name = name, .outcome = o, .status = status};
+    struct fo_call r = {.name = name, .outcome = o, .status = status};
     return r;
 }
 
@@ -37,7 +37,7 @@ static void check_valid(const struct fo_buf *b)
 }
 
 /* The merged document (caller frees), checked to be valid JSON. */
-static char *merged(const struct fo_result *r, size_t n, const struct fo_report *rep)
+static char *merged(const struct fo_call *r, size_t n, const struct fo_report *rep)
 {
     struct fo_buf b;
     fo_buf_init(&b, FO_BUF_UNLIMITED);
@@ -46,7 +46,7 @@ static char *merged(const struct fo_result *r, size_t n, const struct fo_report 
     return fo_buf_release(&b, NULL);
 }
 
-static void expect_merge(const struct fo_result *r, size_t n, const struct fo_report *rep,
+static void expect_merge(const struct fo_call *r, size_t n, const struct fo_report *rep,
                          const char *want)
 {
     char *got = merged(r, n, rep);
@@ -58,8 +58,8 @@ static void test_numbers_byte_exact(void **state)
 {
     const char *body = "{\"n\":12345678901234567890,\"f\":1e400,\"z\":-0.0,"
                        "\"e\":1.000000000000000000001E-400,\"a\":[-0,0.10]}";
-    struct fo_result r[3] = {ok("user", false, body), ok("big", false, "12345678901234567890"),
-                             ok("negz", false, " -0.0 ")};
+    struct fo_call r[3] = {ok("user", false, body), ok("big", false, "12345678901234567890"),
+                           ok("negz", false, " -0.0 ")};
     expect_merge(r, 3, NULL,
                  "{\"user\":{\"n\":12345678901234567890,\"f\":1e400,\"z\":-0.0,"
                  "\"e\":1.000000000000000000001E-400,\"a\":[-0,0.10]},"
@@ -71,14 +71,14 @@ static void test_numbers_byte_exact(void **state)
                  "\"e\":1.000000000000000000001E-400,\"a\":[-0,0.10]}");
 
     /* Inner whitespace is part of the raw value. */
-    struct fo_result s[2] = {ok("w", false, "{ \"a\" : [ 1 , 2 ] }"),
-                             ok("m", true, "{ \"b\" : [ 1 , 2 ] , \"c\" :\n3 }")};
+    struct fo_call s[2] = {ok("w", false, "{ \"a\" : [ 1 , 2 ] }"),
+                           ok("m", true, "{ \"b\" : [ 1 , 2 ] , \"c\" :\n3 }")};
     expect_merge(s, 2, NULL, "{\"w\":{ \"a\" : [ 1 , 2 ] },\"b\":[ 1 , 2 ],\"c\":3}");
 }
 
 static void test_order_and_clash(void **state)
 {
-    struct fo_result r[4] = {
+    struct fo_call r[4] = {
         ok("first", true, "{\"a\":1,\"b\":2}"),
         ok("c", false, "3"),
         ok("third", true, "{\"b\":\"B\",\"d\":4,\"a\":\"A\"}"),
@@ -87,22 +87,22 @@ static void test_order_and_clash(void **state)
     expect_merge(r, 4, NULL, "{\"a\":\"A\",\"b\":\"B\",\"c\":3,\"d\":true}");
 
     /* A later name replaces a lifted key; a later lifted key replaces a name. */
-    struct fo_result s[3] = {ok("x", false, "1"), ok("m", true, "{\"x\":2,\"y\":3}"),
-                             ok("y", false, "[4]")};
+    struct fo_call s[3] = {ok("x", false, "1"), ok("m", true, "{\"x\":2,\"y\":3}"),
+                           ok("y", false, "[4]")};
     expect_merge(s, 3, NULL, "{\"x\":2,\"y\":[4]}");
 
     /* Duplicates inside one body: the last wins, in the first place. */
-    struct fo_result t[1] = {ok("m", true, "{\"k\":1,\"j\":0,\"k\":2}")};
+    struct fo_call t[1] = {ok("m", true, "{\"k\":1,\"j\":0,\"k\":2}")};
     expect_merge(t, 1, NULL, "{\"k\":2,\"j\":0}");
 
     /* Two results with the same name. */
-    struct fo_result u[3] = {ok("n", false, "1"), ok("o", false, "2"), ok("n", false, "3")};
+    struct fo_call u[3] = {ok("n", false, "1"), ok("o", false, "2"), ok("n", false, "3")};
     expect_merge(u, 3, NULL, "{\"n\":3,\"o\":2}");
 }
 
 static void test_failed_absent(void **state)
 {
-    struct fo_result r[4] = {
+    struct fo_call r[4] = {
         ok("user", false, "{\"id\":1}"),
         failed("orders", FO_ERR_TIMEOUT, 0),
         failed("flags", FO_ERR_STATUS, 503),
@@ -112,11 +112,11 @@ static void test_failed_absent(void **state)
     expect_merge(r, 4, NULL, "{\"user\":{\"id\":1},\"z\":0}");
 
     /* A failed result's body is never looked at, and a failure never wins. */
-    struct fo_result s[2] = {ok("a", false, "1"), ok("a", false, "2")};
+    struct fo_call s[2] = {ok("a", false, "1"), ok("a", false, "2")};
     s[1].outcome = FO_ERR_INVALID_JSON;
     expect_merge(s, 2, NULL, "{\"a\":1}");
 
-    struct fo_result t[2] = {failed("a", FO_ERR_CONNECT, 0), failed("b", FO_ERR_CANCELLED, 0)};
+    struct fo_call t[2] = {failed("a", FO_ERR_CONNECT, 0), failed("b", FO_ERR_CANCELLED, 0)};
     expect_merge(t, 2, NULL, "{}");
     expect_merge(NULL, 0, NULL, "{}");
 }
@@ -141,7 +141,7 @@ static void test_arrival_order_independent(void **state)
 
     for (;;) {
         char *mem[N];
-        struct fo_result r[N];
+        struct fo_call r[N];
         for (int k = 0; k < N; k++) { /* Arrival: perm[0] first. */
             int i = perm[k];
             mem[i] = malloc(strlen(bodies[i]) + 1);
@@ -196,7 +196,7 @@ static void test_arrival_order_independent(void **state)
 
 static void test_merge_non_object(void **state)
 {
-    struct fo_result r[5] = {
+    struct fo_call r[5] = {
         ok("arr", true, "[1,2]"), ok("str", true, "\"s\""), ok("num", true, "42"),
         ok("nul", true, "null"),  ok("obj", true, "{}"),
     };
@@ -205,7 +205,7 @@ static void test_merge_non_object(void **state)
 
 static void test_key_escapes(void **state)
 {
-    struct fo_result r[3] = {
+    struct fo_call r[3] = {
         ok("m", true,
            "{\"\\u0061\":1,\"a\\\"b\":2,\"\\u00e9\":3,\"\\/\":4,\"\\u0001\":5,"
            "\"\\uD83D\\uDE00\":6,\"tab\\t\":7,\"\\u0000\":8}"),
@@ -217,7 +217,7 @@ static void test_key_escapes(void **state)
                  "\"\\u0001\":5,\"\xf0\x9f\x98\x80\":6,\"tab\\t\":7,\"\\u0000\":8,\"\\\"\":9}");
 
     /* Names are written escaped too. */
-    struct fo_result s[1] = {ok("we\"ird\n", false, "1")};
+    struct fo_call s[1] = {ok("we\"ird\n", false, "1")};
     expect_merge(s, 1, NULL, "{\"we\\\"ird\\n\":1}");
 }
 
@@ -246,7 +246,7 @@ static void test_many_keys(void **state)
         assert_int_equal(fo_buf_printf(&body, "%s\"k%d\":%d", i ? "," : "", i, i), 0);
     assert_int_equal(fo_buf_puts(&body, ",\"_fanout\":\"dropped\"}"), 0);
 
-    struct fo_result r[3] = {
+    struct fo_call r[3] = {
         ok("big", true, body.data),
         ok("later", true,
            "{\"k4999\":\"last\",\"new\":1,\"\\u006b1\":\"escaped\",\"k0\":\"first\"}"),
@@ -284,7 +284,7 @@ static void test_many_keys(void **state)
 
 static void test_report_key_reserved(void **state)
 {
-    struct fo_result r[2] = {ok("m", true, "{\"_fanout\":1,\"a\":2}"), ok("_fanout", false, "3")};
+    struct fo_call r[2] = {ok("m", true, "{\"_fanout\":1,\"a\":2}"), ok("_fanout", false, "3")};
     expect_merge(r, 2, NULL, "{\"_fanout\":3,\"a\":2}");
     r[0].ms = 1;
     r[1].ms = 2;
@@ -304,7 +304,7 @@ static cJSON *item(const cJSON *o, const char *k)
 
 static void test_report_shape(void **state)
 {
-    struct fo_result r[3] = {
+    struct fo_call r[3] = {
         ok("user", false, "{\"id\":7}"),
         failed("orders", FO_ERR_TIMEOUT, 0),
         failed("flags", FO_ERR_STATUS, 503),
@@ -345,7 +345,7 @@ static void test_report_shape(void **state)
     free(doc);
 
     /* Every outcome's name, and ms rounding to one decimal. */
-    struct fo_result s[FO_OUTCOME_COUNT];
+    struct fo_call s[FO_OUTCOME_COUNT];
     static const char *const names[FO_OUTCOME_COUNT] = {"a", "b", "c", "d", "e", "f", "g"};
     static const double ms[FO_OUTCOME_COUNT] = {0, -3.14, 1234.56, NAN, INFINITY, 1e20, 0.04};
     static const char *const ms_text[FO_OUTCOME_COUNT] = {
@@ -394,7 +394,7 @@ static void test_error_body(void **state)
     assert_string_equal(b.data, "{\"error\":{\"code\":\"bad_request\",\"message\":\"m\"}}");
     check_valid(&b);
 
-    struct fo_result r[2] = {ok("user", false, "{}"), failed("orders", FO_ERR_TIMEOUT, 0)};
+    struct fo_call r[2] = {ok("user", false, "{}"), failed("orders", FO_ERR_TIMEOUT, 0)};
     r[0].ms = 1.5;
     r[1].ms = 250;
     struct fo_report rep = {.complete = false, .elapsed_ms = 250.04};
@@ -428,7 +428,7 @@ static void test_error_body(void **state)
 
 static void test_limits(void **state)
 {
-    struct fo_result r[2] = {ok("a", false, "[1,2,3]"), ok("m", true, "{\"b\":\"xyz\"}")};
+    struct fo_call r[2] = {ok("a", false, "[1,2,3]"), ok("m", true, "{\"b\":\"xyz\"}")};
     const char *want = "{\"a\":[1,2,3],\"b\":\"xyz\"}";
     size_t wlen = strlen(want);
     struct fo_buf b;

@@ -23,6 +23,7 @@
  * under test (the backend's own delay) or to pace a thread that pokes the pool
  * while others work. Tests that count connections or descriptors get a backend
  * of their own, so late accepts of an earlier test's aborted calls stay out. */
+#include "pipeline.h"
 #include "pool.h"
 
 #include <arpa/inet.h>
@@ -459,17 +460,38 @@ struct tp {
 };
 
 struct fan {
-    struct fo_fanout f;              /* f.data points back here. */
-    struct fo_call calls[MAX_CALLS]; /* f.calls. */
-    char urls[MAX_CALLS][128];       /* The calls' URLs. */
-    struct fo_ctx *ctx;              /* Owned: the fan-out's context. */
-    struct fo_chan *fanin;           /* Owned: capacity ncalls, made at submit. */
-    struct fo_chan *report;          /* Borrowed: 'done' sends the fan here. */
-    struct tp *tp;                   /* Borrowed: the pool it was submitted to. */
-    atomic_int ndone;                /* 'done' calls for this fan-out. */
-    size_t fanin_len_at_done;        /* Written by 'done' before it reports. */
-    int64_t submit_us, done_us;      /* fo_clock_us() at submit and in 'done'. */
+    struct fo_fanout f;               /* f.data points back here. */
+    struct fo_call calls[MAX_CALLS];  /* f.calls. */
+    char urls[MAX_CALLS][128];        /* The calls' URLs. */
+    struct fo_ctx *ctx;               /* Owned: the fan-out's context. */
+    struct fo_chan *fanin;            /* Owned: capacity ncalls, made at submit. */
+    struct fo_chan *report;           /* Borrowed: 'done' sends the fan here. */
+    struct tp *tp;                    /* Borrowed: the pool it was submitted to. */
+    atomic_int ndone;                 /* 'done' calls for this fan-out. */
+    size_t fanin_len_at_done;         /* Written by 'done' before it reports. */
+    struct fo_call *order[MAX_CALLS]; /* Calls as 'ended' took them off the channel. */
+    size_t nended;                    /* Of them. */
+    int64_t submit_us, done_us;       /* fo_clock_us() at submit and in 'done'. */
 };
+
+/* The consumer a request would be (request.c): each call off the channel,
+ * through the pipeline; a required call that failed by itself decides. */
+static bool on_ended(struct fo_fanout *f)
+{
+    struct fan *fan = f->data;
+    static const struct fo_stage_env env = {.max_json_depth = 64};
+    bool decided = false;
+    void *item;
+    while (fo_chan_recv(fan->fanin, &item, 0) == 0) {
+        struct fo_call *call = item;
+        fo_pipeline_run(&env, call);
+        if (fan->nended < MAX_CALLS)
+            fan->order[fan->nended] = call;
+        fan->nended++;
+        decided |= call->required && call->outcome != FO_OK && call->outcome != FO_ERR_CANCELLED;
+    }
+    return decided;
+}
 
 static void on_done(struct fo_fanout *f)
 {
@@ -493,7 +515,6 @@ static struct tp *pool_new_opts(unsigned workers, size_t max_bytes, size_t queue
 {
     struct fo_pool_opts o = {.workers = workers,
                              .max_response_bytes = max_bytes,
-                             .max_json_depth = 64,
                              .queue_cap = queue_cap,
                              .max_host_connections = max_host};
     struct tp *tp = calloc(1, sizeof *tp);
@@ -532,6 +553,7 @@ static struct fan *fan_make(struct fo_chan *report, struct fo_ctx *parent, int64
     fan->f.calls = fan->calls;
     fan->f.ctx = fan->ctx;
     fan->f.client_fd = -1;
+    fan->f.ended = on_ended;
     fan->f.done = on_done;
     fan->f.data = fan;
     return fan;
@@ -597,21 +619,18 @@ static struct fan *fan_wait(struct fo_chan *report, int64_t timeout_ms)
 }
 
 /* Checks of the fan-in contract, without cmocka asserts (for threads):
- * 'done' once, after every call was sent; every call on the channel exactly
- * once and nothing else. Returns 0 or a line number of the failed check. */
+ * 'done' once, after every call was sent and taken by 'ended'; every call on
+ * the channel exactly once and nothing else. Returns 0 or a line number of the failed check. */
 static int fan_fanin_problem(struct fan *fan)
 {
     bool seen[MAX_CALLS] = {false};
     size_t n = fan->f.ncalls;
     if (atomic_load(&fan->ndone) != 1)
         return __LINE__;
-    if (fan->fanin_len_at_done != n)
+    if (fan->fanin_len_at_done != 0 || fan->nended != n) /* All sent and taken before 'done'. */
         return __LINE__;
     for (size_t i = 0; i < n; i++) {
-        void *item = NULL;
-        if (fo_chan_recv(fan->fanin, &item, 0) != 0)
-            return __LINE__;
-        struct fo_call *call = item;
+        struct fo_call *call = fan->order[i];
         if (call < fan->calls || call >= fan->calls + n)
             return __LINE__;
         size_t k = (size_t)(call - fan->calls);
@@ -895,7 +914,7 @@ static void test_status_classes(void **state)
 
 static void test_broken_and_deep_bodies(void **state)
 {
-    struct tp *pool = pool_new(1); /* max_json_depth 64 */
+    struct tp *pool = pool_new(1); /* on_ended's pipeline: max_json_depth 64 */
     struct fo_chan *report = chan_new(4);
     struct fan *fan = fan_new(report, NULL, FO_NO_DEADLINE);
 

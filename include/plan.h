@@ -1,0 +1,90 @@
+/* plan.h -- a request as a plan: the calls it makes, each with what it needs.
+ *
+ * A request becomes a plan once, from a configured endpoint or from a batch
+ * body: an array of calls in the order the config (or the body) lists them,
+ * each with its name, method, URL, headers, body, timeout, whether it is
+ * required or merged, and the metric series it counts into. Everything after
+ * reads the plan and nothing else: the worker pool runs the calls and writes
+ * each one's transport result into it, the pipeline (pipeline.h) judges each
+ * result as it comes in, and merge writes the answer from it. There is no
+ * second copy of a call or of its result.
+ * Ownership: a plan owns its calls array and the URLs it expanded; it
+ * borrows names, methods, headers and bodies from the config or the batch,
+ * which outlive the request. Result bodies belong to their call.
+ * Threads: built and freed by the request's MHD thread; the pool and the
+ * pipeline write a call's result fields on the worker thread between submit
+ * and resume. */
+#ifndef FO_PLAN_H
+#define FO_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "budget.h"
+#include "json.h"
+#include "outcome.h"
+
+struct fo_backend_stats; /* metrics.h */
+struct fo_endpoint_conf; /* config.h */
+struct fo_batch;         /* batch.h */
+struct fo_params;        /* tmpl.h */
+
+/* One backend call of a plan. */
+struct fo_call {
+    /* The plan: set when the plan is built, read-only after. */
+    const char *name;           /* Borrowed: the key of its result. */
+    const char *url;            /* Absolute http(s) URL (borrowed, or the plan's). */
+    const char *method;         /* Borrowed: NULL means GET. */
+    const char *const *headers; /* Borrowed: nheaders "Name: value" lines. */
+    size_t nheaders;
+    const char *body; /* Borrowed: JSON request body or NULL. */
+    size_t body_len;
+    int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
+    bool required;                  /* Its failure fails the request (fail fast). */
+    bool merge;                     /* Lift an object's members into the answer. */
+    struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
+
+    /* The result: written by the pool (transport) and the pipeline (judgement). */
+    enum fo_outcome outcome;
+    int status;               /* HTTP status, 0 when none arrived. */
+    bool no_fds;              /* FO_ERR_CONNECT because the process was out of file
+                                 descriptors (the request is then overloaded). */
+    double ms;                /* From the worker picking it up to its end. */
+    char *resp;               /* From malloc(): the response body, or NULL. */
+    size_t resp_len;          /* Charged to 'budget' until dropped. */
+    struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
+    struct fo_json_span json; /* FO_OK once judged: the JSON value inside 'resp'. */
+};
+
+/* Free a call's body (giving its bytes back to the budget) as soon as it is
+ * no longer needed; outcome, status and ms stay. */
+void fo_call_drop_body(struct fo_call *call);
+
+/* Free a call's result and reset its result fields. */
+void fo_call_clear(struct fo_call *call);
+
+/* The calls of one request. */
+struct fo_plan {
+    struct fo_call *calls; /* From calloc(): n of them, in config (or body) order. */
+    size_t n;
+    char *urls; /* From malloc(): expanded URLs, NUL-separated, or NULL. */
+};
+
+/* The plan of a configured endpoint: one call per backend, each URL
+ * expanded from 'params', each counting into series[i]. Returns 0, or
+ * -ENOMEM. */
+int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
+                     const struct fo_params *params, struct fo_backend_stats *const *series);
+
+/* The plan of a parsed batch: one call per request, each counting into the
+ * series of the allow_hosts entry that admitted its URL (host_series).
+ * Returns 0, or -ENOMEM. */
+int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
+                  struct fo_backend_stats *const *host_series);
+
+/* Free the calls' results, the calls and the URLs; the plan is empty after.
+ * Safe on an empty (zeroed) plan. */
+void fo_plan_clear(struct fo_plan *p);
+
+#endif /* FO_PLAN_H */

@@ -24,8 +24,7 @@
 #include <curl/curl.h>
 
 #include "json.h"
-
-#define MAX_METHOD_LEN 32
+#include "token.h"
 
 static int refuse(struct fo_batch_error *err, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -283,32 +282,6 @@ static int64_t positive_int(struct fo_json_span v, int64_t cap)
     return x > cap ? cap : x;
 }
 
-static bool is_method(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > MAX_METHOD_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < 'A' || s[i] > 'Z')
-            return false;
-    }
-    return true;
-}
-
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  strchr("!#$%&'*+-.^_`|~", c);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 /* Headers a client may not set: they decide framing or the connection, or
  * (Host) which site behind an allowed host:port is reached. */
 static bool is_forbidden_header(const char *name)
@@ -374,7 +347,7 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
         size_t nlen = 0;
         size_t vlen = 0;
         int rc = decode(k, &name, &nlen);
-        if (rc == -EINVAL || (rc == 0 && !is_token(name))) {
+        if (rc == -EINVAL || (rc == 0 && !fo_is_token(name, strlen(name)))) {
             if (rc == 0)
                 quote(q, sizeof q, name, nlen);
             else
@@ -463,7 +436,7 @@ static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_
         } else if (strcmp(key, "method") == 0) {
             size_t len;
             rc = kind == FO_JSON_STRING ? decode(mv, &r->method, &len) : -EINVAL;
-            if (rc == 0 && !is_method(r->method))
+            if (rc == 0 && !fo_is_method(r->method))
                 rc = -EINVAL;
             if (rc == -EINVAL)
                 return refuse(c->err, 400, "invalid_batch",

@@ -24,12 +24,12 @@
 
 #include "clock.h"
 #include "config_schema.h"
+#include "token.h"
 #include "json.h"
 #include "log.h"
 
-#define MAX_THREADS    256
-#define MAX_REQUESTS   1024
-#define MAX_METHOD_LEN 32
+#define MAX_THREADS  256
+#define MAX_REQUESTS 1024
 
 static const struct fo__table endpoint_table;
 static const struct fo__table backend_table;
@@ -71,18 +71,6 @@ static bool parse_listen(struct fo__vctx *c, const struct fo__field *f, const cJ
     return true;
 }
 
-static bool is_method(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > MAX_METHOD_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < 'A' || s[i] > 'Z')
-            return false;
-    }
-    return true;
-}
-
 /* An endpoint's or a backend's method ("GET" by default); a wrong one leaves none. */
 static bool parse_method(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
                          const char *path, void *base, const void *up)
@@ -90,19 +78,12 @@ static bool parse_method(struct fo__vctx *c, const struct fo__field *f, const cJ
     char **method = (char **)((char *)base + f->offset);
     free(*method);
     *method = NULL;
-    if (cJSON_IsString(v) && is_method(v->valuestring)) {
+    if (cJSON_IsString(v) && fo_is_method(v->valuestring)) {
         *method = fo__strdup(c, v->valuestring);
         return true;
     }
     fo__errorf(c, path, "must be an upper-case token such as \"GET\"");
     return false;
-}
-
-/* RFC 7230 tchar. */
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 static bool parse_headers(struct fo__vctx *c, const struct fo__field *f, const cJSON *h,
@@ -126,7 +107,7 @@ static bool parse_headers(struct fo__vctx *c, const struct fo__field *f, const c
     for (const cJSON *m = h->child; m; m = m->next) {
         bool ok = m->string[0] != '\0';
         for (const char *s = m->string; *s; s++)
-            ok = ok && is_tchar((unsigned char)*s);
+            ok = ok && fo_is_tchar((unsigned char)*s);
         all_ok = all_ok && ok;
         if (!ok) {
             fo__errorf(c, path, "invalid header name \"%s\"", fo__quote(q, sizeof q, m->string));

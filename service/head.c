@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "token.h"
+
 /* Add the length of one query argument ("&key=value") to *cls. */
 static enum MHD_Result add_arg_len(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
@@ -31,13 +33,6 @@ struct head_scan {
     const char *length; /* The (last) Content-Length value, borrowed from MHD. */
     const char *bad;    /* Why the head is malformed, or NULL. */
 };
-
-/* A token character (RFC 9110 5.6.2), the only bytes a field name may hold. */
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
 
 /* True if s holds a control byte other than tab, or DEL; NULs count. */
 static bool has_ctl(const char *s, size_t len)
@@ -60,7 +55,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         return MHD_YES;
     bool name_ok = key_size > 0;
     for (size_t i = 0; name_ok && i < key_size; i++)
-        name_ok = is_tchar((unsigned char)key[i]);
+        name_ok = fo_is_tchar((unsigned char)key[i]);
     if (!name_ok) {
         h->bad = "malformed header field name";
         return MHD_YES;

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
+
 static atomic_int min_level = FO_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
@@ -79,31 +81,30 @@ void fo_log(enum fo_log_level lvl, const char *event, const char *fmt, ...)
 
 const char *fo_log_quote(char *buf, size_t cap, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
+    /* One escaper for every JSON string (json.c): invalid UTF-8 becomes
+     * U+FFFD there, so no line is ever invalid JSON. A value too long for
+     * 'buf' is cut at a UTF-8 boundary, short enough that even every byte
+     * written as \u00XX fits. */
     if (cap < 3) {
         if (cap)
             buf[0] = '\0';
         return buf;
     }
-    buf[o++] = '"';
-    for (; *s && o + 8 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            buf[o++] = '\\';
-            buf[o++] = 'u';
-            buf[o++] = '0';
-            buf[o++] = '0';
-            buf[o++] = hex[c >> 4];
-            buf[o++] = hex[c & 15];
-        } else {
-            buf[o++] = (char)c;
-        }
+    size_t n = strlen(s);
+    size_t most = (cap - 3) / 6;
+    if (n > most) {
+        n = most;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
     }
-    buf[o++] = '"';
-    buf[o] = '\0';
+    struct fo_buf b;
+    fo_buf_init(&b, cap - 1);
+    if (fo_json_put_string(&b, s, n) < 0) {
+        fo_buf_free(&b);
+        snprintf(buf, cap, "\"\"");
+        return buf;
+    }
+    memcpy(buf, b.data, b.len + 1);
+    fo_buf_free(&b);
     return buf;
 }

@@ -1,0 +1,31 @@
+/* token.c -- the small lexical checks of HTTP (see token.h). */
+#include "token.h"
+
+#include <string.h>
+
+bool fo_is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+bool fo_is_token(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!fo_is_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+bool fo_is_method(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > FO_MAX_METHOD_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 'A' || s[i] > 'Z')
+            return false;
+    return true;
+}

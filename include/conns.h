@@ -7,11 +7,19 @@
  * connections that break the head and upload rules, and the drain closes the
  * ones that stay quiet. Closing is shutdown(): the fd stays libmicrohttpd's
  * to close, its next read fails and it drops the connection.
+ * It also owns the front's half of cancellation: while a request waits on
+ * the pool, its connection is watched (a thread of the registry's own, on
+ * an epoll set) for a reset, which cancels the request's context and calls
+ * 'on_gone' (the server sweeps the pool, whose workers abort the calls of
+ * every cancelled context). A FIN alone is not a reset: a client may
+ * half-close after its request and still read the answer.
  * Ownership: the registry owns the records; a record pointer is valid from
- * fo_conns_open to fo_conns_close.
+ * fo_conns_open to fo_conns_close. Watched contexts are borrowed until
+ * fo_conn_unwatch.
  * Threads: the marks are relaxed atomics, safe from any thread (MHD's);
- * open/close take the registry lock; fo_conns_watch and fo_conns_close_quiet
- * from one thread (the main thread) only. */
+ * open/close/watch/unwatch take the registry lock; fo_conns_watch and
+ * fo_conns_close_quiet from one thread (the main thread) only; 'on_gone'
+ * runs on the registry's thread, with no lock held. */
 #ifndef FO_CONNS_H
 #define FO_CONNS_H
 
@@ -21,11 +29,17 @@
 struct fo_conns;    /* Opaque. */
 struct fo_conn_rec; /* Opaque. */
 
-/* Returns 0 and sets *out, or -ENOMEM. 'header_timeout_ms' is the time a
- * request head may take (from accept for the first one). */
-int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms);
+struct fo_ctx; /* ctx.h */
 
-/* Free the registry; every record must be closed. NULL is a no-op. */
+/* Returns 0 and sets *out, or a negative errno. 'header_timeout_ms' is the
+ * time a request head may take (from accept for the first one); 'on_gone'
+ * (with 'arg') is called after a watched connection's reset cancelled its
+ * context. */
+int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms, void (*on_gone)(void *arg),
+                    void *arg);
+
+/* Stop its thread and free the registry; every record must be closed. NULL
+ * is a no-op. */
 void fo_conns_destroy(struct fo_conns *cs);
 
 /* A connection is being accepted: count it now, so that a burst of accepts
@@ -50,6 +64,13 @@ void fo_conn_head(struct fo_conn_rec *cr);                      /* Its whole hea
 void fo_conn_body(struct fo_conn_rec *cr, bool coming);         /* A body is (not) awaited. */
 void fo_conn_chunk(struct fo_conn_rec *cr);                     /* A piece of the body arrived. */
 void fo_conn_done(struct fo_conn_rec *cr);                      /* The request ended. */
+
+/* The request on 'cr' waits on the pool under 'ctx': cancel 'ctx' if the
+ * connection is reset before fo_conn_unwatch. NULL 'cr' is a no-op. */
+void fo_conn_watch(struct fo_conns *cs, struct fo_conn_rec *cr, struct fo_ctx *ctx);
+
+/* Stop watching (before 'ctx' is freed). Idempotent; NULL is a no-op. */
+void fo_conn_unwatch(struct fo_conns *cs, struct fo_conn_rec *cr);
 
 /* One watchdog pass: close the connections whose request head is overdue
  * (first head from accept, later ones from their request line, a request

@@ -20,10 +20,10 @@
  * Context: every call gets min(its own timeout, time left on the fan-out's
  * context) as its curl timeout, and carries "X-Timeout-Ms: <ms left>", the
  * time left when the request is sent (after any wait for a connection).
- * While a fan-out runs, the worker watches 'client_fd' for a reset (not a
- * half-close: a client may shut its sending side after the request) and
- * cancels the fan-out when the connection is gone. Aborting a call removes it
- * from the multi, which closes its connection.
+ * The pool knows no client: whoever cancels a fan-out's context (the HTTP
+ * front, when its client is gone; a stop) calls fo_pool_sweep, and the
+ * workers abort the calls of every context that is done. Aborting a call
+ * removes it from the multi, which closes its connection.
  *
  * Connections: a kept-alive connection with unread input (bytes a backend
  * sent unasked, or an EOF) never carries another request: it is closed and
@@ -68,7 +68,6 @@ struct fo_fanout {
     size_t ncalls;
     struct fo_ctx *ctx;       /* Borrowed: deadline and cancellation. */
     struct fo_chan *fanin;    /* Borrowed: capacity >= ncalls; receives each call. */
-    int client_fd;            /* Watched for hang-up; -1 for none. */
     const char *request_id;   /* Borrowed: sent to every call as X-Request-Id; may be NULL. */
     size_t max_bytes;         /* Response bytes all its calls may hold together; past it a
                                  call ends FO_ERR_TOO_LARGE. 0 = no cap. */

@@ -14,12 +14,18 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
+#include "ctx.h"
 
 /* Per connection. Atomics are written by MHD's threads; the plain fields
  * belong to the thread that walks the list. */
@@ -37,23 +43,115 @@ struct fo_conn_rec {
     int64_t drip_ms;                 /* Walker: bytes of a request line seen arriving since, */
     int64_t drip_last;               /* ... the last of them at. */
     int64_t checked_ms;              /* Walker: last TCP_INFO look at an idle connection. */
+    struct fo_ctx *watch_ctx;        /* Borrowed: the waiting request's, while watched; lock. */
     struct fo_conn_rec *prev, *next; /* The registry's list; its lock. */
 };
 
 struct fo_conns {
-    pthread_mutex_t lock;      /* Guards the list. */
+    pthread_mutex_t lock;      /* Guards the list and each record's watch_ctx. */
     struct fo_conn_rec *head;  /* Open connections. */
     atomic_long n;             /* Their count. */
     int64_t header_timeout_ms; /* Set at create. */
+    int epfd;                  /* The watched connections (data.fd = their fd) and 'stopfd'. */
+    int stopfd;                /* eventfd: the thread's stop signal. */
+    pthread_t thread;          /* Runs watch_main. */
+    bool started;              /* 'thread' runs. */
+    void (*on_gone)(void *);   /* Called after a reset cancelled a watched request. */
+    void *arg;
 };
 
-int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms)
+/* The connection on 'fd' is gone for good: reset, or both sides shut (a
+ * fresh look, since the event may be older than the fd's current use). */
+static bool is_reset(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+/* The watching thread: an epoll set holding the sockets of requests that
+ * wait on the pool, with no event bits (EPOLLHUP and EPOLLERR come anyway:
+ * a reset, not a FIN). Its data is the fd, not the record, which may be
+ * freed while an event for it is in flight; the record is looked up under
+ * the lock, and a reused fd number is told apart by looking again. */
+static void *watch_main(void *arg)
+{
+    struct fo_conns *cs = arg;
+    struct epoll_event ev[32];
+    for (;;) {
+        int n = epoll_wait(cs->epfd, ev, 32, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return NULL;
+        bool gone = false;
+        for (int i = 0; i < n; i++) {
+            int fd = ev[i].data.fd;
+            if (fd == cs->stopfd)
+                return NULL;
+            pthread_mutex_lock(&cs->lock);
+            for (struct fo_conn_rec *cr = cs->head; cr; cr = cr->next) {
+                if (cr->fd != fd || !cr->watch_ctx)
+                    continue;
+                if (is_reset(fd)) {
+                    fo_ctx_cancel(cr->watch_ctx, -ECONNABORTED);
+                    epoll_ctl(cs->epfd, EPOLL_CTL_DEL, fd, NULL);
+                    cr->watch_ctx = NULL;
+                    gone = true;
+                }
+                break;
+            }
+            pthread_mutex_unlock(&cs->lock);
+        }
+        if (gone)
+            cs->on_gone(cs->arg);
+    }
+}
+
+void fo_conn_watch(struct fo_conns *cs, struct fo_conn_rec *cr, struct fo_ctx *ctx)
+{
+    if (!cr || cr->fd < 0)
+        return;
+    struct epoll_event ev = {.events = 0, .data.fd = cr->fd};
+    pthread_mutex_lock(&cs->lock);
+    if (epoll_ctl(cs->epfd, EPOLL_CTL_ADD, cr->fd, &ev) == 0)
+        cr->watch_ctx = ctx;
+    pthread_mutex_unlock(&cs->lock);
+}
+
+void fo_conn_unwatch(struct fo_conns *cs, struct fo_conn_rec *cr)
+{
+    if (!cr)
+        return;
+    pthread_mutex_lock(&cs->lock);
+    if (cr->watch_ctx)
+        epoll_ctl(cs->epfd, EPOLL_CTL_DEL, cr->fd, NULL);
+    cr->watch_ctx = NULL;
+    pthread_mutex_unlock(&cs->lock);
+}
+
+int fo_conns_create(struct fo_conns **out, int64_t header_timeout_ms, void (*on_gone)(void *arg),
+                    void *arg)
 {
     struct fo_conns *cs = calloc(1, sizeof *cs);
     if (!cs)
         return -ENOMEM;
     pthread_mutex_init(&cs->lock, NULL);
     cs->header_timeout_ms = header_timeout_ms;
+    cs->on_gone = on_gone;
+    cs->arg = arg;
+    cs->epfd = epoll_create1(EPOLL_CLOEXEC);
+    cs->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = cs->stopfd};
+    int rc = 0;
+    if (cs->epfd < 0 || cs->stopfd < 0 || epoll_ctl(cs->epfd, EPOLL_CTL_ADD, cs->stopfd, &ev) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = -pthread_create(&cs->thread, NULL, watch_main, cs);
+    cs->started = rc == 0;
+    if (rc < 0) {
+        fo_conns_destroy(cs);
+        return rc;
+    }
     *out = cs;
     return 0;
 }
@@ -62,6 +160,16 @@ void fo_conns_destroy(struct fo_conns *cs)
 {
     if (!cs)
         return;
+    if (cs->started) {
+        uint64_t one = 1;
+        while (write(cs->stopfd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+        pthread_join(cs->thread, NULL);
+    }
+    if (cs->epfd >= 0)
+        close(cs->epfd);
+    if (cs->stopfd >= 0)
+        close(cs->stopfd);
     pthread_mutex_destroy(&cs->lock);
     free(cs);
 }
@@ -100,6 +208,8 @@ void fo_conns_close(struct fo_conns *cs, struct fo_conn_rec *cr)
         return; /* Its count went back when its record could not be made. */
     atomic_fetch_sub_explicit(&cs->n, 1, memory_order_relaxed);
     pthread_mutex_lock(&cs->lock);
+    if (cr->watch_ctx)
+        epoll_ctl(cs->epfd, EPOLL_CTL_DEL, cr->fd, NULL);
     if (cr->prev)
         cr->prev->next = cr->next;
     else

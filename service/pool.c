@@ -10,28 +10,23 @@
  * request's fan-in channel's (on every ended call), and none is held while
  * calling out (curl, 'done').
  *
- * The epoll set holds three kinds of descriptor: the wake eventfd and the
- * client sockets of running jobs (no event bits: the EPOLLHUP/EPOLLERR of a
- * reset, not a FIN or pipelined data, is what we look for), both as pointers
- * to a 'watch' header, and the
- * sockets curl asks us to watch, as the fd itself tagged in the low bit.
- * Curl sockets carry no pointer because curl may close one while we are
- * still walking a batch of events that names it; a stale fd is harmless to
- * curl_multi_socket_action, a stale pointer is not. Jobs are never freed
- * while the worker runs (they are recycled), and a recycled job is marked so
- * that a stale client event for it is ignored.
+ * The epoll set holds two kinds of descriptor: the wake eventfd, as a
+ * pointer to a 'watch' header, and the sockets curl asks us to watch, as the
+ * fd itself tagged in the low bit. Curl sockets carry no pointer because
+ * curl may close one while we are still walking a batch of events that
+ * names it; a stale fd is harmless to curl_multi_socket_action, a stale
+ * pointer is not. Jobs are never freed while the worker runs (they are
+ * recycled). The pool watches no client: the HTTP front does (conns.h), and
+ * cancels the request's context and sweeps the pool when its client is gone.
  *
  * A job ends when its last transfer ends. Transfers end by curl (done,
  * failed, timed out: every transfer carries a curl timeout no later than the
- * fan-out's deadline, so deadlines need no timer of ours) or by an abort
- * (client hang-up, failed required sibling, sweep after a parent context was
- * cancelled), which removes the easy handle from the multi and so closes its
- * connection. Before calling 'done' the worker drops the client socket from
- * its epoll set, since 'done' resumes the client connection and the HTTP
- * front may close that socket at any time after.
+ * fan-out's deadline) or by an abort (the submitter decided the fan-out, a
+ * sweep after its context was cancelled, the deadline heap), which removes
+ * the easy handle from the multi and so closes its connection.
  *
  * One call on its easy handle -- options, headers, caps, the refusal of a
- * dirty kept-alive connection and the classification of its end -- is
+ * dirty kept-alive connection and the transport result of its end -- is
  * transfer.c's; the worker runs transfers and restarts one that transfer.c
  * says must go on a fresh connection. */
 #include "pool.h"
@@ -55,7 +50,7 @@
 #include "socktab.h"
 #include "transfer.h"
 
-enum watch_kind { WATCH_WAKE, WATCH_CLIENT };
+enum watch_kind { WATCH_WAKE };
 
 /* epoll_data.u64 of a curl socket: (fd << 1) | SOCK_TAG. Pointers are even. */
 #define SOCK_TAG 1u
@@ -74,13 +69,11 @@ struct fo_worker;
 
 /* One submitted fan-out while a worker runs it. */
 struct job {
-    struct watch w;             /* WATCH_CLIENT on f->client_fd. */
     struct fo_fanout *f;        /* Borrowed until 'done'. */
     struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
     struct fo_xfer *xfers;      /* Running transfers. */
     size_t pending;             /* Calls not ended yet. */
     struct job *prev, *next;    /* Worker's running list, or the free list. */
-    bool watching;              /* w.fd is in the epoll set. */
     int64_t deadline_us;        /* The context's deadline, fo_clock_us() time. */
     size_t heap_idx;            /* Position in the worker's deadline heap, or NO_HEAP. */
     bool decided;               /* 'ended' said no more answers are needed. */
@@ -296,9 +289,6 @@ static void job_release(struct fo_worker *w, struct job *j)
         return;
     struct fo_fanout *f = j->f;
     heap_remove(w, j);
-    if (j->watching)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, j->w.fd, NULL);
-    j->watching = false;
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -422,8 +412,6 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
 static void job_start(struct fo_worker *w, struct fo_fanout *f)
 {
     struct job *j = job_get(w);
-    j->w.kind = WATCH_CLIENT;
-    j->w.fd = f->client_fd;
     j->f = f;
     j->group.f = f;
     j->heap_idx = NO_HEAP;
@@ -438,14 +426,6 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     if (w->running)
         w->running->prev = j;
     w->running = j;
-
-    /* No event bits asked for: epoll always reports EPOLLHUP and EPOLLERR,
-     * which a reset brings; a FIN alone (the client half-closed after its
-     * request) does not, and the request goes on. */
-    if (f->client_fd >= 0) {
-        struct epoll_event ev = {.events = 0, .data.ptr = &j->w};
-        j->watching = epoll_ctl(w->epfd, EPOLL_CTL_ADD, f->client_fd, &ev) == 0;
-    }
 
     int64_t now = fo_clock_ms();
     for (size_t i = 0; i < f->ncalls; i++) {
@@ -590,17 +570,6 @@ static void *worker_main(void *arg)
                                          &running);
                 drain_done(w);
                 continue;
-            }
-            struct watch *wt = events[i].data.ptr;
-            if (wt->kind == WATCH_CLIENT) {
-                struct job *j = (struct job *)wt;
-                if (!j->watching)
-                    continue; /* Completed earlier in this batch. */
-                /* The connection was reset: nobody is waiting for these answers. */
-                epoll_ctl(w->epfd, EPOLL_CTL_DEL, wt->fd, NULL);
-                j->watching = false;
-                fo_ctx_cancel(j->f->ctx, -ECONNABORTED);
-                abort_job(w, j, FO_ERR_CANCELLED);
             }
         }
         /* The wake fd is handled after socket events so that a job aborted

@@ -350,13 +350,10 @@ static enum MHD_Result launch(struct request *r)
         r->ncalls = 0;
         return answer_draining(r);
     }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fan.calls = r->plan.calls;
     r->fan.ncalls = r->ncalls;
     r->fan.ctx = r->ctx;
     r->fan.fanin = r->fanin;
-    r->fan.client_fd = ci ? ci->connect_fd : -1;
     r->fan.request_id = r->id;
     r->fan.max_bytes = r->rt->cfg->max_request_response_bytes;
     r->fan.ended = on_call_ended;
@@ -366,6 +363,7 @@ static enum MHD_Result launch(struct request *r)
     r->state = REQ_WAIT;
     r->waiting = true;
     MHD_suspend_connection(r->conn);
+    fo_conn_watch(fr->conns, r->cr, r->ctx); /* A reset cancels it (conns.h). */
     if (fo_pool_submit(fr->pool, &r->fan) < 0) {
         r->state = REQ_FAILED;
         MHD_resume_connection(r->conn);
@@ -420,6 +418,7 @@ static void unwait(struct request *r)
     if (!r->waiting)
         return;
     r->waiting = false;
+    fo_conn_unwatch(r->front->conns, r->cr);
     atomic_fetch_sub(&r->front->waiting, 1);
     release(r);
 }

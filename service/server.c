@@ -220,6 +220,14 @@ static int make_addr(const char *host, uint16_t port, struct sockaddr_storage *s
     return -EINVAL;
 }
 
+/* A watched client connection was reset and its request's context
+ * cancelled (conns.h): the workers abort the calls of cancelled contexts. */
+static void sweep_pool(void *arg)
+{
+    struct fo_server *srv = arg;
+    fo_pool_sweep(srv->front.pool);
+}
+
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
                      struct fo_metrics *metrics, struct fo_budget *budget, char *err, size_t errlen)
 {
@@ -244,7 +252,7 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     rc = fo_ctx_create(&srv->front.root, NULL, FO_NO_DEADLINE);
     if (rc < 0)
         goto fail;
-    rc = fo_conns_create(&srv->front.conns, cfg->header_timeout_ms);
+    rc = fo_conns_create(&srv->front.conns, cfg->header_timeout_ms, sweep_pool, srv);
     if (rc < 0)
         goto fail;
     srv->rt = fo_runtime_create(metrics, cfg);

@@ -552,7 +552,6 @@ static struct fan *fan_make(struct fo_chan *report, struct fo_ctx *parent, int64
     fan->report = report;
     fan->f.calls = fan->calls;
     fan->f.ctx = fan->ctx;
-    fan->f.client_fd = -1;
     fan->f.ended = on_ended;
     fan->f.done = on_done;
     fan->f.data = fan;
@@ -1421,157 +1420,6 @@ static void test_ctx_done_before_submit(void **state)
     fo_chan_destroy(report, NULL);
 }
 
-/* A connected pair of stream sockets: [0] as the HTTP front holds it, [1] the client's. */
-static void tcp_pair(int sv[2])
-{
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t slen = sizeof sa;
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &slen), 0);
-    sv[1] = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(sv[1] >= 0);
-    assert_int_equal(connect(sv[1], (struct sockaddr *)&sa, sizeof sa), 0);
-    sv[0] = accept(lfd, NULL, NULL);
-    assert_true(sv[0] >= 0);
-    close(lfd);
-}
-
-/* Close with a reset (SO_LINGER 0): the client is really gone. A plain
- * close() of a TCP socket only sends a FIN, which a half-close sends too. */
-static void reset_close(int fd)
-{
-    struct linger lg = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close(fd);
-}
-
-static void unix_pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-}
-
-static void run_client_hangup(void (*make_pair)(int sv[2]))
-{
-    struct tp *pool = pool_new(1);
-    struct fo_chan *report = chan_new(4);
-    char slow[32];
-    snprintf(slow, sizeof slow, "/slow/%d", SLOW_MS);
-    int sv[2];
-    make_pair(sv);
-
-    unsigned base = server_get(&srv, &srv.slow_started);
-    struct fan *fan = fan_new(report, NULL, FO_NO_DEADLINE);
-    fan->f.client_fd = sv[0];
-    fan_add(fan, slow, 0, false);
-    fan_add(fan, slow, 0, true);
-    fan_submit(pool, fan);
-    assert_true(server_wait(&srv, &srv.slow_started, base + 2, true));
-
-    int64_t t0 = fo_clock_us();
-    reset_close(sv[1]); /* The client goes away. */
-    fan_finish(report, fan, WAIT_MS);
-    double took = (double)(fan->done_us - t0) / 1000;
-    if (took > PROMPT_MS)
-        fail_msg("hang-up noticed after %.1f ms", took);
-    assert_failed(&fan->calls[0], FO_ERR_CANCELLED);
-    assert_failed(&fan->calls[1], FO_ERR_CANCELLED);
-    assert_true(fo_ctx_err(fan->ctx) < 0);
-    fan_free(fan);
-    close(sv[0]); /* The pool no longer watches it. */
-
-    /* The worker goes on: a fan-out after the hang-up runs normally. */
-    fan = fan_new(report, NULL, FO_NO_DEADLINE);
-    fan_add(fan, "/ok", 0, true);
-    fan_submit(pool, fan);
-    fan_finish(report, fan, WAIT_MS);
-    assert_json(&fan->calls[0], "{\"ok\":true}");
-    fan_free(fan);
-
-    pool_end(pool);
-    fo_chan_destroy(report, NULL);
-}
-
-static void test_client_hangup_unix(void **state)
-{
-    run_client_hangup(unix_pair);
-}
-
-static void test_client_hangup_tcp(void **state)
-{
-    run_client_hangup(tcp_pair);
-}
-
-/* A half-close (the client shuts its sending side after the request and
- * still reads) is not a hang-up: the fan-out runs to its end. */
-static void test_client_half_close_is_not_a_hangup(void **state)
-{
-    struct tp *pool = pool_new(1);
-    struct fo_chan *report = chan_new(4);
-    int sv[2];
-    tcp_pair(sv);
-    unsigned base = server_get(&srv, &srv.slow_started);
-    struct fan *fan = fan_new(report, NULL, FO_NO_DEADLINE);
-    fan->f.client_fd = sv[0];
-    fan_add(fan, "/slow/300", 0, true);
-    fan_submit(pool, fan);
-    assert_true(server_wait(&srv, &srv.slow_started, base + 1, true));
-    assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-    fan_finish(report, fan, WAIT_MS);
-    assert_json(&fan->calls[0], "{\"slept\":300}");
-    assert_int_equal(fo_ctx_err(fan->ctx), 0);
-    fan_free(fan);
-    close(sv[1]);
-    close(sv[0]);
-    pool_end(pool);
-    fo_chan_destroy(report, NULL);
-}
-
-/* Data from the client (a pipelined request) is not a hang-up; a client that
- * is gone before the fan-out starts is. */
-static void test_client_data_and_early_hangup(void **state)
-{
-    struct tp *pool = pool_new(1);
-    struct fo_chan *report = chan_new(4);
-    int sv[2];
-    tcp_pair(sv);
-
-    unsigned base = server_get(&srv, &srv.slow_started);
-    struct fan *fan = fan_new(report, NULL, FO_NO_DEADLINE);
-    fan->f.client_fd = sv[0];
-    fan_add(fan, "/slow/300", 0, true);
-    fan_submit(pool, fan);
-    assert_true(server_wait(&srv, &srv.slow_started, base + 1, true));
-    static const char pipelined[] = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_int_equal(write(sv[1], pipelined, sizeof pipelined - 1), (ssize_t)sizeof pipelined - 1);
-    fan_finish(report, fan, WAIT_MS);
-    assert_json(&fan->calls[0], "{\"slept\":300}");
-    fan_free(fan);
-
-    /* Now the client hangs up before the next fan-out of this connection. */
-    reset_close(sv[1]);
-    char slow[32];
-    snprintf(slow, sizeof slow, "/slow/%d", SLOW_MS);
-    fan = fan_new(report, NULL, FO_NO_DEADLINE);
-    fan->f.client_fd = sv[0];
-    fan_add(fan, slow, 0, false);
-    fan_add(fan, slow, 0, false);
-    fan_submit(pool, fan);
-    fan_finish(report, fan, WAIT_MS);
-    if (done_ms(fan) > PROMPT_MS)
-        fail_msg("early hang-up noticed after %.1f ms", done_ms(fan));
-    assert_failed(&fan->calls[0], FO_ERR_CANCELLED);
-    assert_failed(&fan->calls[1], FO_ERR_CANCELLED);
-    fan_free(fan);
-    close(sv[0]);
-
-    pool_end(pool);
-    fo_chan_destroy(report, NULL);
-}
-
 /* ---- tests: many submitters ------------------------------------------------------------- */
 
 enum { SUBMITTERS = 4, FANOUTS_EACH = 200, CALLS_EACH = 3, WINDOW = 25 };
@@ -1947,10 +1795,6 @@ int main(void)
         cmocka_unit_test(test_fail_fast),
         cmocka_unit_test(test_sweep_after_parent_cancel),
         cmocka_unit_test(test_ctx_done_before_submit),
-        cmocka_unit_test(test_client_hangup_unix),
-        cmocka_unit_test(test_client_hangup_tcp),
-        cmocka_unit_test(test_client_data_and_early_hangup),
-        cmocka_unit_test(test_client_half_close_is_not_a_hangup),
         cmocka_unit_test(test_stats_and_connection_reuse),
         cmocka_unit_test(test_full_inbox_is_eagain),
         cmocka_unit_test(test_many_submitters),

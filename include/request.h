@@ -128,4 +128,27 @@ void fo_request_refuse_mid_body(struct request *r, unsigned status, const char *
 /* MHD is done with the request ('toe' says how): count, log and free it. */
 void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe);
 
+/* ---- Shared by request.c and answer.c only (the answer side). ---- */
+
+/* The series the request counts into (its endpoint, the batch, or "other"). */
+struct fo_endpoint_stats *fo__request_stats(const struct request *r);
+
+/* Queue 'resp' with 'status' and fanout's headers ('complete' and 'allow'
+ * may be NULL); counts the request. The response is destroyed here. */
+enum MHD_Result fo__answer(struct request *r, unsigned status, struct MHD_Response *resp,
+                           const char *complete, const char *allow);
+
+/* The same for a JSON body from malloc() (ownership moves here, also on
+ * error), and for a static text body. */
+enum MHD_Result fo__answer_json(struct request *r, unsigned status, char *body, size_t len,
+                                const char *complete, const char *allow);
+enum MHD_Result fo__answer_text(struct request *r, unsigned status, const char *type,
+                                const char *text);
+
+/* 503 "draining" with Connection: close. */
+enum MHD_Result fo__answer_draining(struct request *r);
+
+/* The access log line of an ended request. */
+void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe);
+
 #endif /* FO_REQUEST_H */

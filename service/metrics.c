@@ -22,13 +22,13 @@
  * when nobody scrapes. */
 #include "metrics.h"
 
-#include "alloc.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "version.h"
 
 /* Bucket upper bounds, microseconds; the last bucket is +Inf. */

@@ -31,7 +31,6 @@
  * says must go on a fresh connection. */
 #include "pool.h"
 
-#include "alloc.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +44,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "clock.h"
 #include "socktab.h"

@@ -13,7 +13,6 @@
  * so this is safe for any method. */
 #include "transfer.h"
 
-#include "alloc.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "fdlimit.h"
 #include "version.h"

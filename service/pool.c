@@ -48,6 +48,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "socktab.h"
+#include "timerheap.h"
 #include "transfer.h"
 
 enum watch_kind { WATCH_WAKE };
@@ -74,12 +75,10 @@ struct job {
     struct fo_xfer *xfers;      /* Running transfers. */
     size_t pending;             /* Calls not ended yet. */
     struct job *prev, *next;    /* Worker's running list, or the free list. */
-    int64_t deadline_us;        /* The context's deadline, fo_clock_us() time. */
-    size_t heap_idx;            /* Position in the worker's deadline heap, or NO_HEAP. */
+    struct fo_timer deadline;   /* The context's deadline (fo_clock_us() time), in the
+                                   worker's heap while it has one. */
     bool decided;               /* 'ended' said no more answers are needed. */
 };
-
-#define NO_HEAP ((size_t)-1)
 
 struct fo_worker {
     struct fo_pool *pool; /* Back pointer, for options. */
@@ -92,14 +91,13 @@ struct fo_worker {
     struct fo_xfer_env env;   /* What its transfers share. */
     int64_t timer_due_us;     /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
     struct job *running;      /* Jobs in flight (doubly linked). */
-    struct job **heap;        /* Running jobs with a deadline, min-heap on deadline_us. */
-    size_t nheap, capheap;
-    struct job *free_jobs;      /* Recycled jobs (via next). */
-    struct fo_xfer *free_xfers; /* Recycled transfers with their easy handles (via next). */
-    size_t nfree_xfers;         /* Length of free_xfers. */
-    bool pwait2;                /* epoll_pwait2 is available (until ENOSYS says not). */
-    atomic_bool stop;           /* Set by fo_pool_destroy. */
-    atomic_bool sweep;          /* Set by fo_pool_sweep. */
+    struct fo_timerheap deadlines; /* Running jobs with a deadline (job.deadline). */
+    struct job *free_jobs;         /* Recycled jobs (via next). */
+    struct fo_xfer *free_xfers;    /* Recycled transfers with their easy handles (via next). */
+    size_t nfree_xfers;            /* Length of free_xfers. */
+    bool pwait2;                   /* epoll_pwait2 is available (until ENOSYS says not). */
+    atomic_bool stop;              /* Set by fo_pool_destroy. */
+    atomic_bool sweep;             /* Set by fo_pool_sweep. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
     atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
     atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */
@@ -212,72 +210,14 @@ static struct job *job_get(struct fo_worker *w)
     return fo_xcalloc(sizeof *j);
 }
 
-/* ---- deadline heap (worker thread) ----
- * Curl's own timers work in whole milliseconds rounded up, so a call cut by
- * its curl timeout ends up to a millisecond after the request deadline. The
- * heap lets the worker wake at the deadline itself (epoll_pwait2 takes a
- * timespec) and abort what is still running. */
-
-static void heap_set(struct fo_worker *w, size_t i, struct job *j)
+/* The job of a deadline in the worker's heap. Curl's own timers work in
+ * whole milliseconds rounded up, so a call cut by its curl timeout ends up
+ * to a millisecond after the request deadline; the heap lets the worker wake
+ * at the deadline itself (epoll_pwait2 takes a timespec) and abort what is
+ * still running. */
+static struct job *job_of(struct fo_timer *t)
 {
-    w->heap[i] = j;
-    j->heap_idx = i;
-}
-
-static void heap_up(struct fo_worker *w, size_t i)
-{
-    struct job *j = w->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (w->heap[p]->deadline_us <= j->deadline_us)
-            break;
-        heap_set(w, i, w->heap[p]);
-        i = p;
-    }
-    heap_set(w, i, j);
-}
-
-static void heap_down(struct fo_worker *w, size_t i)
-{
-    struct job *j = w->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= w->nheap)
-            break;
-        if (c + 1 < w->nheap && w->heap[c + 1]->deadline_us < w->heap[c]->deadline_us)
-            c++;
-        if (w->heap[c]->deadline_us >= j->deadline_us)
-            break;
-        heap_set(w, i, w->heap[c]);
-        i = c;
-    }
-    heap_set(w, i, j);
-}
-
-static void heap_push(struct fo_worker *w, struct job *j)
-{
-    if (w->nheap == w->capheap) {
-        size_t cap = w->capheap ? w->capheap * 2 : 64;
-        w->heap = fo_xrealloc(w->heap, cap * sizeof *w->heap);
-        w->capheap = cap;
-    }
-    w->heap[w->nheap] = j;
-    j->heap_idx = w->nheap++;
-    heap_up(w, j->heap_idx);
-}
-
-static void heap_remove(struct fo_worker *w, struct job *j)
-{
-    size_t i = j->heap_idx;
-    if (i == NO_HEAP)
-        return;
-    j->heap_idx = NO_HEAP;
-    struct job *last = w->heap[--w->nheap];
-    if (i == w->nheap)
-        return;
-    heap_set(w, i, last);
-    heap_up(w, i);
-    heap_down(w, last->heap_idx);
+    return (struct job *)((char *)t - offsetof(struct job, deadline));
 }
 
 /* Drop one count from the job; the last completes it: the client socket
@@ -288,7 +228,7 @@ static void job_release(struct fo_worker *w, struct job *j)
     if (--j->pending > 0)
         return;
     struct fo_fanout *f = j->f;
-    heap_remove(w, j);
+    fo_timerheap_remove(&w->deadlines, &j->deadline);
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -414,11 +354,11 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     struct job *j = job_get(w);
     j->f = f;
     j->group.f = f;
-    j->heap_idx = NO_HEAP;
+    j->deadline.index = FO_TIMER_NONE;
     int64_t deadline_ms = fo_ctx_deadline(f->ctx);
     if (deadline_ms != FO_NO_DEADLINE) {
-        j->deadline_us = deadline_ms * 1000;
-        heap_push(w, j);
+        j->deadline.due = deadline_ms * 1000;
+        fo_timerheap_push(&w->deadlines, &j->deadline);
     }
     /* One extra count keeps the job alive until every call is started. */
     j->pending = f->ncalls + 1;
@@ -540,8 +480,9 @@ static void *worker_main(void *arg)
          * fraction of a millisecond, not up to one late. */
         struct timespec ts, *tsp = NULL;
         int64_t due = w->timer_due_us;
-        if (w->nheap && (due < 0 || w->heap[0]->deadline_us < due))
-            due = w->heap[0]->deadline_us;
+        struct fo_timer *first = fo_timerheap_top(&w->deadlines);
+        if (first && (due < 0 || first->due < due))
+            due = first->due;
         if (due >= 0) {
             int64_t d = due - fo_clock_us();
             if (d < 0)
@@ -581,9 +522,12 @@ static void *worker_main(void *arg)
         if (atomic_exchange_explicit(&w->sweep, false, memory_order_acq_rel))
             sweep_jobs(w);
         int64_t now_us = fo_clock_us();
-        while (w->nheap && w->heap[0]->deadline_us <= now_us) {
-            struct job *j = w->heap[0];
-            heap_remove(w, j);
+        for (;;) {
+            struct fo_timer *t = fo_timerheap_top(&w->deadlines);
+            if (!t || t->due > now_us)
+                break;
+            struct job *j = job_of(t);
+            fo_timerheap_remove(&w->deadlines, t);
             abort_job(w, j, FO_ERR_TIMEOUT); /* May complete (recycle) the job. */
         }
         if (w->timer_due_us >= 0 && fo_clock_us() >= w->timer_due_us) {
@@ -604,7 +548,7 @@ static void worker_cleanup(struct fo_worker *w)
         w->free_xfers = x->next;
         fo_xfer_free(x);
     }
-    free(w->heap);
+    fo_timerheap_free(&w->deadlines);
     while (w->free_jobs) {
         struct job *j = w->free_jobs;
         w->free_jobs = j->next;

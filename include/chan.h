@@ -40,4 +40,7 @@ void fo_chan_close(struct fo_chan *ch);
 /* Items queued now (a snapshot). */
 size_t fo_chan_len(struct fo_chan *ch);
 
+/* Threads blocked in fo_chan_send or fo_chan_recv now (a snapshot). */
+size_t fo_chan_waiters(struct fo_chan *ch);
+
 #endif /* FO_CHAN_H */

@@ -222,3 +222,11 @@ size_t fo_chan_len(struct fo_chan *ch)
     pthread_mutex_unlock(&ch->mu);
     return n;
 }
+
+size_t fo_chan_waiters(struct fo_chan *ch)
+{
+    pthread_mutex_lock(&ch->mu);
+    size_t n = ch->recv_waiters + ch->send_waiters;
+    pthread_mutex_unlock(&ch->mu);
+    return n;
+}

@@ -57,32 +57,19 @@ static void *op_main(void *arg)
     return NULL;
 }
 
-/* State letter of thread 'tid' from /proc, or '?' when unreadable. */
-static char thread_state(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* The name may hold spaces and parens. */
-    return p && p[1] == ' ' ? p[2] : '?';
-}
-
-/* Start 'op' on its own thread and return once that thread sleeps in the
- * kernel, which after its report on 'ready' can only be the channel wait. */
+/* Start 'op' on its own thread and return once that thread is blocked in
+ * the channel: the channel's own count of blocked threads says so (not the
+ * thread's state, which any sleep would show). */
 static void op_start_blocked(struct op *op, struct fo_chan *ready)
 {
     void *tid;
+    size_t before = fo_chan_waiters(op->ch);
 
     op->ready = ready;
     assert_int_equal(pthread_create(&op->thread, NULL, op_main, op), 0);
     assert_int_equal(fo_chan_recv(ready, &tid, fo_clock_ms() + LONG_DEADLINE_MS), 0);
     int64_t give_up = fo_clock_ms() + LONG_DEADLINE_MS;
-    while (thread_state((pid_t)(uintptr_t)tid) != 'S') {
+    while (fo_chan_waiters(op->ch) <= before) {
         assert_true(fo_clock_ms() < give_up);
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);

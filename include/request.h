@@ -63,7 +63,7 @@ enum req_state {
 struct fo_tally {
     size_t in;             /* Calls taken off the fan-in channel. */
     size_t ok;             /* ... that came through the pipeline. */
-    ssize_t first_failed;  /* Index of the first that failed, or -1. */
+    ssize_t first_failed;  /* Index (plan order) of the first that failed, or -1. */
     ssize_t req_failed;    /* ... of the first required that failed by itself, or -1. */
     ssize_t req_cancelled; /* ... of the first required cancelled for another, or -1. */
     bool any_timeout;      /* A call timed out. */

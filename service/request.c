@@ -58,13 +58,15 @@ static bool on_call_ended(struct fo_fanout *f)
             t->ok++;
             continue;
         }
-        if (t->first_failed < 0)
+        /* The first in plan order, whatever the order of arrival. */
+        if (t->first_failed < 0 || i < t->first_failed)
             t->first_failed = i;
         if (c->outcome == FO_ERR_TIMEOUT)
             t->any_timeout = true;
-        if (c->required && c->outcome != FO_ERR_CANCELLED && t->req_failed < 0)
+        bool cancelled = c->outcome == FO_ERR_CANCELLED;
+        if (c->required && !cancelled && (t->req_failed < 0 || i < t->req_failed))
             t->req_failed = i;
-        if (c->required && c->outcome == FO_ERR_CANCELLED && t->req_cancelled < 0)
+        if (c->required && cancelled && (t->req_cancelled < 0 || i < t->req_cancelled))
             t->req_cancelled = i;
     }
     return r->tally.req_failed >= 0;

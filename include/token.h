@@ -21,4 +21,9 @@ bool fo_is_token(const char *s, size_t n);
 /* 's' is a method fanout accepts: 1..FO_MAX_METHOD_LEN of A-Z. */
 bool fo_is_method(const char *s);
 
+/* Write n bytes of 's' into 'dst' (dstlen >= 8) for an error message:
+ * printable ASCII as it is, '"', '\\' and every other byte as \xNN, cut with
+ * "..." when it does not fit. Returns dst. */
+const char *fo_quote_bytes(char *dst, size_t dstlen, const char *s, size_t n);
+
 #endif /* FO_TOKEN_H */

@@ -56,31 +56,6 @@ static int say(char *msg, size_t msglen, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Printable, bounded rendering of n bytes of outside text for a message. */
-static const char *quote(char *dst, size_t dstlen, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (o + 8 >= dstlen) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            dst[o++] = (char)ch;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[ch >> 4];
-            dst[o++] = hex[ch & 15];
-        }
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
 /* The decoded text of a raw string literal, quoted for a message. */
 static const char *quote_key(char *dst, size_t dstlen, struct fo_json_span k)
 {
@@ -88,9 +63,9 @@ static const char *quote_key(char *dst, size_t dstlen, struct fo_json_span k)
     const char *r;
     fo_buf_init(&b, 256);
     if (fo_json_unescape(k, &b) == 0)
-        r = quote(dst, dstlen, b.data ? b.data : "", b.len);
+        r = fo_quote_bytes(dst, dstlen, b.data ? b.data : "", b.len);
     else
-        r = quote(dst, dstlen, k.p + 1, k.len >= 2 ? k.len - 2 : 0);
+        r = fo_quote_bytes(dst, dstlen, k.p + 1, k.len >= 2 ? k.len - 2 : 0);
     fo_buf_free(&b);
     return r;
 }
@@ -124,7 +99,7 @@ static int curl_agrees(const char *url, const char *scheme, const char *host, si
         memcmp(chost, host, hostlen) != 0 || strcmp(cport, port) != 0) {
         char q[96];
         say(msg, msglen, -EINVAL, "ambiguous URL: libcurl reads the host as \"%s:%s\"",
-            quote(q, sizeof q, chost, strlen(chost)), cport);
+            fo_quote_bytes(q, sizeof q, chost, strlen(chost)), cport);
         goto out;
     }
     rc = 0;
@@ -167,7 +142,7 @@ static int check_url(const char *url, const struct fo_aggregate_conf *conf, char
             return say(msg, msglen, -EINVAL, "user information (\"@\") is not allowed in URLs");
         if (b == '\\' || b == '%' || b >= 0x80)
             return say(msg, msglen, -EINVAL, "host \"%s\" contains a forbidden character",
-                       quote(q, sizeof q, auth, alen));
+                       fo_quote_bytes(q, sizeof q, auth, alen));
     }
 
     /* Split the authority into host and optional port. */
@@ -183,10 +158,10 @@ static int check_url(const char *url, const struct fo_aggregate_conf *conf, char
         colon = memchr(auth, ':', alen);
         if (colon && memchr(colon + 1, ':', (size_t)(auth + alen - colon - 1)))
             return say(msg, msglen, -EINVAL, "malformed host \"%s\"",
-                       quote(q, sizeof q, auth, alen));
+                       fo_quote_bytes(q, sizeof q, auth, alen));
         if (colon == auth || memchr(auth, ']', alen))
             return say(msg, msglen, -EINVAL, "malformed host \"%s\"",
-                       quote(q, sizeof q, auth, alen));
+                       fo_quote_bytes(q, sizeof q, auth, alen));
     }
     size_t hostlen = colon ? (size_t)(colon - auth) : alen;
     char port[8];
@@ -194,7 +169,7 @@ static int check_url(const char *url, const struct fo_aggregate_conf *conf, char
         size_t plen = (size_t)(auth + alen - colon - 1);
         if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") < plen)
             return say(msg, msglen, -EINVAL, "malformed port in \"%s\"",
-                       quote(q, sizeof q, auth, alen));
+                       fo_quote_bytes(q, sizeof q, auth, alen));
         memcpy(port, colon + 1, plen);
         port[plen] = '\0';
     } else {
@@ -205,7 +180,7 @@ static int check_url(const char *url, const struct fo_aggregate_conf *conf, char
     char hostport[300];
     if (hostlen + 1 + strlen(port) >= sizeof hostport)
         return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
-                   quote(q, sizeof q, auth, alen));
+                   fo_quote_bytes(q, sizeof q, auth, alen));
     memcpy(hostport, auth, hostlen);
     hostport[hostlen] = ':';
     strcpy(hostport + hostlen + 1, port);
@@ -215,7 +190,7 @@ static int check_url(const char *url, const struct fo_aggregate_conf *conf, char
         i++;
     if (i == conf->nallow)
         return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
-                   quote(q, sizeof q, hostport, strlen(hostport)));
+                   fo_quote_bytes(q, sizeof q, hostport, strlen(hostport)));
     if (index)
         *index = i;
     return curl_agrees(url, scheme, auth, hostlen, port, msg, msglen);
@@ -349,7 +324,7 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
         int rc = decode(k, &name, &nlen);
         if (rc == -EINVAL || (rc == 0 && !fo_is_token(name, strlen(name)))) {
             if (rc == 0)
-                quote(q, sizeof q, name, nlen);
+                fo_quote_bytes(q, sizeof q, name, nlen);
             else
                 strcpy(q, "\\x00");
             free(name);
@@ -361,7 +336,7 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
         if (is_forbidden_header(name)) {
             rc =
                 refuse(c->err, 400, "invalid_batch", "request \"%s\": header \"%s\" may not be set",
-                       c->qname, quote(q, sizeof q, name, nlen));
+                       c->qname, fo_quote_bytes(q, sizeof q, name, nlen));
             free(name);
             return rc;
         }
@@ -372,7 +347,7 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
             rc = refuse(c->err, 400, "invalid_batch",
                         "request \"%s\": header \"%s\" must be a string without control "
                         "characters (HTAB is allowed)",
-                        c->qname, quote(q, sizeof q, name, nlen));
+                        c->qname, fo_quote_bytes(q, sizeof q, name, nlen));
         }
         char *line = NULL;
         if (rc == 0 && asprintf(&line, "%s: %s", name, value) < 0)
@@ -509,7 +484,7 @@ static int parse_requests(struct bctx *c, struct fo_json_span reqs, struct fo_ba
             return refuse(c->err, 400, "invalid_batch", "request names must not contain NUL");
         if (rc < 0)
             return rc;
-        quote(c->qname, sizeof c->qname, r->name, nlen);
+        fo_quote_bytes(c->qname, sizeof c->qname, r->name, nlen);
         if (nlen == 0)
             return refuse(c->err, 400, "invalid_batch", "request names must not be empty");
         if (strcmp(r->name, "_fanout") == 0)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "token.h"
 
 #define ROOT "(root)"
 
@@ -35,26 +36,7 @@ void fo__errorf(struct fo__vctx *c, const char *path, const char *fmt, ...)
 
 const char *fo__quote(char *dst, size_t dstlen, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; s[i]; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (o + 8 >= dstlen) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            dst[o++] = (char)ch;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[ch >> 4];
-            dst[o++] = hex[ch & 15];
-        }
-    }
-    dst[o] = '\0';
-    return dst;
+    return fo_quote_bytes(dst, dstlen, s, strlen(s));
 }
 
 void fo__pathf(char *dst, size_t n, const char *fmt, ...)

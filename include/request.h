@@ -2,13 +2,17 @@
  *
  * The HTTP front (server.c) owns the daemon and the connections; for each
  * request it reads the head and the body and hands over here: the route
- * (operations probes, the ad-hoc batch, a configured endpoint), the calls
- * built for it, the admission against the budgets, the suspend and the
- * submit to the worker pool, and, once the pool has resumed the connection,
- * the fan-in, the status decision, the merged answer and the access log.
+ * (operations probes, the ad-hoc batch, a configured endpoint), its plan
+ * (plan.h), the admission against the budgets, the suspend and the submit
+ * to the worker pool. The fan-in is consumed as results arrive, on the
+ * worker thread (the pipeline, metrics, the tally, fail fast); once the pool
+ * has resumed the connection come the status decision and the merged answer
+ * (answer.c: responses and the access log).
  * Ownership: a request holds one reference on its runtime; the front's
  * shared state (struct fo_front) outlives every request.
- * Threads: every function runs on the MHD thread that runs the request. */
+ * Threads: every function runs on the MHD thread that runs the request;
+ * the fan-in consumer writes only the tally and the calls' results, on the
+ * worker thread between submit and resume (MHD's resume orders the two). */
 #ifndef FO_REQUEST_H
 #define FO_REQUEST_H
 

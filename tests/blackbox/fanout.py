@@ -74,6 +74,15 @@ def endpoint(path: str, backends: List[dict], **kw) -> dict:
     return d
 
 
+def vm_kb(pid: int, field: str) -> int:
+    """A size field of /proc/PID/status (VmRSS, VmHWM, ...) in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
 # ---- HTTP client ---------------------------------------------------------------------------
 
 class Resp:

@@ -15,16 +15,16 @@ import time
 import pytest
 
 from blackbox.backend import tag
-from blackbox.fanout import backend as be, endpoint as ep, error_code
+from blackbox.fanout import backend as be, endpoint as ep, error_code, vm_kb
 from blackbox.metrics import scrape
 
 
-def vm_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+def wait_serving(fo, path, what, timeout=10.0):
+    """Poll until 'path' answers 200 again (after a refusal that should pass)."""
+    end = time.monotonic() + timeout
+    while fo.get(path).status != 200:
+        assert time.monotonic() < end, what
+        time.sleep(0.05)  # polling interval, not synchronisation
 
 
 def read_response(s, timeout=5.0):
@@ -286,10 +286,7 @@ def test_clients_that_never_read_are_bounded_by_the_process_budget(spawn, backen
     finally:
         for s in sockets:
             s.close()
-    end = time.monotonic() + 10
-    while fo.get("/fast").status != 200:
-        assert time.monotonic() < end, "still refused after the clients left"
-        time.sleep(0.05)
+    wait_serving(fo, "/fast", "still refused after the clients left")
 
 
 def _fill_with_unread_answers(fo, head, body, sockets):
@@ -512,10 +509,7 @@ def test_connections_near_the_fd_limit_get_503_and_recover(spawn, backend):
     finally:
         for s in held:
             s.close()
-    end = time.monotonic() + 10
-    while fo.get("/fast").status != 200:
-        assert time.monotonic() < end, "not serving after the connections closed"
-        time.sleep(0.05)
+    wait_serving(fo, "/fast", "not serving after the connections closed")
 
 
 # ---- a head cut short by the client's close is not kept ---------------------------------------

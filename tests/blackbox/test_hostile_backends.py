@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from blackbox.evil_backend import EvilBackend, never_accepting, refused_port, shared
-from blackbox.fanout import backend as be, endpoint as ep, error_code
+from blackbox.fanout import backend as be, endpoint as ep, error_code, vm_kb
 
 SLACK = 0.25          # noise on top of a deadline (ASan build, 2 noisy cores)
 FAST_DEADLINE = 2000  # ms, for cases that must fail at once
@@ -247,14 +247,6 @@ def test_all_broken_at_once_concurrently(fo):
         bad = [b for b in pool.map(one, range(24)) if b]
     assert not bad, bad[:5]
     check_next_request(fo)
-
-
-def vm_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
 @pytest.mark.parametrize("mode", ["cl", "chunked", "close"])

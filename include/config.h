@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "shape.h"
 #include "tmpl.h"
 
 /* One backend call of a configured endpoint. */
@@ -27,9 +28,10 @@ struct fo_backend_conf {
     char *method;         /* "GET" unless given; upper-case token. */
     char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    int64_t timeout_ms; /* Own cap, 0 = only the request deadline. */
-    bool required;      /* Its failure fails the whole request. */
-    bool merge;         /* Lift an object body's members to the top level. */
+    int64_t timeout_ms;    /* Own cap, 0 = only the request deadline. */
+    bool required;         /* Its failure fails the whole request. */
+    bool merge;            /* Lift an object body's members to the top level. */
+    struct fo_shape shape; /* Shaping, encoding, group, fallback, pass_status (shape.h). */
 };
 
 /* One configured endpoint. */
@@ -41,6 +43,7 @@ struct fo_endpoint_conf {
     bool report;                      /* Add the "_fanout" report. */
     struct fo_backend_conf *backends; /* nbackends >= 1 of them. */
     size_t nbackends;
+    struct fo_shape shape; /* Endpoint ops on the merged document (only 'ops' is used). */
 };
 
 /* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */

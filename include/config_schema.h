@@ -26,6 +26,8 @@ struct fo__vctx {
     struct fo_buf *errors; /* Borrowed; may be NULL (errors only counted). */
     unsigned nerr;         /* Lines written (or that would have been). */
     bool oom;              /* An allocation failed: the result is -ENOMEM. */
+    const char *text;      /* Borrowed: the config's text (for keys read from it), or NULL. */
+    size_t text_len;
 };
 
 enum fo__ftype {

@@ -29,6 +29,8 @@ struct fo_backend_stats; /* metrics.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
 struct fo_params;        /* tmpl.h */
+struct fo_shape;         /* shape.h */
+struct fo_jtree;         /* jtree.h */
 
 /* One backend call of a plan. */
 struct fo_call {
@@ -44,6 +46,7 @@ struct fo_call {
     bool required;                  /* Its failure fails the request (fail fast). */
     bool merge;                     /* Lift an object's members into the answer. */
     struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
+    const struct fo_shape *shape;   /* Borrowed: its shaping keys, or NULL when it has none. */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
@@ -55,6 +58,10 @@ struct fo_call {
     size_t resp_len;          /* Charged to 'budget' until dropped. */
     struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
     struct fo_json_span json; /* FO_OK once judged: the JSON value inside 'resp'. */
+    struct fo_jtree *tree;    /* From malloc() while the shaping stages edit it, else NULL. */
+    const char *stage;        /* Static: the shaping stage that failed it, or NULL. */
+    bool ops_skipped;         /* An op of its shape could not be made (reported). */
+    char *content_type;       /* From malloc(): encoding "raw" only, the answer's type. */
 };
 
 /* Free a call's body (giving its bytes back to the budget) as soon as it is

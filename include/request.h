@@ -118,8 +118,11 @@ struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
  * for the pool. */
 enum MHD_Result fo_request_route(struct request *r, const char *url, const char *method);
 
-/* The pool resumed the connection: fan in, decide, answer. */
+/* The pool resumed the connection: fan in, decide, answer (finish.c). */
 enum MHD_Result fo_request_finish(struct request *r);
+
+/* The request no longer waits on the pool: give back its counts (request.c). */
+void fo__request_unwait(struct request *r);
 
 /* Queue {"error":{"code","message"}} with 'status'. */
 enum MHD_Result fo_request_error(struct request *r, unsigned status, const char *code,
@@ -148,6 +151,10 @@ enum MHD_Result fo__answer_json(struct request *r, unsigned status, char *body, 
                                 const char *complete, const char *allow);
 enum MHD_Result fo__answer_text(struct request *r, unsigned status, const char *type,
                                 const char *text);
+
+/* The same for any body from malloc() with Content-Type 'type' (NULL: none). */
+enum MHD_Result fo__answer_bytes(struct request *r, unsigned status, char *body, size_t len,
+                                 const char *type, const char *complete, const char *allow);
 
 /* 503 "draining" with Connection: close. */
 enum MHD_Result fo__answer_draining(struct request *r);

@@ -86,16 +86,23 @@ static struct MHD_Response *response_from(struct fo_front *fr, char *body, size_
     return resp;
 }
 
-enum MHD_Result fo__answer_json(struct request *r, unsigned status, char *body, size_t len,
-                                const char *complete, const char *allow)
+enum MHD_Result fo__answer_bytes(struct request *r, unsigned status, char *body, size_t len,
+                                 const char *type, const char *complete, const char *allow)
 {
     struct MHD_Response *resp = response_from(r->front, body, len);
     if (!resp) {
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     return fo__answer(r, status, resp, complete, allow);
+}
+
+enum MHD_Result fo__answer_json(struct request *r, unsigned status, char *body, size_t len,
+                                const char *complete, const char *allow)
+{
+    return fo__answer_bytes(r, status, body, len, "application/json", complete, allow);
 }
 
 enum MHD_Result fo_request_error(struct request *r, unsigned status, const char *code,

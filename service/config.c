@@ -24,6 +24,7 @@
 
 #include "clock.h"
 #include "config_schema.h"
+#include "config_shape.h"
 #include "token.h"
 #include "json.h"
 #include "log.h"
@@ -237,7 +238,8 @@ static bool parse_backends(struct fo__vctx *c, const struct fo__field *f, const 
         char bp[256];
         fo__pathf(bp, sizeof bp, "%s[%zu]", path, i);
         fo__defaults(c, &backend_table, &e->backends[i]);
-        fo__walk(c, &backend_table, b, bp, &e->backends[i], e->pattern);
+        if (fo__walk(c, &backend_table, b, bp, &e->backends[i], e->pattern) == 0)
+            fo__shape_check_backend(c, bp, &e->backends[i].shape, e->backends[i].required);
         const char *name = e->backends[i].name;
         for (size_t j = 0; name && j < i; j++) {
             if (e->backends[j].name && strcmp(e->backends[j].name, name) == 0) {
@@ -273,7 +275,8 @@ static bool parse_endpoints(struct fo__vctx *c, const struct fo__field *f, const
         char p[64];
         snprintf(p, sizeof p, "endpoints[%zu]", i);
         fo__defaults(c, &endpoint_table, &cfg->endpoints[i]);
-        fo__walk(c, &endpoint_table, e, p, &cfg->endpoints[i], NULL);
+        if (fo__walk(c, &endpoint_table, e, p, &cfg->endpoints[i], NULL) == 0)
+            fo__shape_check_endpoint(c, p, &cfg->endpoints[i]);
     }
     return true;
 }
@@ -386,6 +389,25 @@ static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
     "{\"type\": \"object\", \"propertyNames\": {\"minLength\": 1, \"not\": {\"pattern\": "         \
     "\"[^-!#$%&'*+.^_`|~0-9A-Za-z]\"}}, \"additionalProperties\": {\"type\": \"string\", "         \
     "\"not\": {\"pattern\": \"[\\r\\n]\"}}}"
+#define SHAPE_ROW(k, fn, sch, text)                                                                \
+    {.key = k, .type = FO_FT_CUSTOM, .offset = offsetof(struct fo_backend_conf, shape),           \
+     .parse = fn, .schema = sch, .doc = text}
+#define ENCODING_SCHEMA "{\"enum\": [\"json\", \"text\", \"raw\"]}"
+#define KEY_SCHEMA      "{\"type\": \"string\", \"minLength\": 1}"
+#define JPATH_SCHEMA    "{\"type\": \"string\", \"minLength\": 1}"
+#define JPATHS_SCHEMA                                                                              \
+    "{\"type\": \"array\", \"minItems\": 1, \"maxItems\": 64, \"items\": " JPATH_SCHEMA "}"
+#define RENAME_SCHEMA                                                                              \
+    "{\"type\": \"object\", \"minProperties\": 1, \"maxProperties\": 64, "                         \
+    "\"additionalProperties\": {\"type\": \"string\", \"pattern\": \"^[^.*]+$\"}}"
+#define OPS_SCHEMA                                                                                 \
+    "{\"type\": \"array\", \"minItems\": 1, \"maxItems\": 64, \"items\": {\"type\": \"object\", "     \
+    "\"required\": [\"op\"], \"properties\": {\"op\": {\"enum\": [\"del\", \"move\", "              \
+    "\"append\"]}, \"path\": " JPATH_SCHEMA ", \"from\": " JPATH_SCHEMA ", \"to\": " JPATH_SCHEMA   \
+    "}, \"additionalProperties\": false}}"
+#define PASS_SCHEMA                                                                                \
+    "{\"type\": \"array\", \"minItems\": 1, \"maxItems\": 16, \"items\": {\"type\": "             \
+    "\"integer\", \"minimum\": 400, \"maximum\": 499}}"
 #define HOSTS_SCHEMA                                                                               \
     "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \":[0-9]{1,5}$\"}}"
 
@@ -407,6 +429,25 @@ static const struct fo__field backend_fields[] = {
          "its failure fails the request (fail fast)"),
     BOOL("merge", struct fo_backend_conf, merge, false,
          "lift the members of its object into the top level"),
+    SHAPE_ROW("encoding", fo__parse_encoding, ENCODING_SCHEMA,
+              "\"json\" (default), \"text\" (the body as a JSON string) or \"raw\" (bytes and "
+              "Content-Type pass through; one-backend endpoints)"),
+    SHAPE_ROW("collection", fo__parse_collection, KEY_SCHEMA,
+              "wrap a top-level array as {key: [...]} before the other stages"),
+    SHAPE_ROW("target", fo__parse_target, JPATH_SCHEMA,
+              "path (no *) of the value that replaces the body; a miss fails the call \"shape\""),
+    SHAPE_ROW("allow", fo__parse_paths, JPATHS_SCHEMA,
+              "keep only these paths (their union, whatever the order)"),
+    SHAPE_ROW("deny", fo__parse_paths, JPATHS_SCHEMA, "remove these paths"),
+    SHAPE_ROW("rename", fo__parse_rename, RENAME_SCHEMA,
+              "{path: new key}, applied in order; the key keeps its place"),
+    SHAPE_ROW("ops", fo__parse_ops, OPS_SCHEMA,
+              "del / move / append operations, in order, after allow, deny and rename"),
+    SHAPE_ROW("group", fo__parse_group, KEY_SCHEMA, "place the value under this key, not the name"),
+    SHAPE_ROW("fallback", fo__parse_fallback, "{}",
+              "JSON value placed when the call fails (its digits kept); optional backends only"),
+    SHAPE_ROW("pass_status", fo__parse_pass_status, PASS_SCHEMA,
+              "4xx codes of a required backend that the endpoint answers with"),
 };
 static const struct fo__table backend_table = TABLE(backend_fields, NULL);
 
@@ -422,6 +463,9 @@ static const struct fo__field endpoint_fields[] = {
     {.key = "backends", .type = FO_FT_CUSTOM, .required = true, .parse = parse_backends,
      .schema = "{\"type\": \"array\", \"minItems\": 1}", .sub = &backend_table,
      .doc = "the backend calls, run at once"},
+    {.key = "ops", .type = FO_FT_CUSTOM, .parse = fo__parse_ops, .schema = OPS_SCHEMA,
+     .offset = offsetof(struct fo_endpoint_conf, shape),
+     .doc = "del / move / append operations on the merged document"},
 };
 static const struct fo__table endpoint_table = TABLE(endpoint_fields, NULL);
 
@@ -528,7 +572,9 @@ void fo_config_destroy(struct fo_config *cfg)
             fo_tmpl_destroy(b->tmpl);
             free(b->method);
             free_lines(b->headers, b->nheaders);
+            fo_shape_clear(&b->shape);
         }
+        fo_shape_clear(&e->shape);
         free(e->backends);
         free(e->path);
         fo_path_destroy(e->pattern);

@@ -43,7 +43,7 @@ static long find_nul_escape(const char *s, size_t n)
 
 int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors)
 {
-    struct fo__vctx c = {.errors = errors, .nerr = 0, .oom = false};
+    struct fo__vctx c = {.errors = errors, .nerr = 0, .oom = false, .text = text, .text_len = n};
     struct fo_config *cfg = NULL;
     cJSON *root = NULL;
     char *copy = NULL;

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shape.h"
+
 #define INLINE_ENTRIES 16 /* Entries held without malloc(). */
 #define LINEAR_MAX     16 /* Up to this many entries, find clashes by scanning. */
 
@@ -38,10 +40,12 @@ struct entry {
 
 /* The entries of one document. */
 struct entries {
-    struct entry *v;                    /* 'small' or from malloc(). */
-    size_t n;                           /* Entries used. */
-    size_t cap;                         /* Entries allocated. */
-    struct fo_buf scratch;              /* Decoded escaped keys; from malloc(). */
+    struct entry *v;       /* 'small' or from malloc(). */
+    size_t n;              /* Entries used. */
+    size_t cap;            /* Entries allocated. */
+    struct fo_buf scratch; /* Decoded escaped keys; from malloc(). */
+    struct fo_buf *groups; /* From realloc(): the merged groups' objects. */
+    size_t ngroups;
     struct entry small[INLINE_ENTRIES]; /* Storage for small documents. */
 };
 
@@ -145,17 +149,71 @@ static int add_members(struct entries *es, struct fo_json_span body)
     return rc;
 }
 
-static int collect(struct entries *es, const struct fo_call *r, size_t n)
+/* The value a call places: its own, its fallback when it failed, or none (len 0). */
+static struct fo_json_span value_of(const struct fo_call *c)
+{
+    if (c->outcome == FO_OK)
+        return c->json;
+    if (c->shape && c->shape->fallback)
+        return (struct fo_json_span){c->shape->fallback, c->shape->fallback_len};
+    return (struct fo_json_span){NULL, 0};
+}
+
+static const char *group_of(const struct fo_call *c)
+{
+    return c->shape ? c->shape->group : NULL;
+}
+
+static bool same_group(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+static int write_object(struct fo_buf *out, const struct fo_call *r, size_t n, const char *group,
+                        bool reserve_report);
+
+/* The object of the merged calls of 'group' (the calls from r[first] on), as an entry. */
+static int add_group(struct entries *es, const struct fo_call *r, size_t n, size_t first,
+                     const char *group)
+{
+    bool any = false;
+    for (size_t i = first; i < n && !any; i++)
+        any = r[i].merge && same_group(group_of(&r[i]), group) && value_of(&r[i]).len;
+    if (!any)
+        return 0; /* Every call of the group failed: it is absent, like a failed call. */
+    struct fo_buf *g = realloc(es->groups, (es->ngroups + 1) * sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    es->groups = g;
+    g = &es->groups[es->ngroups++];
+    fo_buf_init(g, FO_BUF_UNLIMITED);
+    int rc = write_object(g, r, n, group, false);
+    if (rc < 0)
+        return rc;
+    return entries_add(es, group, strlen(group), 0, (struct fo_json_span){g->data, g->len});
+}
+
+/* The entries of the calls placed at this level: every call, or (group) the merged calls
+ * of that group, whose members are lifted into the group's object. */
+static int collect(struct entries *es, const struct fo_call *r, size_t n, const char *group)
 {
     for (size_t i = 0; i < n; i++) {
-        int rc;
-        if (r[i].outcome != FO_OK)
+        int rc = 0;
+        struct fo_json_span v = value_of(&r[i]);
+        const char *g = group_of(&r[i]);
+        if (!v.len || (group && !(r[i].merge && same_group(g, group))))
             continue;
-        if (r[i].merge && fo_json_kind(r[i].json) == FO_JSON_OBJECT) {
-            rc = add_members(es, r[i].json);
+        if (!group && g && r[i].merge) {
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = r[j].merge && same_group(group_of(&r[j]), g);
+            if (!seen)
+                rc = add_group(es, r, n, i, g);
+        } else if (r[i].merge && fo_json_kind(v) == FO_JSON_OBJECT) {
+            rc = add_members(es, v);
         } else {
-            const char *name = r[i].name ? r[i].name : "";
-            rc = entries_add(es, name, strlen(name), 0, r[i].json);
+            const char *name = g ? g : r[i].name ? r[i].name : "";
+            rc = entries_add(es, name, strlen(name), 0, v);
         }
         if (rc < 0)
             return rc;
@@ -249,6 +307,8 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
     puts_(w, rep->complete ? "true" : "false");
     puts_(w, ",\"elapsed_ms\":");
     put_ms(w, rep->elapsed_ms);
+    if (rep->ops_skipped)
+        puts_(w, ",\"ops\":\"skipped\"");
     puts_(w, ",\"backends\":{");
     bool first = true;
     for (size_t i = 0; i < n; i++) {
@@ -273,6 +333,15 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
             put_cstr(w, fo_outcome_name(x->outcome));
             put(w, ",", 1);
         }
+        if (x->stage) {
+            puts_(w, "\"stage\":");
+            put_cstr(w, x->stage);
+            put(w, ",", 1);
+        }
+        if (x->outcome != FO_OK && x->shape && x->shape->fallback)
+            puts_(w, "\"fallback\":true,");
+        if (x->ops_skipped)
+            puts_(w, "\"ops\":\"skipped\",");
         if (x->status != 0 && w->rc == 0)
             w->rc = fo_buf_printf(w->b, "\"status\":%d,", x->status);
         puts_(w, "\"ms\":");
@@ -282,8 +351,9 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
     puts_(w, "}}");
 }
 
-int fo_merge_write(struct fo_buf *out, const struct fo_call *r, size_t n,
-                   const struct fo_report *report)
+/* One object: the calls' entries, clashes resolved, without a report. */
+static int write_object(struct fo_buf *out, const struct fo_call *r, size_t n, const char *group,
+                        bool reserve_report)
 {
     struct entries es;
     struct writer w = {.b = out, .rc = 0};
@@ -291,11 +361,13 @@ int fo_merge_write(struct fo_buf *out, const struct fo_call *r, size_t n,
     es.v = es.small;
     es.n = 0;
     es.cap = INLINE_ENTRIES;
+    es.groups = NULL;
+    es.ngroups = 0;
     fo_buf_init(&es.scratch, FO_BUF_UNLIMITED);
 
-    w.rc = collect(&es, r, n);
+    w.rc = collect(&es, r, n, group);
     if (w.rc == 0)
-        w.rc = find_clashes(&es, report != NULL);
+        w.rc = find_clashes(&es, reserve_report);
     if (w.rc < 0)
         goto out;
 
@@ -324,21 +396,55 @@ int fo_merge_write(struct fo_buf *out, const struct fo_call *r, size_t n,
         else
             put(&w, "null", 4); /* Not a value: keep the document valid. */
     }
-    if (report) {
-        if (!first)
-            put(&w, ",", 1);
-        write_report(&w, r, n, report);
-    }
     put(&w, "}", 1);
 out:
     if (es.v != es.small)
         free(es.v);
+    for (size_t i = 0; i < es.ngroups; i++)
+        fo_buf_free(&es.groups[i]);
+    free(es.groups);
     fo_buf_free(&es.scratch);
     return w.rc;
 }
 
+int fo_merge_body(struct fo_buf *out, const struct fo_call *r, size_t n, bool reserve_report)
+{
+    return write_object(out, r, n, NULL, reserve_report);
+}
+
+int fo_merge_append_report(struct fo_buf *out, const struct fo_call *r, size_t n,
+                           const struct fo_report *report)
+{
+    struct writer w = {.b = out, .rc = 0};
+    if (out->len < 2 || out->data[out->len - 1] != '}')
+        return -EINVAL;
+    out->len--; /* The closing brace comes back after the report. */
+    if (out->data[out->len - 1] != '{')
+        put(&w, ",", 1);
+    write_report(&w, r, n, report);
+    put(&w, "}", 1);
+    return w.rc;
+}
+
+int fo_merge_write(struct fo_buf *out, const struct fo_call *r, size_t n,
+                   const struct fo_report *report)
+{
+    size_t start = out->len;
+    int rc = write_object(out, r, n, NULL, report != NULL);
+    if (rc == 0 && report && out->len - start >= 2)
+        rc = fo_merge_append_report(out, r, n, report);
+    return rc;
+}
+
 int fo_merge_error(struct fo_buf *out, const char *code, const char *message, const char *backend,
                    const struct fo_call *r, size_t n, const struct fo_report *report)
+{
+    return fo_merge_error_status(out, code, message, backend, 0, r, n, report);
+}
+
+int fo_merge_error_status(struct fo_buf *out, const char *code, const char *message,
+                          const char *backend, int status, const struct fo_call *r, size_t n,
+                          const struct fo_report *report)
 {
     struct writer w = {.b = out, .rc = 0};
 
@@ -350,6 +456,8 @@ int fo_merge_error(struct fo_buf *out, const char *code, const char *message, co
         puts_(&w, ",\"backend\":");
         put_cstr(&w, backend);
     }
+    if (status && w.rc == 0)
+        w.rc = fo_buf_printf(w.b, ",\"status\":%d", status);
     put(&w, "}", 1);
     if (report) {
         put(&w, ",", 1);

@@ -1,9 +1,16 @@
-/* pipeline.c -- the stages of a backend answer, in order (see pipeline.h). */
+/* pipeline.c -- the stages of a backend answer, in order, and the tree the shaping stages
+ * share (see pipeline.h). */
 #include "pipeline.h"
 
+#include <errno.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "jtree.h"
+
 static const fo_stage_fn stages[] = {
-    fo_stage_check,
-    fo_stage_validate,
+    fo_stage_check,  fo_stage_decode, fo_stage_collection, fo_stage_target,
+    fo_stage_filter, fo_stage_rename, fo_stage_ops,        fo_stage_emit,
 };
 
 int fo_pipeline_run(const struct fo_stage_env *env, struct fo_call *call)
@@ -14,4 +21,35 @@ int fo_pipeline_run(const struct fo_stage_env *env, struct fo_call *call)
         if (stages[i](env, call) < 0)
             return -1;
     return 0;
+}
+
+static void drop_tree(struct fo_call *call)
+{
+    if (!call->tree)
+        return;
+    fo_jtree_free(call->tree);
+    free(call->tree);
+    call->tree = NULL;
+}
+
+struct fo_jtree *fo__stage_tree(const struct fo_stage_env *env, struct fo_call *call)
+{
+    if (call->tree)
+        return call->tree;
+    call->tree = fo_xcalloc(sizeof *call->tree);
+    int rc = fo_jtree_init(call->tree, call->json, env->max_tree_bytes, call->budget);
+    if (rc < 0) {
+        fo__stage_fail(call, "decode", rc);
+        return NULL;
+    }
+    return call->tree;
+}
+
+int fo__stage_fail(struct fo_call *call, const char *stage, int rc)
+{
+    drop_tree(call);
+    fo_call_drop_body(call);
+    call->outcome = rc > 0 ? FO_ERR_SHAPE : FO_ERR_TOO_LARGE;
+    call->stage = stage;
+    return -1;
 }

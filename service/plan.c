@@ -7,6 +7,7 @@
 #include "batch.h"
 #include "buf.h"
 #include "config.h"
+#include "jtree.h"
 #include "tmpl.h"
 
 void fo_call_drop_body(struct fo_call *call)
@@ -22,6 +23,15 @@ void fo_call_drop_body(struct fo_call *call)
 
 void fo_call_clear(struct fo_call *call)
 {
+    if (call->tree) {
+        fo_jtree_free(call->tree);
+        free(call->tree);
+        call->tree = NULL;
+    }
+    free(call->content_type);
+    call->content_type = NULL;
+    call->stage = NULL;
+    call->ops_skipped = false;
     fo_call_drop_body(call);
     call->outcome = FO_OK;
     call->status = 0;
@@ -67,6 +77,7 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
         call->required = b->required;
         call->merge = b->merge;
         call->stats = series[i];
+        call->shape = b->shape.any ? &b->shape : NULL;
     }
     free(at);
     return 0;

@@ -45,7 +45,8 @@ static void on_fanout_done(struct fo_fanout *f)
 static bool on_call_ended(struct fo_fanout *f)
 {
     struct request *r = f->data;
-    struct fo_stage_env env = {.max_json_depth = r->front->max_json_depth};
+    struct fo_stage_env env = {.max_json_depth = r->front->max_json_depth,
+                               .max_tree_bytes = r->rt->cfg->max_request_response_bytes};
     void *item;
     while (fo_chan_recv(r->fanin, &item, 0) == 0) {
         struct fo_call *c = item;
@@ -220,7 +221,7 @@ static enum MHD_Result start_batch(struct request *r)
 /* The request no longer waits on the pool: give back its counts. Called
  * from finish(), or from on_completed() when the client left while the
  * connection was suspended (MHD then never calls the handler again). */
-static void unwait(struct request *r)
+void fo__request_unwait(struct request *r)
 {
     if (!r->waiting)
         return;
@@ -228,72 +229,6 @@ static void unwait(struct request *r)
     fo_conn_unwatch(r->front->conns, r->cr);
     atomic_fetch_sub(&r->front->waiting, 1);
     release(r);
-}
-
-enum MHD_Result fo_request_finish(struct request *r)
-{
-    unwait(r);
-    if (r->state == REQ_FAILED)
-        return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                                "the worker queues are full; retry later", NULL);
-
-    /* Fan-in happened on the worker (on_call_ended): every call is in. */
-    size_t n = r->plan.n;
-    const struct fo_tally *t = &r->tally;
-    if (t->in != n) {
-        fo_log(FO_LOG_ERROR, "fanin_short", "\"got\":%zu,\"want\":%zu", t->in, n);
-        return MHD_NO;
-    }
-    struct fo_call *calls = r->plan.calls;
-    size_t ok = t->ok;
-    /* Which failure decides the status: a required call's, preferring one
-     * that failed by itself over one cancelled because of another. */
-    ssize_t failed_required = t->req_failed >= 0 ? t->req_failed : t->req_cancelled;
-    ssize_t first_failed = t->first_failed;
-    r->complete = ok == n;
-
-    struct fo_report rep = {
-        .complete = ok == n,
-        .elapsed_ms = (double)(fo_clock_us() - r->start_us) / 1000.0,
-    };
-    struct fo_buf b;
-    fo_buf_init(&b, FO_BUF_UNLIMITED);
-    unsigned status = MHD_HTTP_OK;
-    const char *complete = ok == n ? "true" : "false";
-    int rc;
-    bool starved = false; /* The failure came from the process itself, not a backend. */
-    if (failed_required >= 0 || ok == 0)
-        starved = calls[failed_required >= 0 ? failed_required : first_failed].no_fds;
-    if (starved) {
-        rc = fo_merge_error(&b, "overloaded", "out of file descriptors; retry later", NULL, calls,
-                            n, r->report ? &rep : NULL);
-        status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        complete = NULL;
-    } else if (failed_required >= 0 || ok == 0) {
-        size_t bad = (size_t)(failed_required >= 0 ? failed_required : first_failed);
-        bool timeout = failed_required >= 0 ? calls[bad].outcome == FO_ERR_TIMEOUT : t->any_timeout;
-        status = timeout ? MHD_HTTP_GATEWAY_TIMEOUT : MHD_HTTP_BAD_GATEWAY;
-        char msg[200];
-        if (failed_required >= 0)
-            snprintf(msg, sizeof msg, "required backend failed: %s",
-                     fo_outcome_name(calls[bad].outcome));
-        else
-            snprintf(msg, sizeof msg, "no backend succeeded");
-        rc = fo_merge_error(&b, timeout ? "backend_timeout" : "backend_failed", msg,
-                            calls[bad].name, calls, n, r->report ? &rep : NULL);
-        complete = NULL;
-    } else {
-        rc = fo_merge_write(&b, calls, n, r->report ? &rep : NULL);
-    }
-    for (size_t i = 0; i < n; i++) /* Merged: the bodies are copied into the answer. */
-        fo_call_drop_body(&calls[i]);
-    if (rc < 0) {
-        fo_buf_free(&b);
-        return MHD_NO;
-    }
-    size_t len;
-    char *body = fo_buf_release(&b, &len);
-    return fo__answer_json(r, status, body, len, complete, NULL);
 }
 
 /* ---- operations routes ---- */
@@ -454,7 +389,7 @@ void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe)
          * counted as they came in). */
         fo_metrics_request(fo__request_stats(r), 0, fo_clock_us() - r->start_us);
     }
-    unwait(r);
+    fo__request_unwait(r);
     fo_conn_done(r->cr);
     if (r->state != REQ_READ)
         fo__access_log(r, toe);

@@ -24,6 +24,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "fdlimit.h"
+#include "shape.h"
 #include "version.h"
 
 /* ---- curl callbacks (worker thread) ---- */
@@ -404,4 +405,8 @@ void fo_xfer_classify(struct fo_xfer *x, CURLcode res)
     call->resp = fo_buf_release(&x->body, &call->resp_len);
     if (!call->resp)
         fo_panic("out of memory");
+    const char *type = NULL;
+    if (call->shape && call->shape->encoding == FO_ENC_RAW &&
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type)
+        call->content_type = fo_xstrdup(type);
 }

@@ -209,8 +209,11 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
             if (i)
                 fo_buf_putc(&b, ',');
             fo_json_put_string(&b, name, strlen(name));
-            fo_buf_printf(&b, ":{\"outcome\":\"%s\",\"status\":%d,\"ms\":%.1f}",
+            fo_buf_printf(&b, ":{\"outcome\":\"%s\",\"status\":%d,\"ms\":%.1f",
                           fo_outcome_name(c->outcome), c->status, c->ms);
+            if (c->stage)
+                fo_buf_printf(&b, ",\"stage\":\"%s\"", c->stage);
+            fo_buf_putc(&b, '}');
         }
         fo_buf_putc(&b, '}');
     }

@@ -476,3 +476,13 @@ def test_check_shared_group_needs_merge(fanout_bin, tmp_path):
 def test_check_endpoint_ops(fanout_bin, tmp_path):
     p = check(fanout_bin, tmp_path, None, {"ops": [{"op": "del"}]})
     assert p.returncode == 1 and "endpoints[0].ops[0]: needs \"path\"" in p.stderr, p
+
+
+def test_access_log_carries_the_class_and_stage(fo):
+    r = fo.get("/t/miss?tag=shape-log")
+    assert r.status == 200, r
+    ev = fo.wait_event(lambda e: e.get("event") == "access"
+                       and e.get("path") == "/t/miss?tag=shape-log")
+    assert ev["backends"]["t"]["outcome"] == "shape", ev
+    assert ev["backends"]["t"]["stage"] == "target", ev
+    assert "stage" not in ev["backends"]["ok"], ev

@@ -67,6 +67,7 @@ STOP_WAIT_S = 5.0
 
 # Targets from issue 3.
 T_E = 0.75           # throughput E
+T_SHAPE = 0.85       # shaping E / throughput E
 T_ANON_MB = 8.0      # throughput RssAnon peak
 T_HWM_MB = 20.0      # throughput VmHWM
 T_LAT_MS = 1.0       # latency p99 over the reference p99
@@ -340,13 +341,15 @@ http_get.last_headers = {}
 # fanout
 
 
-def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000):
+def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000, shape=None):
     """A config with GET /api/d/{id} over 'backends' (list of nginx paths) and the ad-hoc batch
-    allowed to call nginx. BENCH_FANOUT_EXTRA is merged in last."""
+    allowed to call nginx; 'shape' (shaping keys) goes into every backend. BENCH_FANOUT_EXTRA is
+    merged in last."""
     bes = []
     for i, path in enumerate(backends):
         sep = "&" if "?" in path else "?"
         bes.append({"name": "b%02d" % i, "url": nginx.url(path) + sep + "id={id}"})
+        bes[-1].update(shape or {})
     cfg = {"listen": "%s:0" % HOST, "timeout_ms": global_timeout,
            "endpoints": [{"path": "/api/d/{id}", "timeout_ms": endpoint_timeout,
                           "backends": bes}],
@@ -542,6 +545,16 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
 
 
 STATIC3 = ["/static/s200.json", "/static/s1k.json", "/static/s4k.json"]
+# The shaping scenario: the static bodies inside an API envelope ({"data": ..., "meta": ...}),
+# each backend with a target, an allow of 5 paths and one rename: the usual gateway case.
+WRAPPED3 = ["/static/w200.json", "/static/w1k.json", "/static/w4k.json"]
+SHAPE = {"target": "data", "allow": ["id", "name", "ok", "big", "tags"],
+         "rename": {"name": "title"}}
+# The same keys over every element of the items array (5 paths through "*"): the heavy case,
+# shown for its cost per element (no target).
+SHAPE_ITEMS = {"target": "data.items",
+               "allow": ["*.n", "*.label", "*.price", "0.stock", "1.stock"],
+               "rename": {"*.label": "title"}}
 SLOW3 = ["/slow/20/s200.json", "/slow/20/s1k.json", "/slow/20/s4k.json"]
 HANG3 = ["/static/s200.json", "/static/s1k.json", "/hang"]
 BATCH_PATH = "/aggregate"
@@ -554,6 +567,10 @@ def scenarios(long_s, short_s):
          "t": 2, "c": 64, "d": long_s},
         {"key": "throughput", "label": "throughput: 3 static backends", "backends": STATIC3,
          "t": 2, "c": 64, "d": long_s, "e_n": 3},
+        {"key": "shaping", "label": "shaping: 3 static, target + allow 5 + rename",
+         "backends": WRAPPED3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "shape": SHAPE},
+        {"key": "shaping_items", "label": "shaping: the same over every item (*)",
+         "backends": WRAPPED3, "t": 2, "c": 64, "d": short_s, "e_n": 3, "shape": SHAPE_ITEMS},
         {"key": "throughput_go", "label": "Go peer: throughput, 3 static", "backends": STATIC3,
          "t": 2, "c": 64, "d": long_s, "e_n": 3, "peer": "go", "strace": True},
         {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
@@ -613,7 +630,8 @@ def probe(fo, sc, nginx):
 
 
 def run_fanout_scenario(sc, nginx, tmp, rnd):
-    cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000))
+    cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000),
+                        shape=sc.get("shape"))
     fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg,
                 binary=GOAGG if sc.get("peer") == "go" else None)
     notes = []
@@ -899,6 +917,13 @@ def evaluate(rows_by_run, keys):
             fmt(a))
         add("VmHWM <= %g MB" % T_HWM_MB, "throughput", h, h is not None and h <= T_HWM_MB,
             fmt(h))
+
+        sh = rows.get("shaping") if good(rows.get("shaping")) else {}
+        se = sh.get("E")
+        ratio = se / e if se is not None and e else None
+        add("shaping E >= 85% of throughput E", "shaping", ratio,
+            ratio is not None and ratio >= T_SHAPE, "%.0f%% (%s / %s)" % (
+                100 * ratio, fmt(se, "%.2f"), fmt(e, "%.2f")) if ratio else "")
 
         lat = rows.get("latency")
         if good(lat) and good(lref):
@@ -1230,6 +1255,10 @@ def snapshot_binary(tmp, meta):
                                          time.gmtime(os.path.getmtime(src)))
 
 
+SHAPED = os.environ.get("PROFILE_SHAPE") in ("1", "items")
+PROFILE_TAG = "-shaping" if SHAPED else ""
+
+
 def cmd_profile(argv):
     count = int(argv[0]) if argv else int(os.environ.get("PROFILE_REQUESTS", "2000"))
     res = {}
@@ -1240,8 +1269,11 @@ def cmd_profile(argv):
     nginx = Nginx(tmp, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     try:
         nginx.start()
-        # Throughput setup; a generous deadline since valgrind slows fanout down ~50x.
-        cfg = fanout_config(nginx, STATIC3, 10000, 10000)
+        # Throughput setup (PROFILE_SHAPE=1: the shaping scenario's); a generous deadline
+        # since valgrind slows fanout down ~50x.
+        cfg = fanout_config(nginx, WRAPPED3 if SHAPED else STATIC3, 10000, 10000,
+                            shape=(SHAPE_ITEMS if os.environ.get("PROFILE_SHAPE") == "items"
+                                   else SHAPE) if SHAPED else None)
         out = os.path.join(tmp, "callgrind.out")
         vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
               "--callgrind-out-file=" + out]
@@ -1287,9 +1319,9 @@ def cmd_profile(argv):
         incl_txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
                                    dump], capture_output=True, text=True).stdout
         os.makedirs(RESULTS, exist_ok=True)
-        with open(os.path.join(RESULTS, "profile-self.txt"), "w") as f:
+        with open(os.path.join(RESULTS, "profile%s-self.txt" % PROFILE_TAG), "w") as f:
             f.write(self_txt)
-        with open(os.path.join(RESULTS, "profile-inclusive.txt"), "w") as f:
+        with open(os.path.join(RESULTS, "profile%s-inclusive.txt" % PROFILE_TAG), "w") as f:
             f.write(incl_txt)
         res["top_self"] = top_functions(self_txt, top)
         res["top_inclusive"] = top_functions(incl_txt, top)
@@ -1299,7 +1331,7 @@ def cmd_profile(argv):
         shutil.rmtree(tmp, ignore_errors=True)
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res["commit"] = COMMIT
-    with open(os.path.join(RESULTS, "profile.json"), "w") as f:
+    with open(os.path.join(RESULTS, "profile%s.json" % PROFILE_TAG), "w") as f:
         json.dump(res, f, indent=1)
     lines = ["# fanout profile (callgrind)", "",
              "%s, fanout %s: %d aggregate requests (GET /api/d/42, 3 static nginx backends) over "
@@ -1322,7 +1354,7 @@ def cmd_profile(argv):
               "shows who calls each function." % (res.get("callgrind_out"),
                                                   res.get("callgrind_out")), ""]
     md = "\n".join(lines)
-    with open(os.path.join(RESULTS, "profile.md"), "w") as f:
+    with open(os.path.join(RESULTS, "profile%s.md" % PROFILE_TAG), "w") as f:
         f.write(md)
     log(md)
     log("saved bench/results/profile.{md,json}, profile-self.txt, profile-inclusive.txt")

@@ -40,6 +40,14 @@ int fo_jpath_compile(struct fo_jpath *p, const char *s, char *err, size_t errlen
 void fo_jpath_free(struct fo_jpath *p);
 
 /* True when segment 'g' names the key of n bytes at k (decoded), ignoring "*". */
-bool fo_jseg_is_key(const struct fo_jseg *g, const char *k, size_t n);
+static inline bool fo_jseg_is_key(const struct fo_jseg *g, const char *k, size_t n)
+{
+    if (g->any || g->len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) /* Keys are short: no call to memcmp. */
+        if (g->s[i] != k[i])
+            return false;
+    return true;
+}
 
 #endif /* FO_JPATH_H */

@@ -59,6 +59,11 @@ bool fo_json_next_member(struct fo_json_iter *it, struct fo_json_span *key,
 /* Next element of an array. Returns true while there is one. */
 bool fo_json_next_element(struct fo_json_iter *it, struct fo_json_span *val);
 
+/* One past the end of the value that starts at p (no leading whitespace) inside validated
+ * text that ends at 'end' (the value may be followed by more text). Never reads at or
+ * past 'end'. */
+const char *fo_json_value_end(const char *p, const char *end);
+
 /* Decode a raw string literal (with quotes, from a validated value) to its
  * UTF-8 bytes, appended to 'out' (may contain NUL bytes from \u0000).
  * Returns 0, -EINVAL (not a string) or the fo_buf_append errors. */

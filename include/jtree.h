@@ -57,8 +57,14 @@ void fo_jtree_free(struct fo_jtree *t);
  * Returns 0, -E2BIG or -ENOMEM. */
 int fo_jtree_open(struct fo_jtree *t, struct fo_jnode *node);
 
-/* The member of object 'obj' named by the n key bytes at k (the last one when a body repeats
- * a key), or NULL. Opens 'obj'; NULL on an allocation failure too (*rc says which). */
+/* Open a container and every container inside it, in one pass over its text: for a stage
+ * that visits every element ("*"), where opening level by level would scan the same bytes
+ * once per level. A container already open is left as it is (its unopened children stay
+ * so). Returns 0, -E2BIG or -ENOMEM. */
+int fo_jtree_open_all(struct fo_jtree *t, struct fo_jnode *node);
+
+/* The member of object 'obj' named by the n key bytes at k (the first one when a body
+ * repeats a key), or NULL. Opens 'obj'; NULL on an allocation failure too (*rc says which). */
 struct fo_jnode *fo_jtree_member(struct fo_jtree *t, struct fo_jnode *obj, const char *k, size_t n,
                                  int *rc);
 

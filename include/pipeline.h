@@ -5,6 +5,8 @@
  *       -> decode      by encoding: json (one value; a 204, or a 2xx  (stage_decode.c)
  *                      to a HEAD, is null), text (a JSON string), raw;
  *                      else "invalid_json"
+ *       -> stream      target, allow|deny, rename in one pass, when   (stage_stream.c)
+ *                      the shape has nothing else (no tree at all)
  *       -> collection  wrap a top-level array under a key             (stage_collection.c)
  *       -> target      the value at a path replaces the body          (stage_target.c)
  *       -> allow|deny  keep only some paths, or remove some           (stage_filter.c)
@@ -44,6 +46,7 @@ typedef int (*fo_stage_fn)(const struct fo_stage_env *env, struct fo_call *call)
 
 int fo_stage_check(const struct fo_stage_env *env, struct fo_call *call);
 int fo_stage_decode(const struct fo_stage_env *env, struct fo_call *call);
+int fo_stage_stream(const struct fo_stage_env *env, struct fo_call *call);
 int fo_stage_collection(const struct fo_stage_env *env, struct fo_call *call);
 int fo_stage_target(const struct fo_stage_env *env, struct fo_call *call);
 int fo_stage_filter(const struct fo_stage_env *env, struct fo_call *call);

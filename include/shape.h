@@ -48,8 +48,9 @@ struct fo_shape_rename {
 };
 
 struct fo_shape {
-    bool any;  /* Some key below is set: the call borrows this shape. */
-    bool tree; /* Some key needs the body as a tree (collection .. ops). */
+    bool any;    /* Some key below is set: the call borrows this shape. */
+    bool tree;   /* Some key needs the body shaped (collection .. ops). */
+    bool stream; /* ... and only target, allow/deny, rename, which fo_shape_stream does. */
     enum fo_encoding encoding;
     char *collection; /* From malloc(), or NULL: wrap a top-level array under this key. */
     bool has_target;
@@ -66,6 +67,17 @@ struct fo_shape {
     int pass_status[FO_SHAPE_MAX_PASS]; /* 4xx codes answered as they are. */
     size_t npass;
 };
+
+/* Decide, once the keys are read, whether the shape can be done in one pass (stream). */
+void fo_shape_finish(struct fo_shape *s);
+
+/* Target, allow/deny and rename of a streamable shape in one pass over the validated value
+ * 'in' (borrowed): *result is the shaped value, either a span of 'in' (a target alone) or
+ * the text appended to 'out'. Returns 0, 1 (the target missed), or the fo_buf errors. The
+ * result is the tree edits' (fo_shape_target, _allow/_deny, _rename in that order), value
+ * for value. Thread-safe. */
+int fo_shape_stream(const struct fo_shape *s, struct fo_json_span in, struct fo_buf *out,
+                    struct fo_json_span *result);
 
 /* Free what a shape holds and zero it. */
 void fo_shape_clear(struct fo_shape *s);
@@ -84,7 +96,8 @@ int fo_shape_collection(struct fo_jtree *t, const char *key);
 int fo_shape_target(struct fo_jtree *t, const struct fo_jpath *p);
 
 /* Keep the union of the paths; objects left empty are removed, array elements that keep
- * nothing become {}. The root is never removed (an object becomes {}, a scalar null). */
+ * nothing become {}. The root is never removed (it becomes {} or [] when it keeps nothing,
+ * a scalar null). */
 int fo_shape_allow(struct fo_jtree *t, const struct fo_jpath *paths, size_t n);
 
 /* Remove every match of every path (found first, removed after); a miss is a no-op. */

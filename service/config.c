@@ -240,6 +240,7 @@ static bool parse_backends(struct fo__vctx *c, const struct fo__field *f, const 
         fo__defaults(c, &backend_table, &e->backends[i]);
         if (fo__walk(c, &backend_table, b, bp, &e->backends[i], e->pattern) == 0)
             fo__shape_check_backend(c, bp, &e->backends[i].shape, e->backends[i].required);
+        fo_shape_finish(&e->backends[i].shape);
         const char *name = e->backends[i].name;
         for (size_t j = 0; name && j < i; j++) {
             if (e->backends[j].name && strcmp(e->backends[j].name, name) == 0) {

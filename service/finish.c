@@ -143,6 +143,13 @@ enum MHD_Result fo_request_finish(struct request *r)
     }
     for (size_t i = 0; i < n; i++) /* Merged: the bodies are copied into the answer. */
         fo_call_drop_body(&calls[i]);
+    if (rc == -E2BIG) { /* Only the endpoint's ops cap their tree. */
+        fo_buf_free(&b);
+        return fo_request_error(r, MHD_HTTP_BAD_GATEWAY, "too_large",
+                                "the merged document is over max_request_response_bytes for "
+                                "the endpoint's ops",
+                                NULL);
+    }
     if (rc < 0) {
         fo_buf_free(&b);
         return MHD_NO;

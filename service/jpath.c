@@ -73,8 +73,3 @@ void fo_jpath_free(struct fo_jpath *p)
     p->text = NULL;
     p->n = 0;
 }
-
-bool fo_jseg_is_key(const struct fo_jseg *g, const char *k, size_t n)
-{
-    return !g->any && g->len == n && memcmp(g->s, k, n) == 0;
-}

@@ -766,6 +766,11 @@ bool fo_json_str_eq(struct fo_json_span str, const char *s)
     return *s == '\0';
 }
 
+const char *fo_json_value_end(const char *p, const char *end)
+{
+    return skip_value(p, end);
+}
+
 enum fo_json_kind fo_json_kind(struct fo_json_span v)
 {
     if (!v.p || v.len == 0)

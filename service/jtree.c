@@ -125,6 +125,88 @@ static int decode_key(struct fo_jtree *t, struct fo_json_span k, const char **ou
     return rc;
 }
 
+/* ---- opening a whole subtree in one pass ---- */
+
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* One past the closing quote of the string whose content starts at p. */
+static const char *string_end(const char *p, const char *end)
+{
+    while (p < end) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q)
+            return end;
+        const char *b = q;
+        while (b > p && b[-1] == '\\')
+            b--;
+        if ((q - b) % 2 == 0)
+            return q + 1;
+        p = q + 1;
+    }
+    return end;
+}
+
+static const char *scalar_end(const char *p, const char *end)
+{
+    if (*p == '"')
+        return string_end(p + 1, end);
+    if (*p == 't' || *p == 'n')
+        return end - p >= 4 ? p + 4 : end;
+    if (*p == 'f')
+        return end - p >= 5 ? p + 5 : end;
+    while (p < end &&
+           ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' || (*p | 0x20) == 'e'))
+        p++;
+    return p;
+}
+
+/* Build every child of container x, whose text starts at p, and theirs (recursively, as
+ * deep as the validated nesting); returns the end of x's text. Children get exact spans,
+ * so a later write of an unedited child copies its bytes. */
+static const char *build(struct fo_jtree *t, struct fo_jnode *x, const char *p, const char *end,
+                         int *rc)
+{
+    bool obj = *p == '{';
+    char close = obj ? '}' : ']';
+    x->opened = true;
+    p = ws(p + 1, end);
+    while (*rc == 0 && p < end && *p != close) {
+        struct fo_json_span k = {NULL, 0};
+        if (obj) {
+            const char *ke = string_end(p + 1, end);
+            k = (struct fo_json_span){p, (size_t)(ke - p)};
+            p = ws(ke, end);
+            p = ws(p + 1, end); /* The colon. */
+        }
+        struct fo_jnode *c = node_new(t, (struct fo_json_span){p, 1}, rc);
+        if (!c)
+            break;
+        if (obj && (*rc = decode_key(t, k, &c->key, &c->klen)) < 0)
+            break;
+        const char *ve = *p == '{' || *p == '[' ? build(t, c, p, end, rc) : scalar_end(p, end);
+        c->raw.len = (size_t)(ve - p);
+        link_last(x, c);
+        p = ws(ve, end);
+        if (p < end && *p == ',')
+            p = ws(p + 1, end);
+    }
+    return p < end ? p + 1 : end;
+}
+
+int fo_jtree_open_all(struct fo_jtree *t, struct fo_jnode *node)
+{
+    if (node->opened || (node->kind != FO_JSON_OBJECT && node->kind != FO_JSON_ARRAY))
+        return 0;
+    int rc = 0;
+    build(t, node, node->raw.p, node->raw.p + node->raw.len, &rc);
+    return rc;
+}
+
 int fo_jtree_open(struct fo_jtree *t, struct fo_jnode *node)
 {
     if (node->opened || (node->kind != FO_JSON_OBJECT && node->kind != FO_JSON_ARRAY))
@@ -161,7 +243,7 @@ struct fo_jnode *fo_jtree_member(struct fo_jtree *t, struct fo_jnode *obj, const
     *rc = fo_jtree_open(t, obj);
     if (*rc < 0)
         return NULL;
-    for (struct fo_jnode *x = obj->last; x; x = x->prev) {
+    for (struct fo_jnode *x = obj->first; x; x = x->next) {
         if (x->klen == n && memcmp(x->key, k, n) == 0)
             return x;
     }
@@ -239,22 +321,65 @@ void fo_jtree_replace(struct fo_jnode *old, struct fo_jnode *x)
     old->parent = old->prev = old->next = NULL;
 }
 
-int fo_jtree_write(const struct fo_jnode *x, struct fo_buf *out)
+/* True when a key's bytes can go between quotes as they are (what fo_json_put_string would
+ * write for them): no quote, backslash, control byte or byte >= 0x80. */
+static bool plain_key(const char *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80)
+            return false;
+    }
+    return true;
+}
+
+static int write_node(const struct fo_jnode *x, struct fo_buf *out)
 {
     if (!x->opened)
         return fo_buf_append(out, x->raw.p, x->raw.len);
     bool obj = x->kind == FO_JSON_OBJECT;
     int rc = fo_buf_putc(out, obj ? '{' : '[');
     for (const struct fo_jnode *c = x->first; rc == 0 && c; c = c->next) {
-        if (c != x->first)
-            rc = fo_buf_putc(out, ',');
-        if (rc == 0 && obj) {
-            rc = fo_json_put_string(out, c->key, c->klen);
-            if (rc == 0)
-                rc = fo_buf_putc(out, ':');
+        if (obj && plain_key(c->key, c->klen)) {
+            /* Room for ,"key": and a scalar: one reserve, then plain stores. */
+            size_t need = c->klen + 4 + (c->opened ? 0 : c->raw.len);
+            rc = fo_buf_reserve(out, need);
+            if (rc < 0)
+                break;
+            char *d = out->data + out->len;
+            if (c != x->first)
+                *d++ = ',';
+            *d++ = '"';
+            memcpy(d, c->key, c->klen);
+            d += c->klen;
+            *d++ = '"';
+            *d++ = ':';
+            if (!c->opened) {
+                memcpy(d, c->raw.p, c->raw.len);
+                d += c->raw.len;
+            }
+            out->len = (size_t)(d - out->data);
+            out->data[out->len] = '\0';
+            if (!c->opened)
+                continue;
+        } else {
+            if (c != x->first)
+                rc = fo_buf_putc(out, ',');
+            if (rc == 0 && obj) {
+                rc = fo_json_put_string(out, c->key, c->klen);
+                if (rc == 0)
+                    rc = fo_buf_putc(out, ':');
+            }
         }
         if (rc == 0)
-            rc = fo_jtree_write(c, out);
+            rc = write_node(c, out);
     }
     return rc == 0 ? fo_buf_putc(out, obj ? '}' : ']') : rc;
+}
+
+int fo_jtree_write(const struct fo_jnode *x, struct fo_buf *out)
+{
+    /* The source text is a fair guess of the output's size: one reserve for most trees. */
+    int rc = fo_buf_reserve(out, x->raw.len + 64);
+    return rc == -E2BIG || rc == 0 ? write_node(x, out) : rc;
 }

@@ -9,8 +9,8 @@
 #include "jtree.h"
 
 static const fo_stage_fn stages[] = {
-    fo_stage_check,  fo_stage_decode, fo_stage_collection, fo_stage_target,
-    fo_stage_filter, fo_stage_rename, fo_stage_ops,        fo_stage_emit,
+    fo_stage_check,  fo_stage_decode, fo_stage_stream, fo_stage_collection, fo_stage_target,
+    fo_stage_filter, fo_stage_rename, fo_stage_ops,    fo_stage_emit,
 };
 
 int fo_pipeline_run(const struct fo_stage_env *env, struct fo_call *call)

@@ -37,6 +37,31 @@ void fo_shape_clear(struct fo_shape *s)
     memset(s, 0, sizeof *s);
 }
 
+/* A rename's path prefix must not name a key an earlier rename takes or gives: the one pass
+ * matches prefixes against the body's keys, the tree against keys already renamed. */
+static bool renames_stream(const struct fo_shape *s)
+{
+    for (size_t i = 0; i < s->nrename; i++) {
+        const struct fo_jpath *p = &s->rename[i].path;
+        for (size_t k = 0; k + 1 < p->n; k++) {
+            const struct fo_jseg *g = &p->seg[k];
+            for (size_t j = 0; j < i && !g->any; j++) {
+                const struct fo_shape_rename *r = &s->rename[j];
+                const struct fo_jseg *from = &r->path.seg[r->path.n - 1];
+                if (fo_jseg_is_key(g, r->to, r->tolen) || fo_jseg_is_key(from, g->s, g->len))
+                    return false;
+            }
+        }
+    }
+    return true;
+}
+
+void fo_shape_finish(struct fo_shape *s)
+{
+    s->stream =
+        s->tree && !s->collection && !s->nops && s->encoding == FO_ENC_JSON && renames_stream(s);
+}
+
 bool fo_shape_passes(const struct fo_shape *s, int status)
 {
     for (size_t i = 0; s && i < s->npass; i++)
@@ -106,7 +131,8 @@ static void match(struct fo_jtree *t, struct fo_jnode *x, const struct fo_jpath 
         return;
     if (x->kind == FO_JSON_ARRAY && !g->any && g->index < 0)
         return;
-    int rc = fo_jtree_open(t, x);
+    /* "*" visits every child: open the whole subtree in one pass. */
+    int rc = g->any ? fo_jtree_open_all(t, x) : fo_jtree_open(t, x);
     if (rc < 0) {
         m->rc = rc;
         return;
@@ -264,7 +290,10 @@ static int prune(struct fo_jtree *t, struct fo_jnode *x, const struct fo_jpath *
         if (!descends)
             return DROP;
     }
-    *rc = fo_jtree_open(t, x);
+    bool any = false;
+    for (size_t i = 0; i < nin && !any; i++)
+        any = paths[in[i].path].seg[in[i].seg].any;
+    *rc = any ? fo_jtree_open_all(t, x) : fo_jtree_open(t, x);
     if (*rc < 0)
         return KEEP;
     struct active next[FO_SHAPE_MAX_LIST];
@@ -300,7 +329,14 @@ int fo_shape_allow(struct fo_jtree *t, const struct fo_jpath *paths, size_t n)
             t->root = root;
         return rc;
     }
-    prune(t, root, paths, in, n, &rc);
+    if (prune(t, root, paths, in, n, &rc) == DROP && rc == 0) {
+        /* The root stays, keeping nothing: an array no path enters is emptied too. */
+        struct fo_jnode *empty = root->kind == FO_JSON_OBJECT
+                                     ? fo_jtree_new_object(t, &rc)
+                                     : fo_jtree_new_value(t, (struct fo_json_span){"[]", 2}, &rc);
+        if (empty)
+            t->root = empty;
+    }
     return rc;
 }
 

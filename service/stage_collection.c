@@ -6,7 +6,8 @@
 
 int fo_stage_collection(const struct fo_stage_env *env, struct fo_call *call)
 {
-    if (!call->shape || !call->shape->collection || fo_json_kind(call->json) != FO_JSON_ARRAY)
+    if (!call->shape || call->shape->stream || !call->shape->collection ||
+        fo_json_kind(call->json) != FO_JSON_ARRAY)
         return 0;
     struct fo_jtree *t = fo__stage_tree(env, call);
     if (!t)

@@ -7,7 +7,7 @@
 int fo_stage_filter(const struct fo_stage_env *env, struct fo_call *call)
 {
     const struct fo_shape *s = call->shape;
-    if (!s || (!s->nallow && !s->ndeny))
+    if (!s || s->stream || (!s->nallow && !s->ndeny))
         return 0;
     struct fo_jtree *t = fo__stage_tree(env, call);
     if (!t)

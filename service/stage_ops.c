@@ -6,7 +6,7 @@
 
 int fo_stage_ops(const struct fo_stage_env *env, struct fo_call *call)
 {
-    if (!call->shape || !call->shape->nops)
+    if (!call->shape || call->shape->stream || !call->shape->nops)
         return 0;
     struct fo_jtree *t = fo__stage_tree(env, call);
     if (!t)

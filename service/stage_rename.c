@@ -5,7 +5,7 @@
 
 int fo_stage_rename(const struct fo_stage_env *env, struct fo_call *call)
 {
-    if (!call->shape || !call->shape->nrename)
+    if (!call->shape || call->shape->stream || !call->shape->nrename)
         return 0;
     struct fo_jtree *t = fo__stage_tree(env, call);
     if (!t)

@@ -7,7 +7,7 @@
 
 int fo_stage_target(const struct fo_stage_env *env, struct fo_call *call)
 {
-    if (!call->shape || !call->shape->has_target)
+    if (!call->shape || call->shape->stream || !call->shape->has_target)
         return 0;
     struct fo_jtree *t = fo__stage_tree(env, call);
     if (!t)

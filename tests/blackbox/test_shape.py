@@ -154,6 +154,15 @@ def fanout_config(b):
                 be("three", u("/delay/{d3}?body=" + q([{"i": 1}, {"i": 2}])),
                    collection="list", rename={"list.*.i": "j"}),
             ], report=False),
+            ep("/shuf2/{d1}/{d2}/{d3}/{d4}", [
+                be("p", u("/delay/{d1}?body=" + q('{"a":1,"b":{"x":[1,2]}}')), group="g",
+                   merge=True, ops=[{"op": "move", "from": "b.x", "to": "list"}]),
+                be("q", u("/delay/{d2}?body=" + q('{"a":2,"more":[3]}')), group="g",
+                   merge=True),
+                be("f", u("/status/500?d={d3}"), fallback=12345678901234567890),
+                be("r", u("/delay/{d4}?body=" + q('{"list":[9],"keep":1.0}')),
+                   deny=["keep"]),
+            ], ops=[{"op": "append", "from": "g.list", "to": "r.list"}]),
         ],
     }
 
@@ -409,6 +418,18 @@ def test_output_is_the_same_whatever_the_arrival_order(fo):
                     b'"three":{"list":[{"j":1},{"j":2}]}}'}, seen
 
 
+def test_groups_ops_fallbacks_are_the_same_whatever_the_arrival_order(fo):
+    rnd = random.Random(11)
+    seen = set()
+    for _ in range(200):
+        d = [rnd.randrange(0, 12) for _ in range(4)]
+        r = fo.get("/shuf2/%d/%d/%d/%d" % tuple(d))
+        assert r.status == 200, r
+        seen.add(r.body)
+    assert seen == {b'{"g":{"a":2,"b":{},"more":[3]},"f":12345678901234567890,'
+                    b'"r":{"list":[9,1,2]}}'}, seen
+
+
 # ---- --check ----
 
 def check(fanout_bin, tmp_path, backend_extra=None, endpoint_extra=None, nbackends=1):
@@ -479,10 +500,9 @@ def test_check_endpoint_ops(fanout_bin, tmp_path):
 
 
 def test_access_log_carries_the_class_and_stage(fo):
-    r = fo.get("/t/miss?tag=shape-log")
+    r = fo.get("/t/miss", headers={"X-Request-Id": "shape-log-1"})
     assert r.status == 200, r
-    ev = fo.wait_event(lambda e: e.get("event") == "access"
-                       and e.get("path") == "/t/miss?tag=shape-log")
+    ev = fo.wait_event(lambda e: e.get("event") == "access" and e.get("id") == "shape-log-1")
     assert ev["backends"]["t"]["outcome"] == "shape", ev
     assert ev["backends"]["t"]["stage"] == "target", ev
     assert "stage" not in ev["backends"]["ok"], ev

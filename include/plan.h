@@ -8,9 +8,10 @@
  * each one's transport result into it, the pipeline (pipeline.h) judges each
  * result as it comes in, and merge writes the answer from it. There is no
  * second copy of a call or of its result.
- * Ownership: a plan owns its calls array and the URLs it expanded; it
- * borrows names, methods, headers and bodies from the config or the batch,
- * which outlive the request. Result bodies belong to their call.
+ * Ownership: a plan owns its calls array and the URLs and header lines it
+ * expanded (placeholders, forwarded fields); it borrows names, methods,
+ * configured headers and bodies from the config, the batch or the client's
+ * request, which outlive the plan. Result bodies belong to their call.
  * Threads: built and freed by the request's MHD thread; the pool and the
  * pipeline write a call's result fields on the worker thread between submit
  * and resume. */

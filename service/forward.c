@@ -130,9 +130,9 @@ static enum MHD_Result fwd_arg(void *cls, enum MHD_ValueKind kind, const char *k
     struct query_fwd *q = cls;
     (void)kind;
     if (!q->l->all) {
-        char tmp[FO_FWD_MAX_NAME];
+        char tmp[3 * FO_FWD_MAX_NAME]; /* Each decoded byte is at most 3 raw ones. */
         if (key_size > sizeof tmp)
-            return MHD_YES;
+            return MHD_YES; /* Decodes to more than any listed name. */
         size_t n = fo_url_decode(tmp, key, key_size);
         if (!fo_fwd_names(q->l, tmp, n, false))
             return MHD_YES;
@@ -297,7 +297,7 @@ static enum MHD_Result fwd_field(void *cls, enum MHD_ValueKind kind, const char 
         value = "";
         value_size = 0;
     }
-    if (fo_fwd_header_never(key, key_size) || !forwards(h->l, key, key_size) ||
+    if (!forwards(h->l, key, key_size) || fo_fwd_header_never(key, key_size) ||
         in_connection(h, key, key_size))
         return MHD_YES;
     if (has_bad_byte(key, key_size) || has_bad_byte(value, value_size)) {

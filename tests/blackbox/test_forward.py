@@ -44,6 +44,7 @@ def fanout_config(backend):
             ep("/fw", [
                 be("all", echo + "?fixed=1"),
                 be("narrow", echo + "/n", forward_query=["tag", "a"], forward_headers=["X-A"]),
+                be("all2", echo + "/2"),
             ], forward_query=["*"], forward_headers=["*"]),
             ep("/fwn", [
                 be("x", echo + "/x"),
@@ -173,6 +174,16 @@ def test_crlf_in_a_header_value_fails_that_call_shape(fo, backend):
         assert u.param("v") == urllib.parse.unquote(evil), u.line
 
 
+def test_shape_is_in_the_access_log(fo, backend):
+    t, rid = tag(), "shape-" + tag()
+    r = fo.get("/crlf?tag=%s&v=a%%0d%%0ab" % t, headers={"X-Request-Id": rid})
+    assert r.status == 200, r
+    ev = fo.wait_event(lambda e: e.get("event") == "access" and e.get("id") == rid, 5,
+                       "the access line")
+    assert ev["backends"]["h"]["outcome"] == "shape" and ev["backends"]["h"]["status"] == 0, ev
+    assert ev["backends"]["u"]["outcome"] == "ok", ev
+
+
 def test_crlf_on_a_required_call_is_502(fo, backend):
     t = tag()
     r = fo.get("/crlf-required?tag=%s&v=a%%0d%%0ab" % t)
@@ -235,7 +246,7 @@ def test_forward_query_order_encoding_and_narrowing(fo, backend):
     target = ("/fw?tag=%s&a=1&b=x%%26y%%23z&a=2&A=3&u=%%C3%%A9&raw=\u00e9&p=a+b&bad=%%zz%%4"
               "&s=/?:@!$'()*,;=&flag&empty=&sl=%%2F" % t).encode("utf-8")
     raw_get(fo, target, [])
-    got = calls(backend, t, 2)
+    got = calls(backend, t, 3)
     # Each parameter as the client wrote it where valid, encoded where not, in order.
     assert got["/echo"].query == (
         "fixed=1&tag=%s&a=1&b=x%%26y%%23z&a=2&A=3&u=%%C3%%A9&raw=%%C3%%A9&p=a+b&bad=%%25zz%%254"
@@ -281,7 +292,10 @@ def test_forward_headers_star_never_sends_what_it_must_not(fo, backend):
     t = tag()
     out = raw_get(fo, b"/fw?tag=" + t.encode(), HOSTILE)
     assert b"\r\nX-Request-Id: client-id.1\r\n" in out, out[:400]
-    got = calls(backend, t, 2)
+    got = calls(backend, t, 3)
+    # Two backends with the endpoint's list get the same fields.
+    same = [(k, v) for k, v in got["/echo/2"].headers if k not in ("X-Timeout-Ms",)]
+    assert same == [(k, v) for k, v in got["/echo"].headers if k not in ("X-Timeout-Ms",)]
     req = got["/echo"]
     names = [k.lower() for k, _ in req.headers]
     for never in ("connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authorization",
@@ -351,7 +365,7 @@ def test_x_request_id_is_fanouts_once_when_the_clients_is_invalid(fo, backend):
     ours = [ln.split(b": ", 1)[1].decode() for ln in out.split(b"\r\n")
             if ln.lower().startswith(b"x-request-id: ")]
     assert len(ours) == 1 and ours[0] != "bad id!", out[:400]
-    got = calls(backend, t, 2)
+    got = calls(backend, t, 3)
     for req in got.values():
         assert header(req, "X-Request-Id") == ours, req.headers
 

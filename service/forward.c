@@ -60,6 +60,8 @@ const char *fo_fwd_header_never(const char *name, size_t n)
             return "set by fanout";
     if (is(name, n, "Host") || is(name, n, "Content-Length") || is(name, n, "Expect"))
         return "about the connection to fanout";
+    if (is(name, n, "Accept-Encoding"))
+        return "fanout reads the answer, in no content coding";
     return NULL;
 }
 

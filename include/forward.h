@@ -5,14 +5,17 @@
  * Query names compare case-sensitively (decoded), header names without case.
  * Never forwarded, even with "*": the hop-by-hop fields (Connection,
  * Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) and every
- * field the client's Connection names, Host, Content-Length, Expect,
- * Accept-Encoding (fanout must read the answer), and the fields fanout sets itself (X-Timeout-Ms,
- * X-Request-Id, X-Forwarded-Proto, X-Forwarded-Host). Authorization only when named. Where header
- * forwarding is on, X-Forwarded-For carries the client address (after the client's own value when
- * X-Forwarded-For is forwarded), and X-Forwarded-Proto and X-Forwarded-Host say how the client
- * reached fanout. Ownership: lists belong to their config (fo_fwd_list_free); the request side
- * borrows everything from libmicrohttpd for the call. Threads: lists are immutable after load; the
- * request functions run on the request's MHD thread. */
+ * field the client's Connection names; Host, Content-Length, Expect;
+ * Accept-Encoding (fanout must read the answer); the fields fanout sets
+ * itself (X-Timeout-Ms, X-Request-Id, X-Forwarded-Proto, X-Forwarded-Host).
+ * Authorization only when named. Where header forwarding is on,
+ * X-Forwarded-For carries the client address (after the client's own value
+ * when X-Forwarded-For is forwarded), and X-Forwarded-Proto and
+ * X-Forwarded-Host say how the client reached fanout.
+ * Ownership: lists belong to their config (fo_fwd_list_free); the request
+ * side borrows everything from libmicrohttpd for the call.
+ * Threads: lists are immutable after load; the request functions run on the
+ * request's MHD thread. */
 #ifndef FO_FORWARD_H
 #define FO_FORWARD_H
 

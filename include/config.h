@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "shape.h"
+#include "forward.h"
 #include "tmpl.h"
 
 /* One backend call of a configured endpoint. */
@@ -28,16 +29,24 @@ struct fo_backend_conf {
     char *method;         /* "GET" unless given; upper-case token. */
     char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    int64_t timeout_ms;    /* Own cap, 0 = only the request deadline. */
-    bool required;         /* Its failure fails the whole request. */
-    bool merge;            /* Lift an object body's members to the top level. */
-    struct fo_shape shape; /* Shaping, encoding, group, fallback, pass_status (shape.h). */
+    struct fo_tmpl **htmpl;         /* nheaders: line i compiled when it has placeholders
+                                       (else NULL); NULL when no line has any. */
+    struct fo_fwd_list fwd_query;   /* Narrows the endpoint's (when given). */
+    struct fo_fwd_list fwd_headers; /* Narrows the endpoint's (when given). */
+    int64_t timeout_ms;             /* Own cap, 0 = only the request deadline. */
+    bool required;                  /* Its failure fails the whole request. */
+    bool merge;                     /* Lift an object body's members to the top level. */
+    struct fo_shape shape;          /* Shaping, encoding, group, fallback, pass_status. */
 };
 
 /* One configured endpoint. */
 struct fo_endpoint_conf {
     char *path;                       /* Pattern text, e.g. "/api/dashboard/{id}". */
     struct fo_path *pattern;          /* Compiled 'path'. */
+    struct fo_tmpl_scope *scope;      /* The placeholders its backends use (placeholder.h). */
+    struct fo_fwd_list fwd_query;     /* Query parameters passed on (forward.h). */
+    struct fo_fwd_list fwd_headers;   /* Header fields passed on (forward.h). */
+    bool forward_body;                /* The client's body goes to POST/PUT/PATCH backends. */
     char *method;                     /* "GET" unless given. */
     int64_t timeout_ms;               /* 0 = the global timeout only. */
     bool report;                      /* Add the "_fanout" report. */

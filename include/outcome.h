@@ -14,7 +14,9 @@ enum fo_outcome {
     FO_ERR_INVALID_JSON, /* 2xx, but the body is not valid JSON. */
     FO_ERR_TOO_LARGE,    /* The body went past the response size limit. */
     FO_ERR_CANCELLED,    /* Aborted: client gone, a required sibling failed, shutdown. */
-    FO_ERR_SHAPE,        /* A shaping stage (or a placeholder) could not apply to it. */
+    FO_ERR_SHAPE,        /* The call or its answer does not fit what the endpoint says:
+                            a request value that cannot be placed (nothing was sent),
+                            or a response that fails a shaping stage. */
     FO_OUTCOME_COUNT
 };
 

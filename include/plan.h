@@ -8,9 +8,10 @@
  * each one's transport result into it, the pipeline (pipeline.h) judges each
  * result as it comes in, and merge writes the answer from it. There is no
  * second copy of a call or of its result.
- * Ownership: a plan owns its calls array and the URLs it expanded; it
- * borrows names, methods, headers and bodies from the config or the batch,
- * which outlive the request. Result bodies belong to their call.
+ * Ownership: a plan owns its calls array and the URLs and header lines it
+ * expanded (placeholders, forwarded fields); it borrows names, methods,
+ * configured headers and bodies from the config, the batch or the client's
+ * request, which outlive the plan. Result bodies belong to their call.
  * Threads: built and freed by the request's MHD thread; the pool and the
  * pipeline write a call's result fields on the worker thread between submit
  * and resume. */
@@ -31,6 +32,8 @@ struct fo_batch;         /* batch.h */
 struct fo_params;        /* tmpl.h */
 struct fo_shape;         /* shape.h */
 struct fo_jtree;         /* jtree.h */
+struct fo_tmpl_vals;     /* tmpl.h */
+struct fo_fwd_client;    /* forward.h */
 
 /* One backend call of a plan. */
 struct fo_call {
@@ -40,8 +43,13 @@ struct fo_call {
     const char *method;         /* Borrowed: NULL means GET. */
     const char *const *headers; /* Borrowed: nheaders "Name: value" lines. */
     size_t nheaders;
-    const char *body; /* Borrowed: JSON request body or NULL. */
+    const char *body; /* Borrowed: request body or NULL. */
     size_t body_len;
+    const char *body_type;          /* Borrowed: the body's Content-Type, "" for none;
+                                       NULL: application/json. */
+    bool refused;                   /* Its request could not be built safely (a value
+                                       with CR/LF in a header, ...): never sent, it
+                                       ends FO_ERR_SHAPE. */
     int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
     bool required;                  /* Its failure fails the request (fail fast). */
     bool merge;                     /* Lift an object's members into the answer. */
@@ -75,14 +83,28 @@ void fo_call_clear(struct fo_call *call);
 struct fo_plan {
     struct fo_call *calls; /* From calloc(): n of them, in config (or body) order. */
     size_t n;
-    char *urls; /* From malloc(): expanded URLs, NUL-separated, or NULL. */
+    char *urls;        /* From malloc(): expanded URLs, NUL-separated, or NULL. */
+    char *hdrtext;     /* From malloc(): expanded header lines, NUL-separated, or NULL. */
+    const char **hdrs; /* From malloc(): the calls' lines when any call has its own. */
 };
 
-/* The plan of a configured endpoint: one call per backend, each URL
- * expanded from 'params', each counting into series[i]. Returns 0, or
- * -ENOMEM. */
+/* What a request gives its endpoint's plan. */
+struct fo_plan_src {
+    const struct fo_tmpl_vals *vals; /* Borrowed: the endpoint's placeholder values. */
+    const struct fo_fwd_client *fwd; /* Borrowed: the client, for forwarding. */
+    const char *body;                /* Borrowed: the client's body (forward_body). */
+    size_t body_len;
+    const char *body_type; /* Borrowed: its Content-Type, NULL if none. */
+};
+
+/* The plan of a configured endpoint: one call per backend, each URL and
+ * header line expanded from src->vals, with what the endpoint forwards, each
+ * counting into series[i]. A call whose values cannot be placed is marked
+ * 'refused'. Returns 0; -ENOENT when a placeholder without a default has no
+ * value (*slot names it; nothing is planned); or -ENOMEM. */
 int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
-                     const struct fo_params *params, struct fo_backend_stats *const *series);
+                     const struct fo_plan_src *src, struct fo_backend_stats *const *series,
+                     size_t *slot);
 
 /* The plan of a parsed batch: one call per request, each counting into the
  * series of the allow_hosts entry that admitted its URL (host_series).

@@ -26,6 +26,7 @@ struct fo__vctx {
     struct fo_buf *errors; /* Borrowed; may be NULL (errors only counted). */
     unsigned nerr;         /* Lines written (or that would have been). */
     bool oom;              /* An allocation failed: the result is -ENOMEM. */
+    const char *dir;       /* Borrowed: the config file's folder (keys files), or NULL. */
 };
 
 enum fo__ftype {

@@ -337,18 +337,26 @@ static int check_signature(const char *token, size_t n, enum fo_jwt_alg alg,
     t[n] = '\0';
     jwt_t *j = NULL;
     int rc = jwt_decode(&j, t, key->key, (int)key->key_len);
-    free(t);
     if (rc == ENOMEM) {
         jwt_free(j);
+        free(t);
         return -ENOMEM;
     }
-    if (rc != 0 || !j || jwt_get_alg(j) != lib_algs[alg]) {
+    if (rc == 0 && j && jwt_get_alg(j) == lib_algs[alg]) {
         jwt_free(j);
-        *why = FO_AUTH_SIGNATURE;
-        return -EACCES;
+        free(t);
+        return 0;
     }
     jwt_free(j);
-    return 0;
+    /* libjwt reads the claims before it checks the signature: a token it
+     * cannot read at all (a 400-digit number, a \u0000) is malformed, not
+     * badly signed. Only failures pay for this second read. */
+    j = NULL;
+    rc = jwt_decode(&j, t, NULL, 0);
+    jwt_free(j);
+    free(t);
+    *why = rc == 0 ? FO_AUTH_SIGNATURE : FO_AUTH_MALFORMED;
+    return -EACCES;
 }
 
 int fo_jwt_verify(const struct fo_jwt_conf *jc, const char *token, size_t n, int64_t now_s,

@@ -396,14 +396,15 @@ static bool preflight(struct request *r, const char *url, enum MHD_Result *res)
     const struct fo_cors *p = NULL;
     struct fo_buf methods; /* The methods of the path's endpoints, for Allow-Methods. */
     fo_buf_init(&methods, FO_BUF_UNLIMITED);
-    if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
+    bool batch = cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0;
+    if (batch) {
         p = cfg->cors;
         if (fo_buf_puts(&methods, "POST") < 0)
             fo_panic("out of memory");
     }
     size_t n = strlen(url);
     bool exact = false; /* 'p' is the policy of an endpoint of the wanted method. */
-    for (size_t i = 0; !p && i < cfg->nendpoints; i++) {
+    for (size_t i = 0; !batch && i < cfg->nendpoints; i++) {
         const struct fo_endpoint_conf *ep = &cfg->endpoints[i];
         struct fo_params params = {0};
         int m = fo_path_match(ep->pattern, url, n, &params);

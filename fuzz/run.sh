@@ -34,7 +34,7 @@ else
 fi
 
 command -v "$CLANG" >/dev/null || { echo "run.sh: $CLANG not found (scripts/deps.sh test)" >&2; exit 2; }
-pkgflags=$(pkg-config --cflags --libs libcjson libcurl) || { echo "run.sh: pkg-config failed" >&2; exit 2; }
+pkgflags=$(pkg-config --cflags --libs libcjson libcurl libjwt libcrypto) || { echo "run.sh: pkg-config failed" >&2; exit 2; }
 mhdflags=$(pkg-config --cflags --libs libmicrohttpd) || mhdflags=-lmicrohttpd
 
 # What a target links: the service/*.c and -lNAME words of the clang command line in its

@@ -41,7 +41,7 @@ mhdflags=$(pkg-config --cflags --libs libmicrohttpd) || mhdflags=-lmicrohttpd
 # header comment (from the line naming clang to the end of the comment).
 link_words() {
     sed -n '1,/^#include/p' "$1" | sed -n '/clang /,/\*\//p' |
-        grep -oE 'service/[a-z_]+\.c|(^|[[:space:]])-l[a-z0-9_]+' | tr -d '[:space:]' |
+        grep -oE 'service/[a-z0-9_]+\.c|(^|[[:space:]])-l[a-z0-9_]+' | tr -d '[:space:]' |
         sed 's/-l/ -l/g; s/\.c/.c /g'
 }
 

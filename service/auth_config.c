@@ -188,7 +188,8 @@ int fo__api_keys_parse(struct fo_auth *a, const char *text, size_t n, char *err,
         for (size_t b = 0; hex && b < FO_SHA256_LEN; b++) {
             int hi = hexval(h[2 * b]), lo = hexval(h[2 * b + 1]);
             hex = hi >= 0 && lo >= 0;
-            e->sha256[b] = (unsigned char)(hi << 4 | lo);
+            if (hex)
+                e->sha256[b] = (unsigned char)(hi << 4 | lo);
         }
         if (!hex) {
             snprintf(err, errlen, "keys[%zu].sha256: must be 64 hex digits (SHA-256 of the key)",

@@ -53,10 +53,10 @@ struct fo_auth; /* Opaque: one configured auth (auth_config.c). */
 
 /* What a passed check knows about the caller. */
 struct fo_auth_result {
-    const char *name;       /* API key entry's name (borrowed from the config), or NULL. */
-    char *claims;           /* From malloc(): the verified JWT claims JSON, or NULL. */
+    const char *name; /* API key entry's name (borrowed from the config), or NULL. */
+    char *claims;     /* From malloc(): the verified JWT claims JSON, or NULL. */
     size_t claims_len;
-    char **lines;           /* From malloc(): forward_claims "Name: value" lines. */
+    char **lines; /* From malloc(): forward_claims "Name: value" lines. */
     size_t nlines;
     const char ***call_hdrs; /* From malloc(): per call, the header array given to it. */
     size_t ncalls;
@@ -64,11 +64,11 @@ struct fo_auth_result {
 
 /* Why a check failed, for the answer. Strings are static. */
 struct fo_auth_fail {
-    unsigned status;            /* 401 or 403. */
-    const char *code;           /* "unauthorized" or "forbidden". */
-    const char *message;        /* Human text; never echoes the credential. */
+    unsigned status;     /* 401 or 403. */
+    const char *code;    /* "unauthorized" or "forbidden". */
+    const char *message; /* Human text; never echoes the credential. */
     enum fo_auth_reason reason;
-    char www[160];              /* WWW-Authenticate value for a 401, or "". */
+    char www[160]; /* WWW-Authenticate value for a 401, or "". */
 };
 
 /* Check the request on 'c' against 'a' at time 'now_s' (Unix seconds).

@@ -15,16 +15,16 @@ enum fo_auth_kind {
 };
 
 struct fo_api_key {
-    char *name;                           /* From malloc(): printable, for logs and {auth.name}. */
-    unsigned char sha256[FO_SHA256_LEN];  /* Digest of the key; the key itself is never held. */
+    char *name;                          /* From malloc(): printable, for logs and {auth.name}. */
+    unsigned char sha256[FO_SHA256_LEN]; /* Digest of the key; the key itself is never held. */
 };
 
 struct fo_auth {
     enum fo_auth_kind kind;
-    char *header;             /* KEYS: the header carrying the key (from malloc()). */
-    struct fo_api_key *keys;  /* KEYS: from calloc(), nkeys of them. */
+    char *header;            /* KEYS: the header carrying the key (from malloc()). */
+    struct fo_api_key *keys; /* KEYS: from calloc(), nkeys of them. */
     size_t nkeys;
-    struct fo_jwt_conf jwt;   /* JWT. */
+    struct fo_jwt_conf jwt; /* JWT. */
 };
 
 /* Parse an API keys file {"keys": [{"name", "sha256"}]} into 'a'. Returns 0,

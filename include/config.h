@@ -44,10 +44,10 @@ struct fo_endpoint_conf {
     bool report;                      /* Add the "_fanout" report. */
     struct fo_backend_conf *backends; /* nbackends >= 1 of them. */
     size_t nbackends;
-    struct fo_auth *auth;             /* Own "auth" (NULL: none or null), when auth_set. */
-    bool auth_set;                    /* "auth" was given: it replaces the top-level one. */
-    struct fo_cors *cors;             /* Own "cors" (NULL: none or null), when cors_set. */
-    bool cors_set;                    /* "cors" was given: it replaces the top-level one. */
+    struct fo_auth *auth; /* Own "auth" (NULL: none or null), when auth_set. */
+    bool auth_set;        /* "auth" was given: it replaces the top-level one. */
+    struct fo_cors *cors; /* Own "cors" (NULL: none or null), when cors_set. */
+    bool cors_set;        /* "cors" was given: it replaces the top-level one. */
 };
 
 /* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */

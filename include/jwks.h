@@ -21,11 +21,11 @@ enum fo_jwk_kty {
 };
 
 struct fo_jwk {
-    char *kid;              /* From malloc(), or NULL when the JWK has none. */
-    enum fo_jwk_kty kty;    /* The key's type: decides which algorithms may use it. */
-    char *alg;              /* The JWK's own "alg" (from malloc()), or NULL: any of its type. */
-    unsigned char *key;     /* From malloc(): PEM text (NUL-terminated) or the secret. */
-    size_t key_len;         /* Bytes of 'key' (without the NUL of PEM text). */
+    char *kid;           /* From malloc(), or NULL when the JWK has none. */
+    enum fo_jwk_kty kty; /* The key's type: decides which algorithms may use it. */
+    char *alg;           /* The JWK's own "alg" (from malloc()), or NULL: any of its type. */
+    unsigned char *key;  /* From malloc(): PEM text (NUL-terminated) or the secret. */
+    size_t key_len;      /* Bytes of 'key' (without the NUL of PEM text). */
 };
 
 struct fo_jwks; /* Opaque. */

@@ -48,10 +48,10 @@ int fo_jwt_alg_index(const char *name, size_t n);
 
 /* A required claim: equal to a scalar, or containing every listed string. */
 struct fo_jwt_rule {
-    char *claim;                 /* From malloc(). */
-    enum fo_json_kind kind;      /* STRING, NUMBER, TRUE/FALSE: equal; ARRAY: contains. */
-    char *text;                  /* STRING: the value; NUMBER: its text (from malloc()). */
-    char **members;              /* ARRAY: nmembers strings (from malloc()). */
+    char *claim;            /* From malloc(). */
+    enum fo_json_kind kind; /* STRING, NUMBER, TRUE/FALSE: equal; ARRAY: contains. */
+    char *text;             /* STRING: the value; NUMBER: its text (from malloc()). */
+    char **members;         /* ARRAY: nmembers strings (from malloc()). */
     size_t nmembers;
 };
 
@@ -62,12 +62,12 @@ struct fo_jwt_forward {
 };
 
 struct fo_jwt_conf {
-    unsigned algs;                  /* Allowed algorithms: bit set of enum fo_jwt_alg. */
-    struct fo_jwks *keys;           /* Owned. */
-    char *issuer;                   /* From malloc(), or NULL: iss not checked. */
-    char *audience;                 /* From malloc(), or NULL: aud not checked. */
-    int64_t leeway_s;               /* Clock skew allowed on exp, nbf, iat. */
-    struct fo_jwt_rule *rules;      /* From calloc(): nrules of them. */
+    unsigned algs;             /* Allowed algorithms: bit set of enum fo_jwt_alg. */
+    struct fo_jwks *keys;      /* Owned. */
+    char *issuer;              /* From malloc(), or NULL: iss not checked. */
+    char *audience;            /* From malloc(), or NULL: aud not checked. */
+    int64_t leeway_s;          /* Clock skew allowed on exp, nbf, iat. */
+    struct fo_jwt_rule *rules; /* From calloc(): nrules of them. */
     size_t nrules;
     struct fo_jwt_forward *forward; /* From calloc(): nforward of them. */
     size_t nforward;
@@ -78,8 +78,8 @@ void fo_jwt_conf_clear(struct fo_jwt_conf *jc);
 
 /* The claims of a verified token. */
 struct fo_jwt_claims {
-    char *text;               /* From malloc(): the decoded claims JSON, or NULL. */
-    struct fo_json_span obj;  /* The object inside 'text'. */
+    char *text;              /* From malloc(): the decoded claims JSON, or NULL. */
+    struct fo_json_span obj; /* The object inside 'text'. */
 };
 
 void fo_jwt_claims_clear(struct fo_jwt_claims *cl);
@@ -100,7 +100,7 @@ int fo_jwt_verify(const struct fo_jwt_conf *jc, const char *token, size_t n, int
  * its JSON text, an array or object as its compact JSON text. Returns 0,
  * -EACCES when a value holds a control byte (CR, LF, NUL, ...: such a value
  * can never be a header), or -ENOMEM; on error nothing is left allocated. */
-int fo_jwt_forward_lines(const struct fo_jwt_conf *jc, const struct fo_jwt_claims *cl,
-                         char **lines, size_t *n);
+int fo_jwt_forward_lines(const struct fo_jwt_conf *jc, const struct fo_jwt_claims *cl, char **lines,
+                         size_t *n);
 
 #endif /* FO_JWT_VERIFY_H */

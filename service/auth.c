@@ -21,8 +21,8 @@
 #include "plan.h"
 
 static const char *const reason_names[FO_AUTH_NREASONS] = {
-    "missing", "bad_key", "malformed", "alg", "unknown_kid", "bad_signature",
-    "expired", "not_yet_valid", "issuer", "audience", "claim_value", "claims"};
+    "missing", "bad_key",       "malformed", "alg",      "unknown_kid", "bad_signature",
+    "expired", "not_yet_valid", "issuer",    "audience", "claim_value", "claims"};
 
 static const char *const reason_text[FO_AUTH_NREASONS] = {
     "credentials are required",
@@ -87,8 +87,8 @@ static int refuse(struct fo_auth_fail *f, enum fo_auth_reason why, const struct 
     return -EACCES;
 }
 
-static int check_key(const struct fo_auth *a, struct MHD_Connection *c,
-                     struct fo_auth_result *res, struct fo_auth_fail *f)
+static int check_key(const struct fo_auth *a, struct MHD_Connection *c, struct fo_auth_result *res,
+                     struct fo_auth_fail *f)
 {
     bool twice;
     const char *key = one_header(c, a->header, &twice);
@@ -98,8 +98,7 @@ static int check_key(const struct fo_auth *a, struct MHD_Connection *c,
         return refuse(f, FO_AUTH_BAD_KEY, a);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    if (EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) != 1 ||
-        mdlen != FO_SHA256_LEN)
+    if (EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != FO_SHA256_LEN)
         return -ENOMEM;
     const struct fo_api_key *hit = NULL;
     for (size_t i = 0; i < a->nkeys; i++) {

@@ -28,8 +28,8 @@
 
 /* Headers fanout sets or that frame the request: forward_claims may not name them. */
 static const char *const reserved_headers[] = {
-    "Host", "Content-Length", "Transfer-Encoding", "Connection", "Expect", "Content-Type",
-    "X-Timeout-Ms", "X-Request-Id", "Accept", NULL};
+    "Host",         "Content-Length", "Transfer-Encoding", "Connection", "Expect",
+    "Content-Type", "X-Timeout-Ms",   "X-Request-Id",      "Accept",     NULL};
 
 static bool only_keys(struct fo__vctx *c, const cJSON *obj, const char *path,
                       const char *const *keys)
@@ -315,8 +315,9 @@ static bool parse_rules(struct fo__vctx *c, const cJSON *v, const char *path,
                 r->members[r->nmembers++] = fo__strdup(c, e->valuestring);
             }
         } else {
-            fo__errorf(c, p, "must be a string, number or boolean to equal, or a non-empty list "
-                             "of strings to contain");
+            fo__errorf(c, p,
+                       "must be a string, number or boolean to equal, or a non-empty list "
+                       "of strings to contain");
             ok = false;
         }
     }
@@ -346,8 +347,9 @@ static bool parse_forward(struct fo__vctx *c, const cJSON *v, const char *path,
         for (size_t i = 0; i < jc->nforward && !reserved; i++)
             reserved = strcasecmp(jc->forward[i].header, m->string) == 0;
         if (!fo_is_token(m->string, strlen(m->string)) || reserved) {
-            fo__errorf(c, path, "\"%s\" cannot be a forwarded header (not a token, a duplicate, "
-                                "or one fanout sets itself)",
+            fo__errorf(c, path,
+                       "\"%s\" cannot be a forwarded header (not a token, a duplicate, "
+                       "or one fanout sets itself)",
                        fo__quote(q, sizeof q, m->string));
             ok = false;
             continue;
@@ -383,9 +385,8 @@ static bool opt_string(struct fo__vctx *c, const cJSON *o, const char *key, cons
 static bool parse_jwt(struct fo__vctx *c, const cJSON *o, const char *path, const char *dir,
                       struct fo_auth *a)
 {
-    static const char *const keys[] = {"alg",      "keys_file",       "issuer",
-                                       "audience", "leeway_s",        "required_claims",
-                                       "forward_claims", NULL};
+    static const char *const keys[] = {"alg",      "keys_file",       "issuer",         "audience",
+                                       "leeway_s", "required_claims", "forward_claims", NULL};
     struct fo_jwt_conf *jc = &a->jwt;
     char p[300];
     a->kind = FO_AUTH_KIND_JWT;

@@ -14,15 +14,15 @@
 #define MAX_AGE_S 86400
 
 struct fo_cors {
-    char **origins;      /* Exact origins (from malloc()), norigins of them. */
+    char **origins; /* Exact origins (from malloc()), norigins of them. */
     size_t norigins;
-    bool any_origin;     /* "*" is listed. */
-    char *methods;       /* "GET, POST" (from malloc()), or NULL: the endpoints' own. */
-    char *headers;       /* Allowed request headers, joined, or NULL. */
-    bool any_header;     /* "*": echo Access-Control-Request-Headers. */
-    char *expose;        /* Exposed response headers, joined, or NULL. */
-    bool credentials;    /* Access-Control-Allow-Credentials: true. */
-    long max_age_s;      /* Access-Control-Max-Age, or -1: not sent. */
+    bool any_origin;  /* "*" is listed. */
+    char *methods;    /* "GET, POST" (from malloc()), or NULL: the endpoints' own. */
+    char *headers;    /* Allowed request headers, joined, or NULL. */
+    bool any_header;  /* "*": echo Access-Control-Request-Headers. */
+    char *expose;     /* Exposed response headers, joined, or NULL. */
+    bool credentials; /* Access-Control-Allow-Credentials: true. */
+    long max_age_s;   /* Access-Control-Max-Age, or -1: not sent. */
 };
 
 bool fo_cors_is_preflight(struct MHD_Connection *c, const char *method)
@@ -101,8 +101,8 @@ static bool is_origin(const char *s)
         return false;
     for (const char *q = rest; *q; q++) {
         unsigned char ch = (unsigned char)*q;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-                  ch == '.' || ch == ':' || ch == '[' || ch == ']';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+                  ch == ':' || ch == '[' || ch == ']';
         if (!ok)
             return false; /* Upper case, a path, a query, userinfo: never an Origin. */
     }
@@ -130,8 +130,8 @@ static bool token_list(struct fo__vctx *c, const cJSON *v, const char *path, boo
             continue;
         }
         if (!s || (methods ? !fo_is_method(s) : !fo_is_token(s, strlen(s)))) {
-            fo__errorf(c, p, methods ? "must be an upper-case method token"
-                                     : "must be a header name%s",
+            fo__errorf(c, p,
+                       methods ? "must be an upper-case method token" : "must be a header name%s",
                        methods ? "" : (star ? " or \"*\"" : ""));
             ok = false;
             continue;
@@ -150,8 +150,13 @@ static bool token_list(struct fo__vctx *c, const cJSON *v, const char *path, boo
 
 bool fo__cors_parse(struct fo__vctx *c, const cJSON *v, const char *path, struct fo_cors **out)
 {
-    static const char *const keys[] = {"allow_origins", "allow_methods", "allow_headers",
-                                       "expose_headers", "allow_credentials", "max_age_s", NULL};
+    static const char *const keys[] = {"allow_origins",
+                                       "allow_methods",
+                                       "allow_headers",
+                                       "expose_headers",
+                                       "allow_credentials",
+                                       "max_age_s",
+                                       NULL};
     *out = NULL;
     if (cJSON_IsNull(v))
         return true;
@@ -197,8 +202,9 @@ bool fo__cors_parse(struct fo__vctx *c, const cJSON *v, const char *path, struct
             } else if (cJSON_IsString(e) && is_origin(e->valuestring)) {
                 p->origins[p->norigins++] = fo__strdup(c, e->valuestring);
             } else {
-                fo__errorf(c, ep, "must be \"*\" or an origin such as \"https://app.example.com\" "
-                                  "(lower case, no path, no trailing slash)");
+                fo__errorf(c, ep,
+                           "must be \"*\" or an origin such as \"https://app.example.com\" "
+                           "(lower case, no path, no trailing slash)");
                 ok = false;
             }
         }
@@ -224,8 +230,9 @@ bool fo__cors_parse(struct fo__vctx *c, const cJSON *v, const char *path, struct
     }
     p->credentials = m && cJSON_IsTrue(m);
     if (p->credentials && p->any_origin) {
-        fo__errorf(c, at, "cannot be true with \"*\" in allow_origins (browsers refuse a "
-                          "wildcard origin on credentialed requests): list the origins");
+        fo__errorf(c, at,
+                   "cannot be true with \"*\" in allow_origins (browsers refuse a "
+                   "wildcard origin on credentialed requests): list the origins");
         ok = false;
     }
     m = cJSON_GetObjectItemCaseSensitive(v, "max_age_s");

@@ -24,18 +24,19 @@
 
 #include "b64url.h"
 
-#define MAX_KEYS       256
-#define MAX_MEMBER     2048 /* Base64url characters of one key member (a 8192-bit n is 1366). */
-#define MIN_RSA_BITS   2048
-#define MIN_OCT_BYTES  32
-#define MAX_KID        256
+#define MAX_KEYS      256
+#define MAX_MEMBER    2048 /* Base64url characters of one key member (a 8192-bit n is 1366). */
+#define MIN_RSA_BITS  2048
+#define MIN_OCT_BYTES 32
+#define MAX_KID       256
 
 struct fo_jwks {
     struct fo_jwk *keys; /* From calloc(): n of them. */
     size_t n;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -108,8 +109,7 @@ static EVP_PKEY *from_params(const char *type, OSSL_PARAM *params, bool check)
     return pk;
 }
 
-static int rsa_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *err,
-                   size_t errlen)
+static int rsa_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *err, size_t errlen)
 {
     unsigned char *n = NULL, *e = NULL;
     size_t nlen = 0, elen = 0;
@@ -199,8 +199,7 @@ out:
     return rc;
 }
 
-static int oct_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *err,
-                   size_t errlen)
+static int oct_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *err, size_t errlen)
 {
     int rc = member(jwk, "k", where, &k->key, &k->key_len, err, errlen);
     if (rc == 0 && k->key_len < MIN_OCT_BYTES)
@@ -225,8 +224,7 @@ static bool alg_fits(enum fo_jwk_kty kty, const char *alg)
     return false;
 }
 
-static int one_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *err,
-                   size_t errlen)
+static int one_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(jwk))
         return fail(err, errlen, "%s: must be an object (a JWK)", where);
@@ -248,8 +246,8 @@ static int one_key(const cJSON *jwk, const char *where, struct fo_jwk *k, char *
                             "%s.%s: a private key member; the keys file takes public keys only",
                             where, *m);
     const cJSON *kid = cJSON_GetObjectItemCaseSensitive(jwk, "kid");
-    if (kid && (!cJSON_IsString(kid) || kid->valuestring[0] == '\0' ||
-                strlen(kid->valuestring) > MAX_KID))
+    if (kid &&
+        (!cJSON_IsString(kid) || kid->valuestring[0] == '\0' || strlen(kid->valuestring) > MAX_KID))
         return fail(err, errlen, "%s.kid: must be a string of 1 to %d bytes", where, MAX_KID);
     const cJSON *use = cJSON_GetObjectItemCaseSensitive(jwk, "use");
     if (use && (!cJSON_IsString(use) || strcmp(use->valuestring, "sig") != 0))

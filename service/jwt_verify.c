@@ -22,9 +22,9 @@
 #include "b64url.h"
 #include "buf.h"
 
-#define MAX_MEMBERS   64 /* Top-level members of a header or of the claims. */
-#define MAX_DEPTH     16 /* Nesting of the claims. */
-#define MAX_NUMBER    64 /* Characters of a NumericDate. */
+#define MAX_MEMBERS 64 /* Top-level members of a header or of the claims. */
+#define MAX_DEPTH   16 /* Nesting of the claims. */
+#define MAX_NUMBER  64 /* Characters of a NumericDate. */
 
 static const char *const alg_names[FO_JWT_NALGS] = {"RS256", "RS384", "RS512", "ES256",
                                                     "HS256", "HS384", "HS512"};
@@ -242,8 +242,8 @@ static bool rule_holds(const struct fo_jwt_rule *r, const struct fo_jwt_claims *
 }
 
 /* exp, nbf, iat, iss, aud. Returns 0 or -EACCES with *why. */
-static int judge_claims(const struct fo_jwt_conf *jc, const struct fo_jwt_claims *cl,
-                        int64_t now_s, enum fo_auth_reason *why)
+static int judge_claims(const struct fo_jwt_conf *jc, const struct fo_jwt_claims *cl, int64_t now_s,
+                        enum fo_auth_reason *why)
 {
     struct fo_json_span v;
     double t, now = (double)now_s, leeway = (double)jc->leeway_s;
@@ -268,10 +268,9 @@ static int judge_claims(const struct fo_jwt_conf *jc, const struct fo_jwt_claims
         *why = FO_AUTH_ISSUER;
         return -EACCES;
     }
-    if (jc->audience &&
-        !(fo_jwt_claim(cl, "aud", &v) && (str_is(v, jc->audience) ||
-                                          (fo_json_kind(v) == FO_JSON_ARRAY &&
-                                           array_has(v, jc->audience))))) {
+    if (jc->audience && !(fo_jwt_claim(cl, "aud", &v) &&
+                          (str_is(v, jc->audience) ||
+                           (fo_json_kind(v) == FO_JSON_ARRAY && array_has(v, jc->audience))))) {
         *why = FO_AUTH_AUDIENCE;
         return -EACCES;
     }
@@ -414,8 +413,8 @@ static bool header_safe(const char *s, size_t n)
     return true;
 }
 
-int fo_jwt_forward_lines(const struct fo_jwt_conf *jc, const struct fo_jwt_claims *cl,
-                         char **lines, size_t *n)
+int fo_jwt_forward_lines(const struct fo_jwt_conf *jc, const struct fo_jwt_claims *cl, char **lines,
+                         size_t *n)
 {
     *n = 0;
     int rc = 0;

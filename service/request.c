@@ -412,7 +412,8 @@ static bool preflight(struct request *r, const char *url, enum MHD_Result *res)
         const struct fo_cors *c = m ? fo_endpoint_cors(cfg, ep) : NULL;
         if (!c)
             continue;
-        if ((methods.len && fo_buf_puts(&methods, ", ") < 0) || fo_buf_puts(&methods, ep->method) < 0)
+        if ((methods.len && fo_buf_puts(&methods, ", ") < 0) ||
+            fo_buf_puts(&methods, ep->method) < 0)
             fo_panic("out of memory");
         if (!exact && (!p || strcmp(ep->method, want) == 0)) {
             p = c;

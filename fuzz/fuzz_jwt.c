@@ -21,12 +21,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char jwks_text[] =
-    "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"rsa1\",\"use\":\"sig\",\"n\":\"3VAr86v8j2UZOky-Dd1tgtTqx0eb"
+    "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"rsa1\",\"use\":\"sig\",\"n\":\"3VAr86v8j2UZOky-"
+    "Dd1tgtTqx0eb"
     "9y1cYQoUHd8eYrEcvBHnDGmigg_LWrRcREZlC_08bWEnA1Y0rajdaZyqICAPa_YKwMXBr1GLGxWWNCV9"
     "w79dhE62Y_gvXuIrvWcYp_IyFSZzaT9IlIa2Gy8cR1dy3D3MFkegK_Svyw3gUbO-YUwB0y6SCDyaqQTl"
     "f2-5GdZn59Qe6GbhhNXKJMvzmk84Ar-KBwBLl5mxlco4R3HZ_cGD29dZ0Xsn9kAa_6GELz2A0Ni--lhF"
     "8jC8FPAFILN40DrW0YBhp5aRNMPKeOf_5DHyPV1wplw7PrF6qoLS0Y2srZ2YNUit7uujmCmU5Q\",\"e\":"
-    "\"AQAB\"},{\"kty\":\"EC\",\"kid\":\"ec1\",\"crv\":\"P-256\",\"x\":\"nqYqqR0ReD7viFI_2NJQz35HUnhQ2"
+    "\"AQAB\"},{\"kty\":\"EC\",\"kid\":\"ec1\",\"crv\":\"P-256\",\"x\":\"nqYqqR0ReD7viFI_"
+    "2NJQz35HUnhQ2"
     "NZrPTrLmjyBAZs\",\"y\":\"0cgdqRE4wH9l_GWdzFli_44ZECi4q92VrdGLX9wj15Q\"},{\"kty\":\"oct\","
     "\"kid\":\"hs1\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"}]}";
 

@@ -10,7 +10,8 @@
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
  *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
- *       service/tmpl.c service/buf.c -lcjson -o /tmp/fuzz_config */
+ *       service/tmpl.c service/placeholder.c service/token.c service/buf.c \
+ *       -lcjson -lmicrohttpd -o /tmp/fuzz_config */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

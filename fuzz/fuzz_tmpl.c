@@ -6,8 +6,10 @@
  * and errors leave no values; an expanded URL has no space or control byte
  * and exactly as many '/', '?', '&', '#', '=' and '%'-escapes-of-its-own as
  * the template text -- a value never adds structure; and each value, once
- * encoded, decodes back to itself. The raw path is also matched against a
- * few fixed patterns. Any violation aborts.
+ * encoded, decodes back to itself. Besides the path parameters the template
+ * may name {query.x} (any x): its value is the raw path itself, read as
+ * percent-encoded text, so hostile escapes reach the encoder too. The raw
+ * path is also matched against a few fixed patterns. Any violation aborts.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_tmpl.c \
  *       service/tmpl.c service/buf.c -o /tmp/fuzz_tmpl */
@@ -32,6 +34,23 @@ static size_t count_structure(const char *s, size_t n)
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
         c += s[i] == '/' || s[i] == '?' || s[i] == '&' || s[i] == '#' || s[i] == '=';
+    return c;
+}
+
+/* The same count over a template's literal text (placeholders and defaults left out). */
+static size_t count_template_structure(const char *s)
+{
+    size_t c = 0;
+    for (; *s; s++) {
+        if (*s == '{') {
+            const char *close = strchr(s, '}');
+            if (close) {
+                s = close;
+                continue;
+            }
+        }
+        c += count_structure(s, 1);
+    }
     return c;
 }
 
@@ -91,6 +110,44 @@ static void check_match(const struct fo_path *p, const char *raw, size_t n,
     }
 }
 
+/* The request the lookups read: the path parameters and the raw bytes. */
+struct freq {
+    const struct fo_params *params;
+    const char *raw;
+    size_t rawlen;
+};
+
+static int bind_path(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    int idx = fo_path_param_index(arg, s, n);
+    if (idx < 0 && err && errlen)
+        err[0] = '\0';
+    return idx < 0 ? -EINVAL : idx;
+}
+
+static void lookup_path(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    const struct freq *r = req;
+    if ((size_t)id < r->params->n)
+        *out = (struct fo_tmpl_val){r->params->p[id].value, r->params->p[id].len, false};
+}
+
+static int bind_any(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    return 0;
+}
+
+static void lookup_raw(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    const struct freq *r = req;
+    *out = (struct fo_tmpl_val){r->raw, r->rawlen, true};
+}
+
+static const struct fo_tmpl_ns fuzz_ns[] = {
+    {.name = "", .bind = bind_path, .lookup = lookup_path},
+    {.name = "query", .bind = bind_any, .lookup = lookup_raw},
+};
+
 static const char *const fixed[] = {"/", "/a/{id}", "/u/{id}/o/{oid}/", "/{a}/{b}/{c}"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -117,6 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(pattern && url);
     struct fo_path *p = NULL;
     struct fo_tmpl *t = NULL;
+    struct fo_tmpl_scope *sc = NULL;
     char err[128];
     int rc = fo_path_compile(&p, pattern, err, sizeof err);
     check(rc == 0 || rc == -EINVAL);
@@ -130,7 +188,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(fo_path_match(p, pattern, strlen(pattern), &params) == 1);
     fo_params_clear(&params);
 
-    rc = fo_tmpl_compile(&t, url, p, err, sizeof err);
+    check(fo_tmpl_scope_create(&sc, fuzz_ns, 2, p) == 0);
+    rc = fo_tmpl_compile(&t, url, FO_TMPL_URL, sc, err, sizeof err);
     check(rc == 0 || rc == -EINVAL);
     if (rc < 0) {
         check(t == NULL);
@@ -140,17 +199,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (params.n == 0 && strchr(pattern, '{'))
         goto out;
 
+    struct freq req = {&params, raw, rawlen};
+    struct fo_tmpl_vals vals;
+    fo_tmpl_resolve(sc, &req, &vals);
     struct fo_buf out;
     fo_buf_init(&out, FO_BUF_UNLIMITED);
-    check(fo_tmpl_expand(t, &params, &out) == 0);
+    rc = fo_tmpl_expand(t, &vals, &out, NULL);
+    /* Refused only for a dot segment made by the raw bytes in the path. */
+    check(rc == 0 || rc == -EILSEQ);
+    if (rc < 0) {
+        fo_buf_free(&out);
+        goto out;
+    }
     for (size_t i = 0; i < out.len; i++)
         check((unsigned char)out.data[i] > 0x20 && out.data[i] != 0x7f);
-    check(count_structure(out.data, out.len) == count_structure(url, strlen(url)));
+    check(count_structure(out.data, out.len) == count_template_structure(url));
     check(strncmp(out.data, url, 7) == 0);
     fo_buf_free(&out);
 out:
     fo_params_clear(&params);
     fo_tmpl_destroy(t);
+    fo_tmpl_scope_destroy(sc);
     fo_path_destroy(p);
     free(pattern);
     free(url);

@@ -60,6 +60,13 @@ struct fo_auth_result {
     size_t nlines;
     const char ***call_hdrs; /* From malloc(): per call, the header array given to it. */
     size_t ncalls;
+    char *ctext; /* From malloc(): each claim's name and text, for {jwt.*}. */
+    struct fo_auth_claim {
+        size_t name, nlen; /* Offset and length of the decoded name in 'ctext'. */
+        size_t val, vlen;  /* ... of its text: a string decoded, an array of strings
+                              joined with spaces, anything else its JSON text. */
+    } * cl;                /* From malloc(): ncl of them, in token order. */
+    size_t ncl;
 };
 
 /* Why a check failed, for the answer. Strings are static. */
@@ -80,6 +87,13 @@ int fo_auth_check(const struct fo_auth *a, struct MHD_Connection *c, int64_t now
  * header of the same name is replaced. The arrays belong to 'res' and must
  * outlive the plan's use. Returns 0 or -ENOMEM. */
 int fo_auth_apply(struct fo_auth_result *res, struct fo_plan *p);
+
+/* The values of the {auth.name} and {jwt.<claim>} placeholders: the API key
+ * entry's name, or claim 'name' (n bytes) of a verified JWT, as *p and *len
+ * (borrowed from the result). False when the request has none. */
+bool fo_auth_name(const struct fo_auth_result *res, const char **p, size_t *len);
+bool fo_auth_claim_text(const struct fo_auth_result *res, const char *name, size_t n,
+                        const char **p, size_t *len);
 
 /* Free what a result holds and zero it. */
 void fo_auth_result_clear(struct fo_auth_result *res);

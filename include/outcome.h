@@ -14,11 +14,14 @@ enum fo_outcome {
     FO_ERR_INVALID_JSON, /* 2xx, but the body is not valid JSON. */
     FO_ERR_TOO_LARGE,    /* The body went past the response size limit. */
     FO_ERR_CANCELLED,    /* Aborted: client gone, a required sibling failed, shutdown. */
+    FO_ERR_SHAPE,        /* The call or its answer does not fit what the endpoint says:
+                            a request value that cannot be placed (nothing was sent),
+                            or a response that fails a shaping stage. */
     FO_OUTCOME_COUNT
 };
 
 /* Stable lower-case name: "ok", "timeout", "connect", "status",
- * "invalid_json", "too_large", "cancelled". */
+ * "invalid_json", "too_large", "cancelled", "shape". */
 const char *fo_outcome_name(enum fo_outcome o);
 
 #endif /* FO_OUTCOME_H */

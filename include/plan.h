@@ -28,7 +28,7 @@
 struct fo_backend_stats; /* metrics.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
-struct fo_params;        /* tmpl.h */
+struct fo_tmpl_vals;     /* tmpl.h */
 
 /* One backend call of a plan. */
 struct fo_call {
@@ -38,8 +38,11 @@ struct fo_call {
     const char *method;         /* Borrowed: NULL means GET. */
     const char *const *headers; /* Borrowed: nheaders "Name: value" lines. */
     size_t nheaders;
-    const char *body; /* Borrowed: JSON request body or NULL. */
+    const char *body; /* Borrowed: request body or NULL. */
     size_t body_len;
+    bool refused;                   /* Its request could not be built safely (a value
+                                       with CR/LF in a header, ...): never sent, it
+                                       ends FO_ERR_SHAPE. */
     int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
     bool required;                  /* Its failure fails the request (fail fast). */
     bool merge;                     /* Lift an object's members into the answer. */
@@ -68,14 +71,23 @@ void fo_call_clear(struct fo_call *call);
 struct fo_plan {
     struct fo_call *calls; /* From calloc(): n of them, in config (or body) order. */
     size_t n;
-    char *urls; /* From malloc(): expanded URLs, NUL-separated, or NULL. */
+    char *urls;        /* From malloc(): expanded URLs, NUL-separated, or NULL. */
+    char *hdrtext;     /* From malloc(): expanded header lines, NUL-separated, or NULL. */
+    const char **hdrs; /* From malloc(): the calls' lines when any call has its own. */
 };
 
-/* The plan of a configured endpoint: one call per backend, each URL
- * expanded from 'params', each counting into series[i]. Returns 0, or
- * -ENOMEM. */
+/* What a request gives its endpoint's plan. */
+struct fo_plan_src {
+    const struct fo_tmpl_vals *vals; /* Borrowed: the endpoint's placeholder values. */
+};
+
+/* The plan of a configured endpoint: one call per backend, each URL and
+ * header line expanded from src->vals, each counting into series[i]. A call whose values cannot be
+ * placed is marked 'refused'. Returns 0; -ENOENT when a placeholder without a default has no value
+ * (*slot names it; nothing is planned); or -ENOMEM. */
 int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
-                     const struct fo_params *params, struct fo_backend_stats *const *series);
+                     const struct fo_plan_src *src, struct fo_backend_stats *const *series,
+                     size_t *slot);
 
 /* The plan of a parsed batch: one call per request, each counting into the
  * series of the allow_hosts entry that admitted its URL (host_series).

@@ -18,6 +18,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "buf.h"
+#include "json.h"
 #include "plan.h"
 
 static const char *const reason_names[FO_AUTH_NREASONS] = {
@@ -112,6 +114,86 @@ static int check_key(const struct fo_auth *a, struct MHD_Connection *c, struct f
     return 0;
 }
 
+/* An array whose elements are all strings, joined with spaces onto 'b';
+ * false (nothing appended that counts) when it is not one. */
+static bool join_strings(struct fo_json_span v, struct fo_buf *b, int *rc)
+{
+    struct fo_json_iter it;
+    struct fo_json_span e;
+    size_t start = b->len;
+    if (fo_json_iter_array(&it, v) < 0)
+        return false;
+    while (fo_json_next_element(&it, &e)) {
+        if (fo_json_kind(e) != FO_JSON_STRING) {
+            b->len = start;
+            return false;
+        }
+        if (b->len > start)
+            *rc = *rc ? *rc : fo_buf_putc(b, ' ');
+        *rc = *rc ? *rc : fo_json_unescape(e, b);
+    }
+    return true;
+}
+
+/* Each top-level claim's name and text into res->ctext / res->cl. */
+static int claim_texts(struct fo_auth_result *res, const char *text)
+{
+    struct fo_json_span obj, k, v;
+    struct fo_json_iter it;
+    if (fo_json_validate(text, strlen(text), 64, &obj) < 0 || fo_json_iter_object(&it, obj) < 0)
+        return -EINVAL; /* Cannot be: the verifier validated it. */
+    size_t n = 0;
+    while (fo_json_next_member(&it, &k, &v))
+        n++;
+    res->cl = calloc(n ? n : 1, sizeof *res->cl);
+    if (!res->cl)
+        return -ENOMEM;
+    struct fo_buf b;
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    int rc = fo_json_iter_object(&it, obj);
+    while (rc == 0 && fo_json_next_member(&it, &k, &v)) {
+        struct fo_auth_claim *c = &res->cl[res->ncl++];
+        c->name = b.len;
+        rc = fo_json_unescape(k, &b);
+        c->nlen = b.len - c->name;
+        c->val = b.len;
+        if (rc == 0 && fo_json_kind(v) == FO_JSON_STRING)
+            rc = fo_json_unescape(v, &b);
+        else if (rc == 0 && !(fo_json_kind(v) == FO_JSON_ARRAY && join_strings(v, &b, &rc)))
+            rc = fo_buf_append(&b, v.p, v.len);
+        c->vlen = b.len - c->val;
+    }
+    if (rc == 0) {
+        res->ctext = fo_buf_release(&b, NULL);
+        rc = res->ctext ? 0 : -ENOMEM;
+    }
+    fo_buf_free(&b);
+    return rc;
+}
+
+bool fo_auth_name(const struct fo_auth_result *res, const char **p, size_t *len)
+{
+    if (!res->name)
+        return false;
+    *p = res->name;
+    *len = strlen(res->name);
+    return true;
+}
+
+bool fo_auth_claim_text(const struct fo_auth_result *res, const char *name, size_t n,
+                        const char **p, size_t *len)
+{
+    for (size_t i = 0; res->ctext && i < res->ncl; i++) {
+        const struct fo_auth_claim *c = &res->cl[i];
+        if (c->nlen == n && memcmp(res->ctext + c->name, name, n) == 0) {
+            *p = res->ctext + c->val;
+            *len = c->vlen;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int check_jwt(const struct fo_auth *a, struct MHD_Connection *c, int64_t now_s,
                      struct fo_auth_result *res, struct fo_auth_fail *f)
 {
@@ -146,7 +228,8 @@ static int check_jwt(const struct fo_auth *a, struct MHD_Connection *c, int64_t 
     }
     res->claims = cl.text; /* Moves to the result. */
     res->claims_len = cl.text ? strlen(cl.text) : 0;
-    return 0;
+    rc = res->claims ? claim_texts(res, res->claims) : 0;
+    return rc == -ENOMEM ? rc : 0;
 }
 
 int fo_auth_check(const struct fo_auth *a, struct MHD_Connection *c, int64_t now_s,
@@ -204,5 +287,7 @@ void fo_auth_result_clear(struct fo_auth_result *res)
         free(res->lines[i]);
     free(res->lines);
     free(res->claims);
+    free(res->ctext);
+    free(res->cl);
     memset(res, 0, sizeof *res);
 }

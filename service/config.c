@@ -29,6 +29,7 @@
 #include "token.h"
 #include "json.h"
 #include "log.h"
+#include "placeholder.h"
 
 #define MAX_THREADS  256
 #define MAX_REQUESTS 1024
@@ -88,10 +89,27 @@ static bool parse_method(struct fo__vctx *c, const struct fo__field *f, const cJ
     return false;
 }
 
+/* Compile header line i of 'b' when it has placeholders (or "{{" / "}}"). */
+static bool compile_header(struct fo__vctx *c, struct fo_backend_conf *b, size_t i,
+                           const struct fo_endpoint_conf *e, const char *path, const char *name)
+{
+    const char *line = b->headers[i];
+    if (!strpbrk(line, "{}") || !e || !e->scope)
+        return true;
+    char err[256];
+    int rc = fo_tmpl_compile(&b->htmpl[i], line, FO_TMPL_HEADER, e->scope, err, sizeof err);
+    if (rc == -ENOMEM)
+        c->oom = true;
+    else if (rc < 0)
+        fo__errorf(c, path, "value of \"%s\": %s", name, err);
+    return rc == 0;
+}
+
 static bool parse_headers(struct fo__vctx *c, const struct fo__field *f, const cJSON *h,
                           const char *path, void *base, const void *up)
 {
     struct fo_backend_conf *b = base;
+    const struct fo_endpoint_conf *e = up;
     char q[96];
     if (!cJSON_IsObject(h)) {
         fo__errorf(c, path, "must be an object of strings");
@@ -101,6 +119,7 @@ static bool parse_headers(struct fo__vctx *c, const struct fo__field *f, const c
     if (n == 0)
         return true;
     b->headers = calloc(n, sizeof *b->headers);
+    b->htmpl = NULL;
     if (!b->headers) {
         c->oom = true;
         return false;
@@ -136,6 +155,14 @@ static bool parse_headers(struct fo__vctx *c, const struct fo__field *f, const c
             return false;
         }
         b->headers[b->nheaders++] = line;
+        if (!b->htmpl && strpbrk(line, "{}")) {
+            b->htmpl = calloc(n, sizeof *b->htmpl);
+            if (!b->htmpl) {
+                c->oom = true;
+                return false;
+            }
+        }
+        all_ok = compile_header(c, b, b->nheaders - 1, e, path, m->string) && all_ok;
     }
     return all_ok;
 }
@@ -177,21 +204,21 @@ static bool curl_accepts(const char *url, char *why, size_t len)
     return rc == CURLUE_OK;
 }
 
-/* 'up' is the endpoint's compiled path, NULL when it was not valid. */
+/* 'up' is the endpoint; its compiled path is NULL when it was not valid. */
 static bool parse_backend_url(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
                               const char *path, void *base, const void *up)
 {
     struct fo_backend_conf *b = base;
-    const struct fo_path *pattern = up;
+    const struct fo_endpoint_conf *e = up;
     char err[256];
     const char *url = string_value(c, v, path);
     if (!url)
         return false;
     b->url = fo__strdup(c, url);
     /* Without a valid endpoint path, placeholder errors would be noise. */
-    if (!pattern)
+    if (!e->pattern || !e->scope)
         return true;
-    int rc = fo_tmpl_compile(&b->tmpl, url, pattern, err, sizeof err);
+    int rc = fo_tmpl_compile(&b->tmpl, url, FO_TMPL_URL, e->scope, err, sizeof err);
     if (rc == 0 && !curl_accepts(url, err, sizeof err))
         rc = -EINVAL;
     if (rc == -ENOMEM)
@@ -210,6 +237,8 @@ static bool parse_endpoint_path(struct fo__vctx *c, const struct fo__field *f, c
     if (!pat)
         return false;
     int rc = fo_path_compile(&e->pattern, pat, err, sizeof err);
+    if (rc == 0)
+        rc = fo_placeholder_scope(&e->scope, e);
     if (rc == -ENOMEM)
         c->oom = true;
     else if (rc < 0)
@@ -239,7 +268,7 @@ static bool parse_backends(struct fo__vctx *c, const struct fo__field *f, const 
         char bp[256];
         fo__pathf(bp, sizeof bp, "%s[%zu]", path, i);
         fo__defaults(c, &backend_table, &e->backends[i]);
-        fo__walk(c, &backend_table, b, bp, &e->backends[i], e->pattern);
+        fo__walk(c, &backend_table, b, bp, &e->backends[i], e);
         const char *name = e->backends[i].name;
         for (size_t j = 0; name && j < i; j++) {
             if (e->backends[j].name && strcmp(e->backends[j].name, name) == 0) {
@@ -451,12 +480,13 @@ static const struct fo__field backend_fields[] = {
      .doc = "unique within the endpoint; the key of its result"},
     {.key = "url", .type = FO_FT_CUSTOM, .required = true, .parse = parse_backend_url,
      .schema = "{\"type\": \"string\", \"pattern\": \"^https?://\"}",
-     .doc = "http(s):// URL; {param} placeholders of the endpoint path in path or query"},
+     .doc = "http(s):// URL; {param}, {query.name}, {header.Name} placeholders (with |default) "
+            "in path or query"},
     {.key = "method", .type = FO_FT_CUSTOM, .sdef = "GET", .parse = parse_method,
      .offset = offsetof(struct fo_backend_conf, method), .schema = TOKEN_SCHEMA,
      .doc = "upper-case method token"},
     CUSTOM("headers", struct fo_backend_conf, headers, parse_headers, HEADERS_SCHEMA,
-           "object of extra request headers (name: value)"),
+           "object of extra request headers (name: value); values take placeholders"),
     INT("timeout_ms", FO_FT_INT64, 1, FO_MAX_TIMEOUT_MS, struct fo_backend_conf, timeout_ms, 0,
         "the call's own cap in ms; default none (the request deadline still applies)"),
     BOOL("required", struct fo_backend_conf, required, false,
@@ -591,11 +621,15 @@ void fo_config_destroy(struct fo_config *cfg)
             free(b->url);
             fo_tmpl_destroy(b->tmpl);
             free(b->method);
+            for (size_t k = 0; b->htmpl && k < b->nheaders; k++)
+                fo_tmpl_destroy(b->htmpl[k]);
+            free(b->htmpl);
             free_lines(b->headers, b->nheaders);
         }
         free(e->backends);
         free(e->path);
         fo_path_destroy(e->pattern);
+        fo_tmpl_scope_destroy(e->scope);
         free(e->method);
         fo_auth_destroy(e->auth);
         fo_cors_destroy(e->cors);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "batch.h"
 #include "buf.h"
@@ -29,46 +30,130 @@ void fo_call_clear(struct fo_call *call)
     call->ms = 0;
 }
 
-int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
-                     const struct fo_params *params, struct fo_backend_stats *const *series)
+/* Where a call's expanded strings are while the buffers still grow. */
+struct spot {
+    size_t url;    /* Offset of its URL in 'urls'. */
+    size_t line0;  /* Its first line in 'at' (when 'own'). */
+    size_t nlines; /* Its lines. */
+    bool own;      /* It has lines of its own (with placeholders). */
+    bool refused;  /* A value could not be placed. */
+};
+
+/* Line offsets into the header text, grown as lines are added. */
+struct offsets {
+    size_t *at;
+    size_t n, cap;
+};
+
+static int push(struct offsets *o, size_t off)
 {
-    p->calls = calloc(ep->nbackends, sizeof *p->calls);
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 16;
+        size_t *at = realloc(o->at, cap * sizeof *at);
+        if (!at)
+            return -ENOMEM;
+        o->at = at;
+        o->cap = cap;
+    }
+    o->at[o->n++] = off;
+    return 0;
+}
+
+/* The header lines of backend 'b' into 'text': its configured lines (expanded when they
+ * have placeholders). A value that cannot be placed marks the call refused. */
+static int plan_lines(const struct fo_endpoint_conf *ep, const struct fo_backend_conf *b,
+                      const struct fo_plan_src *src, struct fo_buf *text, struct offsets *o,
+                      struct spot *sp, size_t *slot)
+{
+    sp->own = true;
+    sp->line0 = o->n;
+    int rc = 0;
+    for (size_t j = 0; rc == 0 && j < b->nheaders; j++) {
+        size_t off = text->len;
+        if (b->htmpl && b->htmpl[j])
+            rc = fo_tmpl_expand(b->htmpl[j], src->vals, text, slot);
+        else
+            rc = fo_buf_puts(text, b->headers[j]);
+        if (rc == -EILSEQ) { /* Go on: a missing value elsewhere still decides. */
+            sp->refused = true;
+            rc = 0;
+            continue;
+        }
+        if (rc == 0)
+            rc = fo_buf_putc(text, '\0');
+        if (rc == 0)
+            rc = push(o, off);
+    }
+    sp->nlines = o->n - sp->line0;
+    return rc;
+}
+
+int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
+                     const struct fo_plan_src *src, struct fo_backend_stats *const *series,
+                     size_t *slot)
+{
+    size_t n = ep->nbackends;
+    p->calls = calloc(n, sizeof *p->calls);
     if (!p->calls)
         return -ENOMEM;
-    p->n = ep->nbackends;
-    /* Every URL into one buffer, then the calls point into it (the buffer may
-     * move while it grows, so offsets first). */
-    struct fo_buf urls;
+    p->n = n;
+    /* Every URL into one buffer, every line of its own into another, then the calls point
+     * into them (the buffers may move while they grow, so offsets first). */
+    struct fo_buf urls, text;
     fo_buf_init(&urls, FO_BUF_UNLIMITED);
-    size_t *at = calloc(ep->nbackends, sizeof *at);
-    int rc = at ? 0 : -ENOMEM;
-    for (size_t i = 0; rc == 0 && i < ep->nbackends; i++) {
-        at[i] = urls.len;
-        rc = fo_tmpl_expand(ep->backends[i].tmpl, params, &urls);
+    fo_buf_init(&text, FO_BUF_UNLIMITED);
+    struct offsets lines = {0};
+    struct spot *sp = calloc(n, sizeof *sp);
+    int rc = sp ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct fo_backend_conf *b = &ep->backends[i];
+        sp[i].url = urls.len;
+        rc = fo_tmpl_expand(b->tmpl, src->vals, &urls, slot);
+        if (rc == -EILSEQ) {
+            sp[i].refused = true;
+            rc = 0;
+        }
         if (rc == 0)
             rc = fo_buf_putc(&urls, '\0');
+        if (rc == 0 && b->htmpl)
+            rc = plan_lines(ep, b, src, &text, &lines, &sp[i], slot);
     }
     if (rc == 0)
         p->urls = fo_buf_release(&urls, NULL);
-    fo_buf_free(&urls);
-    if (rc < 0 || !p->urls) {
-        free(at);
-        return -ENOMEM;
+    if (rc == 0 && lines.n) {
+        p->hdrtext = fo_buf_release(&text, NULL);
+        p->hdrs = malloc(lines.n * sizeof *p->hdrs);
+        if (!p->hdrtext || !p->hdrs)
+            rc = -ENOMEM;
     }
-    for (size_t i = 0; i < ep->nbackends; i++) {
+    if (rc == 0 && !p->urls)
+        rc = -ENOMEM;
+    fo_buf_free(&urls);
+    fo_buf_free(&text);
+    if (rc < 0) {
+        free(sp);
+        free(lines.at);
+        fo_plan_clear(p);
+        return rc;
+    }
+    for (size_t k = 0; k < lines.n; k++)
+        p->hdrs[k] = p->hdrtext + lines.at[k];
+    free(lines.at);
+    for (size_t i = 0; i < n; i++) {
         const struct fo_backend_conf *b = &ep->backends[i];
         struct fo_call *call = &p->calls[i];
         call->name = b->name;
-        call->url = p->urls + at[i];
+        call->url = p->urls + sp[i].url;
         call->method = b->method;
-        call->headers = (const char *const *)b->headers;
-        call->nheaders = b->nheaders;
+        call->headers = sp[i].own ? p->hdrs + sp[i].line0 : (const char *const *)b->headers;
+        call->nheaders = sp[i].own ? sp[i].nlines : b->nheaders;
+        call->refused = sp[i].refused;
         call->timeout_ms = b->timeout_ms;
         call->required = b->required;
         call->merge = b->merge;
         call->stats = series[i];
     }
-    free(at);
+    free(sp);
     return 0;
 }
 
@@ -103,7 +188,11 @@ void fo_plan_clear(struct fo_plan *p)
         fo_call_clear(&p->calls[i]);
     free(p->calls);
     free(p->urls);
+    free(p->hdrtext);
+    free(p->hdrs);
     p->calls = NULL;
     p->urls = NULL;
+    p->hdrtext = NULL;
+    p->hdrs = NULL;
     p->n = 0;
 }

@@ -374,6 +374,10 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         call->resp_len = 0;
         call->json.p = NULL;
         call->json.len = 0;
+        if (call->refused) { /* Nothing can be sent for it (plan.h). */
+            call_fail(w, j, call, FO_ERR_SHAPE, 0);
+            continue;
+        }
         int err = fo_ctx_err(f->ctx);
         if (err < 0) {
             call_fail(w, j, call, ctx_outcome(err), 0);

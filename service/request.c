@@ -205,7 +205,19 @@ static enum MHD_Result start_endpoint(struct request *r)
     int64_t timeout = cfg->timeout_ms;
     if (ep->timeout_ms > 0 && ep->timeout_ms < timeout)
         timeout = ep->timeout_ms;
-    if (fo_plan_endpoint(&r->plan, ep, &r->params, r->rt->be_stats[r->ep_index]) < 0)
+    /* Placeholder values, read once for every call of the plan. */
+    struct fo_tmpl_vals vals;
+    fo_tmpl_resolve(ep->scope, r, &vals);
+    struct fo_plan_src src = {.vals = &vals};
+    size_t slot = 0;
+    int rc = fo_plan_endpoint(&r->plan, ep, &src, r->rt->be_stats[r->ep_index], &slot);
+    if (rc == -ENOENT) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "{%s} has no value in this request and no default",
+                 fo_tmpl_slot_name(ep->scope, slot));
+        return fo_request_error(r, MHD_HTTP_BAD_REQUEST, "missing_parameter", msg, NULL);
+    }
+    if (rc < 0)
         return MHD_NO;
     enum MHD_Result res;
     if (fo_auth_apply(&r->auth, &r->plan) < 0) /* forward_claims headers. */

@@ -47,10 +47,13 @@ def fanout_config(backend):
     return {
         "auth": {"api_keys": {"header": "X-Api-Key", "keys_file": os.path.join(WORK, "keys.json")}},
         "endpoints": [
-            ep("/key/{t}", [be("e", echo, headers={"X-Caller": "static"})]),
+            ep("/key/{t}", [be("e", echo + "&who={auth.name}",
+                               headers={"X-Caller": "{auth.name}"})]),
             ep("/open/{t}", [be("e", echo)], auth=None),
-            ep("/jwt/{t}", [be("e", echo, headers={"X-User": "configured"})], auth={"jwt": JWT}),
-            ep("/scoped/{t}", [be("e", echo)], auth={"jwt": scoped}),
+            ep("/jwt/{t}", [be("e", echo + "&sub={jwt.sub}",
+                               headers={"X-User": "configured", "X-Tenant": "{jwt.tenant|none}",
+                                        "X-Name": "{jwt.name|-}"})], auth={"jwt": JWT}),
+            ep("/scoped/{t}", [be("e", echo + "&scope={jwt.scope}")], auth={"jwt": scoped}),
         ],
     }
 
@@ -76,7 +79,8 @@ def test_api_key_right_key_passes_and_the_name_is_logged(fo, backend):
     assert r.status == 200, r
     req = backend.wait_request(t)
     assert req.header("X-Api-Key") is None, "the client's key was forwarded: %r" % req.headers
-    assert req.header("X-Caller") == "static"
+    assert req.header("X-Caller") == "mobile", req.headers  # {auth.name} in a header
+    assert req.param("who") == "mobile", req.target  # ... and in the URL
     ev = fo.wait_event(lambda e: e.get("event") == "access" and e.get("path") == "/key/" + t)
     assert ev["auth"] == "mobile", ev
     assert API_KEY not in fo.output(), "the key itself reached the log"
@@ -126,6 +130,24 @@ def test_jwt_valid_token_passes_and_claims_are_forwarded(fo, backend, alg):
     assert [k for k, _ in req.headers].count("X-User") == 1, req.headers
     assert req.header("X-Scope") == "read write", req.headers
     assert req.header("Authorization") is None, "Authorization reached a backend: %r" % req.headers
+    assert req.param("sub") == "user-" + alg, req.target  # {jwt.sub} in the URL
+    assert req.header("X-Tenant") == "none", req.headers  # an absent claim takes the default
+
+
+def test_jwt_claim_placeholders_are_encoded_and_checked(fo, backend):
+    t = tag()
+    tok = jwtkit.token(keys(), "HS256", jwtkit.claims(sub="a/b?c=d&e", tenant="t1"))
+    r = fo.get("/jwt/%s" % t, bearer(tok))
+    assert r.status == 200, r
+    req = backend.wait_request(t)
+    assert "sub=a%2Fb%3Fc%3Dd%26e" in req.target, req.target  # one value, never a new parameter
+    assert req.header("X-Tenant") == "t1"
+    # A claim with CR LF in a header placeholder: the call is never sent (outcome shape).
+    t = tag()
+    tok = jwtkit.token(keys(), "HS256", jwtkit.claims(name="x\r\nX-Evil: 1"))
+    r = fo.get("/jwt/%s" % t, bearer(tok))
+    assert r.status == 502, r
+    backend.assert_no_request(t)
 
 
 def test_jwt_audience_may_be_an_array(fo, backend):
@@ -237,13 +259,13 @@ def test_jwt_claim_with_crlf_is_refused(fo, backend):
 
 def test_required_claims(fo, backend):
     k = keys()
-    ok = [jwtkit.claims(scope="admin read write", tenant="acme"),
-          jwtkit.claims(scope=["write", "read"], tenant="acme")]
-    for c in ok:
+    ok = [(jwtkit.claims(scope="admin read write", tenant="acme"), "admin read write"),
+          (jwtkit.claims(scope=["write", "read"], tenant="acme"), "write read")]
+    for c, scope in ok:
         t = tag()
         r = fo.get("/scoped/%s" % t, bearer(jwtkit.token(k, "HS256", c)))
         assert r.status == 200, (c, r)
-        backend.wait_request(t)
+        assert backend.wait_request(t).param("scope") == scope  # an array joined with spaces
     bad = [jwtkit.claims(scope="read", tenant="acme"),
            jwtkit.claims(scope="read writer", tenant="acme"),
            jwtkit.claims(scope=["read"], tenant="acme"),
@@ -342,3 +364,7 @@ def test_check_names_each_bad_key_or_file(fanout_bin, tmp_path):
     for auth, files, want in cases:
         err = check_errors(fanout_bin, tmp_path, auth, files)
         assert want in err, (auth, want, err)
+    path = str(tmp_path / "ph.json")
+    write_config(path, {"endpoints": [ep("/x", [be("a", "http://127.0.0.1:9/?k={auth.key}")])]})
+    p = run_cli(fanout_bin, ["--check", "-c", path])
+    assert p.returncode == 1 and "has only {auth.name}" in p.stderr, p

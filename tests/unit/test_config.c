@@ -136,7 +136,11 @@ static void test_example(void **state)
     assert_int_equal(fo_path_match(e->pattern, "/api/dashboard/a%20b", 20, &params), 1);
     struct fo_buf url;
     fo_buf_init(&url, FO_BUF_UNLIMITED);
-    assert_int_equal(fo_tmpl_expand(e->backends[1].tmpl, &params, &url), 0);
+    struct fo_tmpl_vals vals = {.n = 1};
+    assert_int_equal(fo_tmpl_scope_slots(e->scope), 1);
+    assert_string_equal(fo_tmpl_slot_name(e->scope, 0), "id");
+    vals.v[0] = (struct fo_tmpl_val){params.p[0].value, params.p[0].len, false};
+    assert_int_equal(fo_tmpl_expand(e->backends[1].tmpl, &vals, &url, NULL), 0);
     assert_string_equal(url.data, "http://127.0.0.1:9002/orders?user=a%20b");
     fo_buf_free(&url);
     fo_params_clear(&params);

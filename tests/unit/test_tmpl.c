@@ -1,4 +1,4 @@
-/* test_tmpl.c -- endpoint path patterns and backend URL templates. */
+/* test_tmpl.c -- endpoint path patterns and templates with placeholders. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -229,6 +230,77 @@ static void test_param_names_and_limits(void **state)
     fo_path_destroy(p);
 }
 
+/* ---- Templates, over a test namespace table ---- */
+
+/* A request as the test lookups see it. */
+struct treq {
+    const struct fo_params *params;
+    const char *const *query;  /* name, raw value pairs, NULL-terminated; a NULL value: "?k" */
+    const char *const *header; /* name, value pairs, NULL-terminated */
+};
+
+static int bind_path(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    int idx = arg ? fo_path_param_index(arg, s, n) : -1;
+    if (idx < 0)
+        snprintf(err, errlen, "{%.*s} is not a parameter of the endpoint path", (int)n, s);
+    return idx < 0 ? -EINVAL : idx;
+}
+
+static void lookup_path(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    const struct treq *r = req;
+    if ((size_t)id < r->params->n)
+        *out = (struct fo_tmpl_val){r->params->p[id].value, r->params->p[id].len, false};
+}
+
+static int bind_any(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    if (memchr(s, '&', n)) {
+        snprintf(err, errlen, "bad name");
+        return -EINVAL;
+    }
+    return 7; /* Handed back to the lookup. */
+}
+
+static void lookup_pairs(const char *const *kv, const char *s, size_t n, bool fold, bool pct,
+                         struct fo_tmpl_val *out)
+{
+    for (size_t i = 0; kv && kv[i]; i += 2) {
+        bool eq =
+            strlen(kv[i]) == n && (fold ? strncasecmp(kv[i], s, n) == 0 : memcmp(kv[i], s, n) == 0);
+        if (eq) {
+            const char *v = kv[i + 1] ? kv[i + 1] : "";
+            *out = (struct fo_tmpl_val){v, strlen(v), pct};
+            return;
+        }
+    }
+}
+
+static void lookup_query(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    assert_int_equal(id, 7);
+    lookup_pairs(((const struct treq *)req)->query, s, n, false, true, out);
+}
+
+static void lookup_header(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    lookup_pairs(((const struct treq *)req)->header, s, n, true, false, out);
+}
+
+static const struct fo_tmpl_ns test_ns[] = {
+    {.name = "", .bind = bind_path, .lookup = lookup_path},
+    {.name = "query", .bind = bind_any, .lookup = lookup_query},
+    {.name = "header", .fold_case = true, .bind = bind_any, .lookup = lookup_header},
+};
+
+static struct fo_tmpl_scope *scope_for(const struct fo_path *p)
+{
+    struct fo_tmpl_scope *s = NULL;
+    assert_int_equal(fo_tmpl_scope_create(&s, test_ns, 3, p), 0);
+    return s;
+}
+
 static void test_tmpl_compile_bad(void **state)
 {
     static const struct {
@@ -248,61 +320,193 @@ static void test_tmpl_compile_bad(void **state)
         {"http://{id}/x", "placeholders are not allowed in the scheme or host:port"},
         {"http://h:{id}/x", "placeholders are not allowed in the scheme or host:port"},
         {"http://h{id}.example/x", "placeholders are not allowed in the scheme or host:port"},
+        {"http://{query.host}/x", "placeholders are not allowed in the scheme or host:port"},
+        {"http://h:{header.Port}/x", "placeholders are not allowed in the scheme or host:port"},
         {"http://h}/x", "placeholders are not allowed in the scheme or host:port"},
         {"http://h/{nope}", "{nope} is not a parameter of the endpoint path"},
         {"http://h/{ID}", "{ID} is not a parameter of the endpoint path"},
         {"http://h/{id", "'{' without a closing '}'"},
         {"http://h/{id}/{", "'{' without a closing '}'"},
+        {"http://h/{query.a", "'{' without a closing '}'"},
         {"http://h/id}", "'}' without '{'"},
         {"http://h/{}", "empty placeholder {}"},
         {"http://h/{a-b}", "placeholder name must be [A-Za-z0-9_]+"},
         {"http://h/{{id}}", "placeholder name must be [A-Za-z0-9_]+"},
+        {"http://h/{|1}", "empty placeholder name in {|1}"},
+        {"http://h/{foo.x}",
+         "unknown placeholder namespace \"foo\" in {foo.x} (known: query, header)"},
+        {"http://h/{Query.x}",
+         "unknown placeholder namespace \"Query\" in {Query.x} (known: query, header)"},
+        {"http://h/{query.}", "empty name in {query.}"},
+        {"http://h/{.x}", "empty namespace in {.x}"},
+        {"http://h/{query.a&b}", "bad name"},
+        {"http://h/{query.a|{b}", "the default of {query.a} holds '{'"},
         {"http://h/a b", "contains a space or control byte 0x20"},
         {"http://h/a\r\nX: 1", "contains a space or control byte 0x0d"},
         {"http://h/\x7f", "contains a space or control byte 0x7f"},
     };
     struct fo_path *p = path_ok("/u/{id}");
+    struct fo_tmpl_scope *sc = scope_for(p);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct fo_tmpl *t = (struct fo_tmpl *)0x1;
         char err[128] = "";
-        assert_int_equal(fo_tmpl_compile(&t, bad[i].url, p, err, sizeof err), -EINVAL);
+        int brc = fo_tmpl_compile(&t, bad[i].url, FO_TMPL_URL, sc, err, sizeof err);
+        if (brc != -EINVAL)
+            print_error("url %s compiled\n", bad[i].url);
+        assert_int_equal(brc, -EINVAL);
         assert_null(t);
         if (strcmp(err, bad[i].err) != 0)
             print_error("url %s\n", bad[i].url);
         assert_string_equal(err, bad[i].err);
     }
-    /* Without a path no placeholder can resolve. */
+
+    static const struct {
+        const char *line;
+        const char *err;
+    } hbad[] = {
+        {"X-A: {header.a b}", "invalid byte 0x20 in the name of {header.a b}"},
+        {"X-A: {foo.a}", "unknown placeholder namespace \"foo\" in {foo.a} (known: query, header)"},
+        {"X-A: {query.a", "'{' without a closing '}'"},
+        {"X-A: a}", "'}' without '{'"},
+        {"X-A: {}", "empty placeholder {}"},
+    };
+    for (size_t i = 0; i < sizeof hbad / sizeof *hbad; i++) {
+        struct fo_tmpl *t = NULL;
+        char err[128] = "";
+        assert_int_equal(fo_tmpl_compile(&t, hbad[i].line, FO_TMPL_HEADER, sc, err, sizeof err),
+                         -EINVAL);
+        assert_string_equal(err, hbad[i].err);
+    }
+
+    /* Without a scope no placeholder can resolve. */
     struct fo_tmpl *t = NULL;
     char err[128] = "";
-    assert_int_equal(fo_tmpl_compile(&t, "http://h/{id}", NULL, err, sizeof err), -EINVAL);
+    assert_int_equal(fo_tmpl_compile(&t, "http://h/{id}", FO_TMPL_URL, NULL, err, sizeof err),
+                     -EINVAL);
     assert_string_equal(err, "{id} is not a parameter of the endpoint path");
-    assert_int_equal(fo_tmpl_compile(&t, "http://h/x", NULL, err, sizeof err), 0);
+    assert_int_equal(fo_tmpl_compile(&t, "http://h/x", FO_TMPL_URL, NULL, err, sizeof err), 0);
+    assert_true(fo_tmpl_is_static(t));
+    assert_string_equal(fo_tmpl_text(t), "http://h/x");
     fo_tmpl_destroy(t);
     fo_tmpl_destroy(NULL);
+    fo_tmpl_scope_destroy(sc);
+    fo_tmpl_scope_destroy(NULL);
     fo_path_destroy(p);
+}
+
+static void test_slots(void **state)
+{
+    struct fo_path *p = path_ok("/u/{id}");
+    struct fo_tmpl_scope *sc = scope_for(p);
+    const char *texts[] = {
+        "http://h/{id}?a={query.a}&b={query.a|1}&c={query.A}",
+        "X: {header.X-Key} {header.x-key|none} {id}",
+    };
+    struct fo_tmpl *t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            fo_tmpl_compile(&t[i], texts[i], i ? FO_TMPL_HEADER : FO_TMPL_URL, sc, NULL, 0), 0);
+    /* One slot per distinct placeholder: query names keep their case, header names do not;
+     * a default does not make another slot. */
+    assert_int_equal(fo_tmpl_scope_slots(sc), 4);
+    assert_string_equal(fo_tmpl_slot_name(sc, 0), "id");
+    assert_string_equal(fo_tmpl_slot_name(sc, 1), "query.a");
+    assert_string_equal(fo_tmpl_slot_name(sc, 2), "query.A");
+    assert_string_equal(fo_tmpl_slot_name(sc, 3), "header.X-Key");
+    assert_false(fo_tmpl_is_static(t[0]));
+
+    /* The slots fill up at FO_TMPL_MAX_SLOTS; what is there stays usable. */
+    char text[64], err[128];
+    for (int i = 0; fo_tmpl_scope_slots(sc) < FO_TMPL_MAX_SLOTS; i++) {
+        struct fo_tmpl *x = NULL;
+        snprintf(text, sizeof text, "http://h/{query.n%d}", i);
+        assert_int_equal(fo_tmpl_compile(&x, text, FO_TMPL_URL, sc, NULL, 0), 0);
+        fo_tmpl_destroy(x);
+    }
+    struct fo_tmpl *x = NULL;
+    assert_int_equal(fo_tmpl_compile(&x, "http://h/{query.more}", FO_TMPL_URL, sc, err, sizeof err),
+                     -EINVAL);
+    assert_string_equal(err, "more than 16 distinct placeholders in one endpoint");
+    assert_int_equal(fo_tmpl_compile(&x, "http://h/{query.a}", FO_TMPL_URL, sc, NULL, 0), 0);
+    fo_tmpl_destroy(x);
+    for (int i = 0; i < 2; i++)
+        fo_tmpl_destroy(t[i]);
+    fo_tmpl_scope_destroy(sc);
+    fo_path_destroy(p);
+}
+
+/* Compile 'text' for 'pattern', match 'raw', resolve against the request, expand. */
+static int expand_rc(const char *pattern, const char *raw, const char *const *query,
+                     const char *const *header, enum fo_tmpl_kind kind, const char *text, char *got,
+                     size_t gotlen, char *slotname, size_t slotlen)
+{
+    struct fo_path *p = path_ok(pattern);
+    struct fo_tmpl_scope *sc = scope_for(p);
+    struct fo_tmpl *t = NULL;
+    char err[128] = "";
+    int rc = fo_tmpl_compile(&t, text, kind, sc, err, sizeof err);
+    if (rc != 0)
+        print_error("template %s: %s\n", text, err);
+    assert_int_equal(rc, 0);
+    struct fo_params params = {0};
+    assert_int_equal(fo_path_match(p, raw, strlen(raw), &params), 1);
+    struct treq req = {&params, query, header};
+    struct fo_tmpl_vals vals;
+    fo_tmpl_resolve(sc, &req, &vals);
+    assert_int_equal(vals.n, fo_tmpl_scope_slots(sc));
+    struct fo_buf out;
+    fo_buf_init(&out, FO_BUF_UNLIMITED);
+    size_t slot = 99;
+    rc = fo_tmpl_expand(t, &vals, &out, &slot);
+    if (rc == 0) {
+        assert_int_equal(out.len, strlen(out.data));
+        snprintf(got, gotlen, "%s", out.data);
+    } else {
+        assert_int_equal(out.len, 0); /* Nothing appended. */
+        assert_true(slot < vals.n);
+        snprintf(slotname, slotlen, "%s", fo_tmpl_slot_name(sc, slot));
+    }
+    fo_buf_free(&out);
+    fo_params_clear(&params);
+    fo_tmpl_destroy(t);
+    fo_tmpl_scope_destroy(sc);
+    fo_path_destroy(p);
+    return rc;
 }
 
 /* Match 'raw' against 'pattern', expand 'url', compare with 'want'. */
 static void expand_case(const char *pattern, const char *raw, const char *url, const char *want)
 {
-    struct fo_path *p = path_ok(pattern);
-    struct fo_tmpl *t = NULL;
-    char err[128] = "";
-    int rc = fo_tmpl_compile(&t, url, p, err, sizeof err);
+    char got[512], slot[64];
+    assert_int_equal(
+        expand_rc(pattern, raw, NULL, NULL, FO_TMPL_URL, url, got, sizeof got, slot, sizeof slot),
+        0);
+    assert_string_equal(got, want);
+}
+
+static void expand_q(const char *const *query, const char *const *header, enum fo_tmpl_kind kind,
+                     const char *text, const char *want)
+{
+    char got[512], slot[64];
+    int rc = expand_rc("/u/{id}", "/u/42", query, header, kind, text, got, sizeof got, slot,
+                       sizeof slot);
     if (rc != 0)
-        print_error("url %s: %s\n", url, err);
+        print_error("%s: %d at %s\n", text, rc, slot);
     assert_int_equal(rc, 0);
-    struct fo_params params = {0};
-    assert_int_equal(fo_path_match(p, raw, strlen(raw), &params), 1);
-    struct fo_buf out;
-    fo_buf_init(&out, FO_BUF_UNLIMITED);
-    assert_int_equal(fo_tmpl_expand(t, &params, &out), 0);
-    assert_string_equal(out.data, want);
-    assert_int_equal(out.len, strlen(want));
-    fo_buf_free(&out);
-    fo_params_clear(&params);
-    fo_tmpl_destroy(t);
-    fo_path_destroy(p);
+    assert_string_equal(got, want);
+}
+
+static void expand_fails(const char *const *query, const char *const *header,
+                         enum fo_tmpl_kind kind, const char *text, int want_rc,
+                         const char *want_slot)
+{
+    char got[512], slot[64] = "";
+    int rc = expand_rc("/u/{id}", "/u/42", query, header, kind, text, got, sizeof got, slot,
+                       sizeof slot);
+    if (rc != want_rc)
+        print_error("%s: %d\n", text, rc);
+    assert_int_equal(rc, want_rc);
+    assert_string_equal(slot, want_slot);
 }
 
 static void test_expand(void **state)
@@ -341,44 +545,112 @@ static void test_expand(void **state)
     expand_case("/a/{x}/b/{y}", "/a/1/b/2", "http://h/{y}/{x}?x={x}", "http://h/2/1?x=1");
 }
 
+static void test_expand_namespaces(void **state)
+{
+    const char *const q[] = {"page", "2",         "q",     "a%20b%26c%3Dd%23e%2Ff%25",
+                             "uni",  "caf%C3%A9", "raw",   "caf\xc3\xa9 x",
+                             "bad",  "%zz%4",     "empty", "",
+                             "flag", NULL,        "crlf",  "a%0d%0aX-Evil:%201",
+                             "nul",  "a%00b",     "dot",   ".",
+                             "dots", "%2E%2e",    "Page",  "upper",
+                             "page", "second",    NULL};
+    const char *const h[] = {"X-Key", "k1", "x-key", "k2", "X-Cr", "a\rb", NULL};
+    /* Query values are decoded, then encoded whole: they add no parameter or segment. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/s?p={query.page}&q={query.q}",
+             "http://h/s?p=2&q=a%20b%26c%3Dd%23e%2Ff%25");
+    expand_q(q, h, FO_TMPL_URL, "http://h/{query.q}", "http://h/a%20b%26c%3Dd%23e%2Ff%25");
+    expand_q(q, h, FO_TMPL_URL, "http://h/{query.uni}/{query.raw}",
+             "http://h/caf%C3%A9/caf%C3%A9%20x");
+    /* A '%' that starts no escape is a '%'. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/{query.bad}", "http://h/%25zz%254");
+    /* The first value when repeated; names keep their case. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/?a={query.page}&b={query.Page}", "http://h/?a=2&b=upper");
+    /* Defaults: used only when absent; "" and a bare "?flag" are values. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/?a={query.none|1}&b={query.empty|x}&c={query.flag|y}",
+             "http://h/?a=1&b=&c=");
+    expand_q(q, h, FO_TMPL_URL, "http://h/?a={query.none|}", "http://h/?a=");
+    expand_q(q, h, FO_TMPL_URL, "http://h/?a={query.none|a/b}", "http://h/?a=a%2Fb");
+    /* Header names fold case; the first value wins. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/{header.x-KEY}", "http://h/k1");
+    /* Dot segments are refused in the path only. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/x?d={query.dot}&e={query.dots}", "http://h/x?d=.&e=..");
+    expand_q(q, h, FO_TMPL_URL, "http://h/x#{query.dot}", "http://h/x#.");
+
+    /* Header lines: values as they are, decoded when they come from the query. */
+    expand_q(q, h, FO_TMPL_HEADER, "X-Page: {query.page}", "X-Page: 2");
+    expand_q(q, h, FO_TMPL_HEADER, "X-Q: {query.q}", "X-Q: a b&c=d#e/f%");
+    expand_q(q, h, FO_TMPL_HEADER, "X-U: {query.uni}", "X-U: caf\xc3\xa9");
+    expand_q(q, h, FO_TMPL_HEADER, "X-K: {header.X-KEY} {id} {query.none|-}", "X-K: k1 42 -");
+    expand_q(q, h, FO_TMPL_HEADER, "X-J: {{\"a\":{id}}}", "X-J: {\"a\":42}");
+    expand_q(q, h, FO_TMPL_HEADER, "X-J: }}{{", "X-J: }{");
+
+    /* Refusals name the placeholder; nothing is appended. */
+    expand_fails(q, h, FO_TMPL_URL, "http://h/?a={query.none}", -ENOENT, "query.none");
+    expand_fails(q, h, FO_TMPL_HEADER, "X: {header.Missing}", -ENOENT, "header.Missing");
+    expand_fails(q, h, FO_TMPL_HEADER, "X: {query.crlf}", -EILSEQ, "query.crlf");
+    expand_fails(q, h, FO_TMPL_HEADER, "X: {query.nul}", -EILSEQ, "query.nul");
+    expand_fails(q, h, FO_TMPL_HEADER, "X: {header.X-Cr}", -EILSEQ, "header.X-Cr");
+    expand_fails(q, h, FO_TMPL_URL, "http://h/{query.dot}", -EILSEQ, "query.dot");
+    expand_fails(q, h, FO_TMPL_URL, "http://h/a/{query.dots}/b", -EILSEQ, "query.dots");
+    expand_fails(q, h, FO_TMPL_URL, "http://h/{query.dot}x", -EILSEQ, "query.dot");
+    /* In a URL CR and LF are simply encoded. */
+    expand_q(q, h, FO_TMPL_URL, "http://h/{query.crlf}", "http://h/a%0D%0AX-Evil%3A%201");
+}
+
 static void test_expand_appends_and_limits(void **state)
 {
     struct fo_path *p = path_ok("/u/{id}");
+    struct fo_tmpl_scope *sc = scope_for(p);
     struct fo_tmpl *t = NULL;
-    assert_int_equal(fo_tmpl_compile(&t, "http://h/{id}", p, NULL, 0), 0);
+    assert_int_equal(fo_tmpl_compile(&t, "http://h/{id}", FO_TMPL_URL, sc, NULL, 0), 0);
     struct fo_params params = {0};
     assert_int_equal(fo_path_match(p, "/u/a%20b", 8, &params), 1);
+    struct treq req = {&params, NULL, NULL};
+    struct fo_tmpl_vals vals;
+    fo_tmpl_resolve(sc, &req, &vals);
 
     /* Appends to what is there. */
     struct fo_buf out;
     fo_buf_init(&out, FO_BUF_UNLIMITED);
     assert_int_equal(fo_buf_puts(&out, "GET "), 0);
-    assert_int_equal(fo_tmpl_expand(t, &params, &out), 0);
+    assert_int_equal(fo_tmpl_expand(t, &vals, &out, NULL), 0);
     assert_string_equal(out.data, "GET http://h/a%20b");
     fo_buf_free(&out);
 
     /* Exactly enough room succeeds; one byte less fails and leaves the buffer. */
     size_t need = strlen("http://h/a%20b");
     fo_buf_init(&out, need);
-    assert_int_equal(fo_tmpl_expand(t, &params, &out), 0);
+    assert_int_equal(fo_tmpl_expand(t, &vals, &out, NULL), 0);
     assert_string_equal(out.data, "http://h/a%20b");
     fo_buf_free(&out);
     fo_buf_init(&out, need - 1);
     assert_int_equal(fo_buf_puts(&out, "x"), 0);
-    assert_int_equal(fo_tmpl_expand(t, &params, &out), -E2BIG);
+    assert_int_equal(fo_tmpl_expand(t, &vals, &out, NULL), -E2BIG);
     assert_string_equal(out.data, "x");
     assert_int_equal(out.len, 1);
     fo_buf_free(&out);
 
-    /* Params that do not come from this path: refused, not read out of bounds. */
-    struct fo_params empty = {0};
+    /* Values that do not come from this scope: refused, not read out of bounds. */
+    struct fo_tmpl_vals empty = {0};
     fo_buf_init(&out, FO_BUF_UNLIMITED);
-    assert_int_equal(fo_tmpl_expand(t, &empty, &out), -EINVAL);
+    assert_int_equal(fo_tmpl_expand(t, &empty, &out, NULL), -EINVAL);
     fo_buf_free(&out);
 
     fo_params_clear(&params);
     fo_tmpl_destroy(t);
+    fo_tmpl_scope_destroy(sc);
     fo_path_destroy(p);
+}
+
+static void test_url_decode(void **state)
+{
+    char out[32];
+    size_t n = fo_url_decode(out, "a%20b%zz%4%%41%e9", 17);
+    assert_int_equal(n, 11);
+    assert_memory_equal(out, "a b%zz%4%A\xe9", 11);
+    assert_int_equal(fo_url_decode(out, "", 0), 0);
+    assert_int_equal(fo_url_decode(out, "%00", 3), 1);
+    assert_int_equal(out[0], '\0');
 }
 
 static void test_url_encode_all_bytes(void **state)
@@ -432,8 +704,11 @@ int main(void)
         cmocka_unit_test(test_path_match_table),
         cmocka_unit_test(test_param_names_and_limits),
         cmocka_unit_test(test_tmpl_compile_bad),
+        cmocka_unit_test(test_slots),
         cmocka_unit_test(test_expand),
+        cmocka_unit_test(test_expand_namespaces),
         cmocka_unit_test(test_expand_appends_and_limits),
+        cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_url_encode_all_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,8 @@
  * control byte but HTAB; nothing leaks. Any violation aborts.
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_jwt.c \
- *       service/jwt_verify.c service/jwks.c service/b64url.c service/json.c service/buf.c \
+ *       service/jwt_verify.c service/jwt_cache.c service/jwks.c service/b64url.c service/json.c \
+ *       service/buf.c \
  *       -ljwt -lcrypto -lcjson -o /tmp/fuzz_jwt */
 #include <errno.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ static struct fo_jwt_conf *conf(void)
         return &jc;
     char err[256];
     check(fo_jwks_parse(&jc.keys, jwks_text, sizeof jwks_text - 1, err, sizeof err) == 0);
+    check(fo_jwt_cache_create(&jc.verified) == 0);
     jc.algs = (1u << FO_JWT_NALGS) - 1;
     jc.issuer = (char *)"https://issuer.test";
     jc.audience = (char *)"fanout-test";

@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "json.h"
 #include "jwks.h"
+#include "jwt_cache.h"
 
 /* Longest token taken at all (the head cap is usually lower). */
 #define FO_JWT_MAX_TOKEN 16384
@@ -71,6 +72,7 @@ struct fo_jwt_conf {
     size_t nrules;
     struct fo_jwt_forward *forward; /* From calloc(): nforward of them. */
     size_t nforward;
+    struct fo_jwt_cache *verified; /* Owned, or NULL: tokens whose signature verified. */
 };
 
 /* Free what a conf holds (not the conf itself). NULL is a no-op. */

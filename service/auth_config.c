@@ -44,6 +44,12 @@ static bool only_keys(struct fo__vctx *c, const cJSON *obj, const char *path,
             fo__errorf(c, path, "unknown key \"%s\"", fo__quote(q, sizeof q, m->string));
             ok = false;
         }
+        for (const cJSON *p = obj->child; known && p != m; p = p->next)
+            if (strcmp(p->string, m->string) == 0) { /* cJSON keeps both; lookups see one. */
+                fo__errorf(c, path, "duplicate key \"%s\"", fo__quote(q, sizeof q, m->string));
+                ok = false;
+                break;
+            }
     }
     return ok;
 }
@@ -425,6 +431,10 @@ static bool parse_jwt(struct fo__vctx *c, const cJSON *o, const char *path, cons
         ok = parse_forward(c, v, p, jc) && ok;
     if (!keys_file(c, o, path, dir, a, jwks_parse))
         return false;
+    if (fo_jwt_cache_create(&jc->verified) < 0) {
+        c->oom = true;
+        return false;
+    }
     /* Each allowed algorithm needs a key it may use. */
     for (int i = 0; ok && i < FO_JWT_NALGS; i++) {
         if (!(jc->algs & (1u << i)))

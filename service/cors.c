@@ -180,6 +180,12 @@ bool fo__cors_parse(struct fo__vctx *c, const cJSON *v, const char *path, struct
             fo__errorf(c, path, "unknown key \"%s\"", fo__quote(q, sizeof q, m->string));
             ok = false;
         }
+        for (const cJSON *prev = v->child; known && prev != m; prev = prev->next)
+            if (strcmp(prev->string, m->string) == 0) {
+                fo__errorf(c, path, "duplicate key \"%s\"", fo__quote(q, sizeof q, m->string));
+                ok = false;
+                break;
+            }
     }
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(v, "allow_origins");
     fo__pathf(at, sizeof at, "%s.allow_origins", path);

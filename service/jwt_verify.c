@@ -58,6 +58,7 @@ void fo_jwt_conf_clear(struct fo_jwt_conf *jc)
     if (!jc)
         return;
     fo_jwks_destroy(jc->keys);
+    fo_jwt_cache_destroy(jc->verified);
     free(jc->issuer);
     free(jc->audience);
     for (size_t i = 0; i < jc->nrules; i++) {
@@ -389,7 +390,15 @@ int fo_jwt_verify(const struct fo_jwt_conf *jc, const char *token, size_t n, int
     rc = segment_json(d1 + 1, pn, &cl->text, &cl->obj);
     if (rc < 0)
         return rc == -ENOMEM ? -ENOMEM : -EACCES;
-    rc = check_signature(token, n, alg, key, why);
+    unsigned char d[32];
+    fo_jwt_cache_digest(token, n, d);
+    if (fo_jwt_cache_has(jc->verified, d, key)) {
+        rc = 0; /* This very token verified with this key before (jwt_cache.h). */
+    } else {
+        rc = check_signature(token, n, alg, key, why);
+        if (rc == 0)
+            fo_jwt_cache_put(jc->verified, d, key);
+    }
     if (rc == 0)
         rc = judge_claims(jc, cl, now_s, why);
     for (size_t i = 0; rc == 0 && i < jc->nrules; i++)

@@ -309,6 +309,23 @@ def test_sighup_rereads_the_keys_file(spawn, backend, tmp_path):
     assert fo.get("/k/%s" % tag(), {"X-Key": "new-key"}).status == 200
 
 
+def test_top_level_auth_covers_the_batch(spawn, backend, tmp_path):
+    kf = str(tmp_path / "keys.json")
+    write_config(kf, {"keys": [{"name": "batcher", "sha256": jwtkit.sha256_hex("b-key")}]})
+    fo = spawn({"auth": {"api_keys": {"keys_file": kf}},
+                "aggregate": {"allow_hosts": ["127.0.0.1:%d" % backend.port]}})
+    t = tag()
+    body = {"requests": {"a": {"url": backend.url("/json?tag=%s" % t)}}}
+    r = fo.post("/aggregate", body)
+    assert r.status == 401 and error_code(r) == "unauthorized", r
+    assert r.headers.get("WWW-Authenticate") == 'ApiKey realm="fanout", header="X-Api-Key"', r
+    backend.assert_no_request(t)
+    r = fo.post("/aggregate", body, {"X-Api-Key": "b-key"})
+    assert r.status == 200, r
+    backend.wait_request(t)
+    assert fo.get("/health").status == 200  # probes are never behind an auth
+
+
 def check_errors(fanout_bin, tmp_path, auth, files):
     for name, doc in files.items():
         write_config(str(tmp_path / name), doc)
@@ -360,6 +377,8 @@ def test_check_names_each_bad_key_or_file(fanout_bin, tmp_path):
          "endpoints[0].auth.jwt.required_claims.scope:"),
         (jwt(leeway_s=-1), {"j.json": {"keys": [rsa]}}, "endpoints[0].auth.jwt.leeway_s:"),
         (jwt(extra=1), {"j.json": {"keys": [rsa]}}, "endpoints[0].auth.jwt: unknown key \"extra\""),
+        (jwt(forward_claims={"X-A": "sub", "x-a": "iss"}), {"j.json": {"keys": [rsa]}},
+         "\"x-a\" cannot be a forwarded header"),
     ]
     for auth, files, want in cases:
         err = check_errors(fanout_bin, tmp_path, auth, files)

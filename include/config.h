@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "forward.h"
 #include "tmpl.h"
 
 struct fo_auth; /* auth.h */
@@ -30,11 +31,13 @@ struct fo_backend_conf {
     char *method;         /* "GET" unless given; upper-case token. */
     char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    struct fo_tmpl **htmpl; /* nheaders: line i compiled when it has placeholders
-                               (else NULL); NULL when no line has any. */
-    int64_t timeout_ms;     /* Own cap, 0 = only the request deadline. */
-    bool required;          /* Its failure fails the whole request. */
-    bool merge;             /* Lift an object body's members to the top level. */
+    struct fo_tmpl **htmpl;         /* nheaders: line i compiled when it has placeholders
+                                       (else NULL); NULL when no line has any. */
+    struct fo_fwd_list fwd_query;   /* Narrows the endpoint's (when given). */
+    struct fo_fwd_list fwd_headers; /* Narrows the endpoint's (when given). */
+    int64_t timeout_ms;             /* Own cap, 0 = only the request deadline. */
+    bool required;                  /* Its failure fails the whole request. */
+    bool merge;                     /* Lift an object body's members to the top level. */
 };
 
 /* One configured endpoint. */
@@ -42,6 +45,9 @@ struct fo_endpoint_conf {
     char *path;                       /* Pattern text, e.g. "/api/dashboard/{id}". */
     struct fo_path *pattern;          /* Compiled 'path'. */
     struct fo_tmpl_scope *scope;      /* The placeholders its backends use (placeholder.h). */
+    struct fo_fwd_list fwd_query;     /* Query parameters passed on (forward.h). */
+    struct fo_fwd_list fwd_headers;   /* Header fields passed on (forward.h). */
+    bool forward_body;                /* The client's body goes to POST/PUT/PATCH backends. */
     char *method;                     /* "GET" unless given. */
     int64_t timeout_ms;               /* 0 = the global timeout only. */
     bool report;                      /* Add the "_fanout" report. */

@@ -8,9 +8,10 @@
  * each one's transport result into it, the pipeline (pipeline.h) judges each
  * result as it comes in, and merge writes the answer from it. There is no
  * second copy of a call or of its result.
- * Ownership: a plan owns its calls array and the URLs it expanded; it
- * borrows names, methods, headers and bodies from the config or the batch,
- * which outlive the request. Result bodies belong to their call.
+ * Ownership: a plan owns its calls array and the URLs and header lines it
+ * expanded (placeholders, forwarded fields); it borrows names, methods,
+ * configured headers and bodies from the config, the batch or the client's
+ * request, which outlive the plan. Result bodies belong to their call.
  * Threads: built and freed by the request's MHD thread; the pool and the
  * pipeline write a call's result fields on the worker thread between submit
  * and resume. */
@@ -29,6 +30,7 @@ struct fo_backend_stats; /* metrics.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
 struct fo_tmpl_vals;     /* tmpl.h */
+struct fo_fwd_client;    /* forward.h */
 
 /* One backend call of a plan. */
 struct fo_call {
@@ -40,6 +42,8 @@ struct fo_call {
     size_t nheaders;
     const char *body; /* Borrowed: request body or NULL. */
     size_t body_len;
+    const char *body_type;          /* Borrowed: the body's Content-Type, "" for none;
+                                       NULL: application/json. */
     bool refused;                   /* Its request could not be built safely (a value
                                        with CR/LF in a header, ...): never sent, it
                                        ends FO_ERR_SHAPE. */
@@ -79,12 +83,17 @@ struct fo_plan {
 /* What a request gives its endpoint's plan. */
 struct fo_plan_src {
     const struct fo_tmpl_vals *vals; /* Borrowed: the endpoint's placeholder values. */
+    const struct fo_fwd_client *fwd; /* Borrowed: the client, for forwarding. */
+    const char *body;                /* Borrowed: the client's body (forward_body). */
+    size_t body_len;
+    const char *body_type; /* Borrowed: its Content-Type, NULL if none. */
 };
 
 /* The plan of a configured endpoint: one call per backend, each URL and
- * header line expanded from src->vals, each counting into series[i]. A call whose values cannot be
- * placed is marked 'refused'. Returns 0; -ENOENT when a placeholder without a default has no value
- * (*slot names it; nothing is planned); or -ENOMEM. */
+ * header line expanded from src->vals, with what the endpoint forwards, each
+ * counting into series[i]. A call whose values cannot be placed is marked
+ * 'refused'. Returns 0; -ENOENT when a placeholder without a default has no
+ * value (*slot names it; nothing is planned); or -ENOMEM. */
 int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
                      const struct fo_plan_src *src, struct fo_backend_stats *const *series,
                      size_t *slot);

@@ -3,15 +3,21 @@
  * An endpoint path such as "/api/dashboard/{id}" is matched segment by
  * segment against the raw request path (still percent-encoded, as the client
  * sent it); a {param} matches exactly one non-empty segment, whose
- * percent-decoded value becomes the parameter. A backend URL template such as
- * "http://h:1/orders?user={id}" is expanded by percent-encoding each value
- * (everything but RFC 3986 unreserved characters), so a value can never add a
- * path segment, a query parameter or a header line. Values "." and ".." are
+ * percent-decoded value becomes the parameter; values "." and ".." are
  * refused at match time, since a backend might resolve them as dot segments.
- * Ownership: compiled patterns own their memory (free with the _destroy);
- * fo_params owns decoded values until fo_params_clear.
- * Threads: compiled patterns are immutable and may be shared; fo_params
- * belongs to one thread. */
+ * A template -- a backend URL such as "http://h:1/orders?user={id}&p={query.page|1}"
+ * or a header line such as "X-User: {header.X-User}" -- is compiled once
+ * against its endpoint's scope of placeholder namespaces (below) and expanded
+ * per call: in a URL each value is percent-encoded (everything but RFC 3986
+ * unreserved characters), so it can never add a path segment, a query
+ * parameter or a header line; in a header a value is placed as it is, and
+ * one holding CR, LF or NUL is refused.
+ * Ownership: compiled patterns, templates and scopes own their memory (free
+ * with the _destroy); fo_params owns decoded values until fo_params_clear;
+ * fo_tmpl_vals borrows every value from the request it was resolved for.
+ * Threads: compiled patterns, templates and scopes are immutable once the
+ * config is loaded and may be shared; fo_params and fo_tmpl_vals belong to
+ * one thread. */
 #ifndef FO_TMPL_H
 #define FO_TMPL_H
 

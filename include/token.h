@@ -21,6 +21,9 @@ bool fo_is_token(const char *s, size_t n);
 /* 's' is a method fanout accepts: 1..FO_MAX_METHOD_LEN of A-Z. */
 bool fo_is_method(const char *s);
 
+/* A method whose request carries a body: POST, PUT, PATCH ('m' may be NULL: GET). */
+bool fo_method_has_body(const char *m);
+
 /* Write n bytes of 's' into 'dst' (dstlen >= 8) for an error message:
  * printable ASCII as it is, '"', '\\' and every other byte as \xNN, cut with
  * "..." when it does not fit. Returns dst. */

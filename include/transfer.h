@@ -3,7 +3,8 @@
  * The worker pool (pool.c) runs transfers on its curl multi handle; this
  * module owns what one call is: the easy handle's options, the outgoing
  * header policy (fanout's own X-Timeout-Ms and X-Request-Id, never Expect,
- * empty values sent empty), the caps on what comes back (body per call and
+ * empty values sent empty, the body's Content-Type, Accept unless the call
+ * has its own), the caps on what comes back (body per call and
  * per request, head size, the buffered-bytes budget), the refusal of a
  * kept-alive connection with unread input, and the transport result of its
  * end (the pipeline judges the answer: pipeline.h).

@@ -38,9 +38,16 @@ static void lookup_path(const void *req, const char *s, size_t n, int id, struct
 
 /* ---- {query.name} ---- */
 
-/* Bytes a query name placeholder may not hold: they separate or escape. */
+/* Longest query name a placeholder may give (decoded). */
+#define MAX_QUERY_NAME 200
+
+/* A query name placeholder holds no byte that separates or escapes. */
 static int bind_query(const void *arg, const char *s, size_t n, char *err, size_t errlen)
 {
+    if (n > MAX_QUERY_NAME) {
+        snprintf(err, errlen, "query name longer than %d bytes", MAX_QUERY_NAME);
+        return -EINVAL;
+    }
     for (size_t i = 0; i < n; i++) {
         if (strchr("&=#%+", s[i])) {
             snprintf(err, errlen, "query name \"%.*s\" must not hold '%c' (name it decoded)",
@@ -54,11 +61,9 @@ static int bind_query(const void *arg, const char *s, size_t n, char *err, size_
 /* True when the raw (percent-encoded) query key decodes to [name, name+n). */
 static bool key_is(const char *raw, size_t rawlen, const char *name, size_t n)
 {
-    if (rawlen < n)
+    char tmp[3 * MAX_QUERY_NAME]; /* Each decoded byte is at most 3 raw ones. */
+    if (rawlen < n || rawlen > sizeof tmp)
         return false;
-    char tmp[256];
-    if (rawlen > sizeof tmp)
-        return false; /* Longer than any name a placeholder can hold decoded... */
     return fo_url_decode(tmp, raw, rawlen) == n && memcmp(tmp, name, n) == 0;
 }
 

@@ -8,7 +8,9 @@
 #include "batch.h"
 #include "buf.h"
 #include "config.h"
+#include "forward.h"
 #include "tmpl.h"
+#include "token.h"
 
 void fo_call_drop_body(struct fo_call *call)
 {
@@ -35,7 +37,7 @@ struct spot {
     size_t url;    /* Offset of its URL in 'urls'. */
     size_t line0;  /* Its first line in 'at' (when 'own'). */
     size_t nlines; /* Its lines. */
-    bool own;      /* It has lines of its own (with placeholders). */
+    bool own;      /* It has lines of its own (placeholders or forwarded fields). */
     bool refused;  /* A value could not be placed. */
 };
 
@@ -59,11 +61,19 @@ static int push(struct offsets *o, size_t off)
     return 0;
 }
 
+/* The forwarded lines last made, for the next backend with the same list (backends mostly
+ * take their endpoint's): one pass over the client's fields per list, not per call. */
+struct fwd_lines {
+    const struct fo_fwd_list *list; /* Whose lines, or NULL. */
+    size_t first, n;                /* Their indices in the offsets. */
+    bool refused;                   /* A value could not be sent. */
+};
+
 /* The header lines of backend 'b' into 'text': its configured lines (expanded when they
- * have placeholders). A value that cannot be placed marks the call refused. */
+ * have placeholders), then what it forwards. -EILSEQ marks the call refused. */
 static int plan_lines(const struct fo_endpoint_conf *ep, const struct fo_backend_conf *b,
                       const struct fo_plan_src *src, struct fo_buf *text, struct offsets *o,
-                      struct spot *sp, size_t *slot)
+                      struct fwd_lines *fw, struct spot *sp, size_t *slot)
 {
     sp->own = true;
     sp->line0 = o->n;
@@ -84,6 +94,30 @@ static int plan_lines(const struct fo_endpoint_conf *ep, const struct fo_backend
         if (rc == 0)
             rc = push(o, off);
     }
+    const struct fo_fwd_list *l =
+        src->fwd ? fo_fwd_effective(&b->fwd_headers, &ep->fwd_headers) : NULL;
+    if (rc == 0 && l && l == fw->list) {
+        /* The same list as an earlier backend's: the same lines (text is shared). */
+        for (size_t k = 0; rc == 0 && k < fw->n; k++)
+            rc = push(o, o->at[fw->first + k]);
+        sp->refused = sp->refused || fw->refused;
+    } else if (rc == 0 && l) {
+        size_t off = text->len, added;
+        rc = fo_fwd_headers(text, &added, l, src->fwd);
+        fw->refused = rc == -EILSEQ;
+        if (rc == -EILSEQ) {
+            sp->refused = true;
+            text->len = off;
+            if (text->data)
+                text->data[off] = '\0';
+            rc = 0;
+        }
+        fw->list = l;
+        fw->first = o->n;
+        for (size_t at = off; rc == 0 && at < text->len; at += strlen(text->data + at) + 1)
+            rc = push(o, at);
+        fw->n = o->n - fw->first;
+    }
     sp->nlines = o->n - sp->line0;
     return rc;
 }
@@ -103,6 +137,7 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
     fo_buf_init(&urls, FO_BUF_UNLIMITED);
     fo_buf_init(&text, FO_BUF_UNLIMITED);
     struct offsets lines = {0};
+    struct fwd_lines fw = {0};
     struct spot *sp = calloc(n, sizeof *sp);
     int rc = sp ? 0 : -ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -112,11 +147,15 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
         if (rc == -EILSEQ) {
             sp[i].refused = true;
             rc = 0;
+        } else if (rc == 0 && src->fwd) {
+            rc = fo_fwd_query(&urls, sp[i].url, fo_fwd_effective(&b->fwd_query, &ep->fwd_query),
+                              src->fwd);
         }
         if (rc == 0)
             rc = fo_buf_putc(&urls, '\0');
-        if (rc == 0 && b->htmpl)
-            rc = plan_lines(ep, b, src, &text, &lines, &sp[i], slot);
+        bool fwd = src->fwd && fo_fwd_active(fo_fwd_effective(&b->fwd_headers, &ep->fwd_headers));
+        if (rc == 0 && (b->htmpl || fwd))
+            rc = plan_lines(ep, b, src, &text, &lines, &fw, &sp[i], slot);
     }
     if (rc == 0)
         p->urls = fo_buf_release(&urls, NULL);
@@ -147,6 +186,13 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
         call->method = b->method;
         call->headers = sp[i].own ? p->hdrs + sp[i].line0 : (const char *const *)b->headers;
         call->nheaders = sp[i].own ? sp[i].nlines : b->nheaders;
+        if (ep->forward_body && fo_method_has_body(b->method)) {
+            call->body = src->body ? src->body : "";
+            call->body_len = src->body ? src->body_len : 0;
+            call->body_type = src->body_type ? src->body_type : "";
+            if (strpbrk(call->body_type, "\r\n"))
+                sp[i].refused = true;
+        }
         call->refused = sp[i].refused;
         call->timeout_ms = b->timeout_ms;
         call->required = b->required;

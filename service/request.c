@@ -13,7 +13,9 @@
  * deadline, so the fan-out always ends by then. */
 #include "request.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "forward.h"
 #include "head.h"
 #include "log.h"
 #include "merge.h"
@@ -198,6 +201,26 @@ static bool refused(struct request *r, const struct fo_auth *a, enum MHD_Result 
     return true;
 }
 
+/* The client's address as text, and whether it reached fanout over TLS. */
+static void client_of(struct MHD_Connection *c, char *addr, size_t len, struct fo_fwd_client *cl)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const void *in = NULL;
+    if (sa && sa->sa_family == AF_INET)
+        in = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa && sa->sa_family == AF_INET6)
+        in = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (in && inet_ntop(sa->sa_family, in, addr, (socklen_t)len))
+        cl->addr = addr;
+    const union MHD_ConnectionInfo *di = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+    const union MHD_DaemonInfo *fl =
+        di ? MHD_get_daemon_info(di->daemon, MHD_DAEMON_INFO_FLAGS) : NULL;
+    if (fl && (fl->flags & MHD_USE_TLS))
+        cl->proto = "https";
+}
+
 static enum MHD_Result start_endpoint(struct request *r)
 {
     const struct fo_config *cfg = r->rt->cfg;
@@ -205,10 +228,22 @@ static enum MHD_Result start_endpoint(struct request *r)
     int64_t timeout = cfg->timeout_ms;
     if (ep->timeout_ms > 0 && ep->timeout_ms < timeout)
         timeout = ep->timeout_ms;
-    /* Placeholder values, read once for every call of the plan. */
+    /* Placeholder values and the client, read once for every call of the plan. */
     struct fo_tmpl_vals vals;
     fo_tmpl_resolve(ep->scope, r, &vals);
-    struct fo_plan_src src = {.vals = &vals};
+    char addr[INET6_ADDRSTRLEN] = "";
+    struct fo_fwd_client cl = {.conn = r->conn, .proto = "http"};
+    if (fo_fwd_active(&ep->fwd_headers))
+        client_of(r->conn, addr, sizeof addr, &cl);
+    struct fo_plan_src src = {
+        .vals = &vals,
+        .fwd = &cl,
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .body_type = ep->forward_body
+                         ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type")
+                         : NULL,
+    };
     size_t slot = 0;
     int rc = fo_plan_endpoint(&r->plan, ep, &src, r->rt->be_stats[r->ep_index], &slot);
     if (rc == -ENOENT) {

@@ -30,6 +30,11 @@ bool fo_is_method(const char *s)
     return true;
 }
 
+bool fo_method_has_body(const char *m)
+{
+    return m && (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0);
+}
+
 const char *fo_quote_bytes(char *dst, size_t dstlen, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

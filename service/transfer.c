@@ -24,6 +24,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "fdlimit.h"
+#include "token.h"
 #include "version.h"
 
 /* ---- curl callbacks (worker thread) ---- */
@@ -256,7 +257,7 @@ static bool add_call_header(struct curl_slist **h, const char *line)
  * with Content-Length: 0, so the backend does not wait for a body. */
 static bool takes_body(const char *m)
 {
-    return m && (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0);
+    return fo_method_has_body(m);
 }
 
 /* True when the call's own headers name 'name'. */
@@ -290,10 +291,21 @@ static struct curl_slist *request_headers(const struct fo_xfer_group *g, const s
     for (size_t i = 0; ok && i < call->nheaders; i++)
         if (!own_header(call->headers[i], call->body != NULL))
             ok = add_call_header(&h, call->headers[i]);
-    ok = ok && add_header(&h, "Accept: application/json");
-    if (ok && call->body)
-        ok = add_header(&h, "Content-Type: application/json");
-    else if (ok && takes_body(call->method) && !has_header(call, "Content-Type"))
+    if (ok && !has_header(call, "Accept")) /* A forwarded Accept says what the client takes. */
+        ok = add_header(&h, "Accept: application/json");
+    if (ok && call->body && call->body_type && call->body_type[0]) {
+        char *ct; /* The client's, with a forwarded body. */
+        if (asprintf(&ct, "Content-Type: %s", call->body_type) < 0) {
+            curl_slist_free_all(h);
+            h = NULL;
+            ok = false;
+        } else {
+            ok = add_header(&h, ct);
+            free(ct);
+        }
+    } else if (ok && call->body) {
+        ok = add_header(&h, call->body_type ? "Content-Type:" : "Content-Type: application/json");
+    } else if (ok && takes_body(call->method) && !has_header(call, "Content-Type"))
         ok = add_header(&h, "Content-Type:"); /* Not curl's form type for an empty body. */
     if (ok && (call->body || takes_body(call->method)))
         ok = add_header(&h, "Expect:"); /* No 100-continue round trip. */

@@ -1,9 +1,12 @@
-"""Request shaping, the request side: placeholders in backend URLs and header values.
+"""Request shaping, the request side: placeholders, forward_query/forward_headers, forward_body.
 
-{param} (path), {query.name}, {header.Name}, each with an optional default; a value is
-percent-encoded in a URL and refused (the call fails "shape", nothing is sent) in a header
-when it holds CR, LF or NUL; a missing value without a default is 400 missing_parameter
-before any backend call. Backends are the session's loopback echo (backend.py): each test
+Placeholders: {param} (path), {query.name}, {header.Name}, each with an optional default; a
+value is percent-encoded in a URL and refused (the call fails "shape", nothing is sent) in a
+header when it holds CR, LF or NUL; a missing value without a default is 400 missing_parameter
+before any backend call. Forwarding: nothing by default, names or "*", a backend narrows its
+endpoint; hop-by-hop fields, fields the client's Connection names, Host, Content-Length and
+the client's X-Timeout-Ms never go; X-Request-Id goes once; Authorization only when named;
+X-Forwarded-For/-Proto/-Host are fanout's. Backends are the session's loopback echo (backend.py): each test
 finds its own calls by a tag and reads the request line and headers they carried.
 """
 
@@ -38,6 +41,32 @@ def fanout_config(backend):
             ]),
             ep("/dot", [be("d", echo + "/{query.seg}?tag={query.tag}"),
                         be("e", echo + "?tag={query.tag}&seg={query.seg}")], report=True),
+            ep("/fw", [
+                be("all", echo + "?fixed=1"),
+                be("narrow", echo + "/n", forward_query=["tag", "a"], forward_headers=["X-A"]),
+                be("all2", echo + "/2"),
+            ], forward_query=["*"], forward_headers=["*"]),
+            ep("/fwn", [
+                be("x", echo + "/x"),
+                be("y", echo + "/y?", forward_headers=[]),
+                be("z", echo + "/z?own=1&", forward_query=["tag"], forward_headers=["x-a"]),
+            ], forward_query=["tag", "a", "b"],
+               forward_headers=["X-A", "authorization", "X-Forwarded-For", "X-Conn"]),
+            ep("/fwb", [
+                be("p", echo + "/p", method="POST"),
+                be("u", echo + "/u", method="PUT"),
+                be("g", echo + "/g"),
+            ], method="POST", forward_body=True, forward_query=["tag"], report=True),
+            ep("/nobody", [be("p", echo + "/p", method="POST")], method="POST",
+               forward_query=["tag"]),
+            ep("/api/search", [
+                be("items", echo + "/search?limit=20"),
+                be("ads", echo + "/ads", forward_headers=["Accept-Language"]),
+            ], forward_query=["q", "page", "tag"],
+               forward_headers=["Accept-Language", "Authorization"]),
+            ep("/fwcrlf", [be("h", echo + "/h", headers={"X-V": "{header.X-In}"}),
+                           be("f", echo + "/f")],
+               forward_query=["tag"], forward_headers=["X-In"], report=True),
         ]
     }
 
@@ -145,6 +174,16 @@ def test_crlf_in_a_header_value_fails_that_call_shape(fo, backend):
         assert u.param("v") == urllib.parse.unquote(evil), u.line
 
 
+def test_shape_is_in_the_access_log(fo, backend):
+    t, rid = tag(), "shape-" + tag()
+    r = fo.get("/crlf?tag=%s&v=a%%0d%%0ab" % t, headers={"X-Request-Id": rid})
+    assert r.status == 200, r
+    ev = fo.wait_event(lambda e: e.get("event") == "access" and e.get("id") == rid, 5,
+                       "the access line")
+    assert ev["backends"]["h"]["outcome"] == "shape" and ev["backends"]["h"]["status"] == 0, ev
+    assert ev["backends"]["u"]["outcome"] == "ok", ev
+
+
 def test_crlf_on_a_required_call_is_502(fo, backend):
     t = tag()
     r = fo.get("/crlf-required?tag=%s&v=a%%0d%%0ab" % t)
@@ -165,6 +204,217 @@ def test_dot_segments_from_a_value_are_refused_in_the_path(fo, backend):
     t = tag()
     r = fo.get("/dot?tag=%s&seg=..a" % t)
     assert r.status == 200 and r.json()["d"]["path"] == "/echo/..a", r
+
+
+# ---- forwarding --------------------------------------------------------------------------------
+
+def raw_get(fo, target: bytes, fields) -> bytes:
+    """GET 'target' (bytes, sent as is) with the header lines 'fields' (name, value)."""
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % fo.port
+    for k, v in fields:
+        head += k.encode() + b": " + v.encode("latin-1") + b"\r\n"
+    from blackbox.fanout import raw
+    out = raw(fo.port, head + b"Connection: close\r\n\r\n")
+    if out.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"):  # For "Expect: 100-continue".
+        out = out[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+    assert out.startswith(b"HTTP/1.1 200"), out[:300]
+    return out
+
+
+def calls(backend, t, n):
+    """The n calls tagged t, by path."""
+    reqs = backend.wait_for(lambda: len(backend.tagged(t)) >= n and backend.tagged(t), 5,
+                            "%d calls tagged %s" % (n, t))
+    out = {}
+    for r in reqs:
+        out[r.path] = r
+    return out
+
+
+def test_nothing_is_forwarded_by_default(fo, backend):
+    t = tag()
+    r = fo.get("/ph/1?tag=%s&extra=1" % t, headers={"X-A": "a", "X-Forwarded-For": "9.9.9.9"})
+    assert r.status == 200, r
+    req = backend.wait_request(t)
+    assert req.param("extra") is None, req.line
+    for name in ("X-A", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"):
+        assert header(req, name) == [], (name, req.headers)
+
+
+def test_forward_query_order_encoding_and_narrowing(fo, backend):
+    t = tag()
+    target = ("/fw?tag=%s&a=1&b=x%%26y%%23z&a=2&A=3&u=%%C3%%A9&raw=\u00e9&p=a+b&bad=%%zz%%4"
+              "&s=/?:@!$'()*,;=&flag&empty=&sl=%%2F" % t).encode("utf-8")
+    raw_get(fo, target, [])
+    got = calls(backend, t, 3)
+    # Each parameter as the client wrote it where valid, encoded where not, in order.
+    assert got["/echo"].query == (
+        "fixed=1&tag=%s&a=1&b=x%%26y%%23z&a=2&A=3&u=%%C3%%A9&raw=%%C3%%A9&p=a+b&bad=%%25zz%%254"
+        "&s=/?:@!$'()*,;=&flag&empty=&sl=%%2F" % t), got["/echo"].line
+    # The backend's list narrows: case-sensitive names, repeated values kept in order.
+    assert got["/echo/n"].query == "tag=%s&a=1&a=2" % t, got["/echo/n"].line
+
+
+def test_forward_query_joins_the_url_query(fo, backend):
+    t = tag()
+    assert fo.get("/fwn?tag=%s&a=1&c=no" % t).status == 200
+    got = calls(backend, t, 3)
+    assert got["/echo/x"].query == "tag=%s&a=1" % t, got["/echo/x"].line
+    assert got["/echo/y"].query == "tag=%s&a=1" % t, got["/echo/y"].line  # after a bare '?'
+    assert got["/echo/z"].query == "own=1&tag=%s" % t, got["/echo/z"].line  # after '&'
+
+
+HOSTILE = [
+    ("Connection", "close, X-Foo"),
+    ("Keep-Alive", "timeout=5"),
+    ("TE", "trailers"),
+    ("Trailer", "X-Bar"),
+    ("Upgrade", "h2c"),
+    ("Proxy-Authorization", "Basic eA=="),
+    ("Proxy-Foo", "1"),
+    ("X-Timeout-Ms", "99999"),
+    ("X-Request-Id", "client-id.1"),
+    ("Authorization", "Bearer secret"),
+    ("X-Foo", "hop"),
+    ("X-Bar", "2"),
+    ("X-A", "a1"),
+    ("X-Forwarded-For", "1.2.3.4"),
+    ("X-A", "a2"),
+    ("X-Forwarded-For", "5.6.7.8"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-Proto", "gopher"),
+    ("Expect", "100-continue"),
+    ("Cookie", "c=1"),
+    ("Accept-Encoding", "gzip"),
+]
+
+
+def test_forward_headers_star_never_sends_what_it_must_not(fo, backend):
+    t = tag()
+    out = raw_get(fo, b"/fw?tag=" + t.encode(), HOSTILE)
+    assert b"\r\nX-Request-Id: client-id.1\r\n" in out, out[:400]
+    got = calls(backend, t, 3)
+    # Two backends with the endpoint's list get the same fields.
+    same = [(k, v) for k, v in got["/echo/2"].headers if k not in ("X-Timeout-Ms",)]
+    assert same == [(k, v) for k, v in got["/echo"].headers if k not in ("X-Timeout-Ms",)]
+    req = got["/echo"]
+    names = [k.lower() for k, _ in req.headers]
+    for never in ("connection", "keep-alive", "te", "trailer", "upgrade", "proxy-authorization",
+                  "proxy-foo", "authorization", "x-foo", "expect", "accept-encoding"):
+        assert never not in names, (never, req.headers)
+    # Fanout's own, once each.
+    assert len(header(req, "X-Timeout-Ms")) == 1 and int(header(req, "X-Timeout-Ms")[0]) <= 1000
+    assert header(req, "X-Request-Id") == ["client-id.1"], req.headers
+    assert header(req, "X-Forwarded-For") == ["1.2.3.4, 5.6.7.8, 127.0.0.1"], req.headers
+    assert header(req, "X-Forwarded-Proto") == ["http"], req.headers
+    assert header(req, "X-Forwarded-Host") == ["127.0.0.1:%d" % fo.port], req.headers
+    assert header(req, "Host") == ["127.0.0.1:%d" % backend.port], req.headers
+    # What is forwarded keeps the client's order, repeated fields too.
+    fwd = [(k, v) for k, v in req.headers if k in ("X-Bar", "X-A", "Cookie")]
+    assert fwd == [("X-Bar", "2"), ("X-A", "a1"), ("X-A", "a2"), ("Cookie", "c=1")], req.headers
+    # "Connection: close" was not passed on: the backend kept the connection.
+    assert backend.conn(req.conn_id).closed_at is None or \
+        backend.conn(req.conn_id).closed_by != "backend"
+    # The narrowing backend: X-A only; X-Forwarded-For is the address alone (not forwarded).
+    n = got["/echo/n"]
+    assert [(k, v) for k, v in n.headers if k in ("X-Bar", "X-A", "Cookie")] == [
+        ("X-A", "a1"), ("X-A", "a2")], n.headers
+    assert header(n, "X-Forwarded-For") == ["127.0.0.1"], n.headers
+    assert header(n, "X-Request-Id") == ["client-id.1"], n.headers
+
+
+def test_authorization_only_when_named_and_connection_names_win(fo, backend):
+    t = tag()
+    raw_get(fo, b"/fwn?tag=" + t.encode(), [("Authorization", "Bearer s"), ("X-A", "1"),
+                                           ("X-Conn", "c"), ("Connection", "X-Conn"),
+                                           ("X-Forwarded-For", "10.0.0.1")])
+    got = calls(backend, t, 3)
+    x = got["/echo/x"]
+    assert header(x, "Authorization") == ["Bearer s"], x.headers
+    assert header(x, "X-A") == ["1"], x.headers
+    assert header(x, "X-Conn") == [], x.headers  # Listed, but the client's Connection names it.
+    assert header(x, "X-Forwarded-For") == ["10.0.0.1, 127.0.0.1"], x.headers
+    y = got["/echo/y"]  # forward_headers: [] -- nothing, and no X-Forwarded-*.
+    for name in ("Authorization", "X-A", "X-Forwarded-For", "X-Forwarded-Proto",
+                 "X-Forwarded-Host"):
+        assert header(y, name) == [], (name, y.headers)
+    z = got["/echo/z"]  # ["x-a"]: names compare without case; Authorization is not named.
+    assert header(z, "X-A") == ["1"] and header(z, "Authorization") == [], z.headers
+
+
+def test_the_readme_example(fo, backend):
+    """README, Forwarding: the before/after example, as written there."""
+    t = tag()
+    raw_get(fo, b"/api/search?q=caf%C3%A9+au+lait&page=2&debug=1&tag=" + t.encode(),
+            [("Accept-Language", "fr"), ("Authorization", "Bearer t0k3n"), ("Cookie", "session=1"),
+             ("Connection", "keep-alive, Accept-Language")])
+    got = calls(backend, t, 2)
+    items, ads = got["/echo/search"], got["/echo/ads"]
+    assert items.target == "/echo/search?limit=20&q=caf%C3%A9+au+lait&page=2&tag=" + t
+    assert ads.target == "/echo/ads?q=caf%C3%A9+au+lait&page=2&tag=" + t
+    assert header(items, "Authorization") == ["Bearer t0k3n"] and header(ads, "Authorization") == []
+    for req in (items, ads):
+        assert header(req, "Accept-Language") == [] and header(req, "Cookie") == [], req.headers
+        assert header(req, "X-Forwarded-For") == ["127.0.0.1"], req.headers
+        assert header(req, "X-Forwarded-Proto") == ["http"], req.headers
+        assert header(req, "X-Forwarded-Host") == ["127.0.0.1:%d" % fo.port], req.headers
+
+
+def test_x_request_id_is_fanouts_once_when_the_clients_is_invalid(fo, backend):
+    t = tag()
+    out = raw_get(fo, b"/fw?tag=" + t.encode(), [("X-Request-Id", "bad id!")])
+    ours = [ln.split(b": ", 1)[1].decode() for ln in out.split(b"\r\n")
+            if ln.lower().startswith(b"x-request-id: ")]
+    assert len(ours) == 1 and ours[0] != "bad id!", out[:400]
+    got = calls(backend, t, 3)
+    for req in got.values():
+        assert header(req, "X-Request-Id") == ours, req.headers
+
+
+def test_forward_body_goes_to_methods_with_a_body(fo, backend):
+    t = tag()
+    body = b'{"k":"\xc3\xa9","n":12345678901234567890}'
+    r = fo.request("POST", "/fwb?tag=%s" % t, body=body,
+                   headers={"Content-Type": "application/vnd.x+json; charset=utf-8"})
+    assert r.status == 200, r
+    got = calls(backend, t, 3)
+    for path in ("/echo/p", "/echo/u"):
+        assert got[path].body == body, got[path]
+        assert header(got[path], "Content-Type") == ["application/vnd.x+json; charset=utf-8"]
+    g = got["/echo/g"]
+    assert g.method == "GET" and g.body == b"" and header(g, "Content-Type") == [], g.headers
+    # Without a Content-Type from the client, none is sent (not curl's form type).
+    t = tag()
+    assert fo.request("POST", "/fwb?tag=%s" % t, body=b"plain").status == 200
+    got = calls(backend, t, 3)
+    assert got["/echo/p"].body == b"plain" and header(got["/echo/p"], "Content-Type") == []
+    # An empty body is an empty body.
+    t = tag()
+    assert fo.request("POST", "/fwb?tag=%s" % t, body=b"").status == 200
+    got = calls(backend, t, 3)
+    assert got["/echo/p"].body == b"" and header(got["/echo/p"], "Content-Length") == ["0"]
+
+
+def test_no_body_without_forward_body(fo, backend):
+    t = tag()
+    r = fo.request("POST", "/nobody?tag=%s" % t, body=b'{"secret":1}',
+                   headers={"Content-Type": "application/json"})
+    assert r.status == 200, r
+    req = backend.wait_request(t)
+    assert req.body == b"" and header(req, "Content-Length") == ["0"], req.headers
+
+
+def test_forwarded_field_into_a_placeholder_with_crlf(fo, backend):
+    """A header placeholder fed from a forwarded field: a value that cannot arrive with CR
+    or LF (libmicrohttpd refuses the head) is placed as it is; the sibling still goes."""
+    t = tag()
+    r = fo.get("/fwcrlf?tag=%s" % t, headers={"X-In": "v1"})
+    assert r.status == 200, r
+    got = calls(backend, t, 2)
+    assert header(got["/echo/h"], "X-V") == ["v1"] and header(got["/echo/f"], "X-In") == ["v1"]
+    from blackbox.fanout import raw
+    out = raw(fo.port, b"GET /fwcrlf?tag=x HTTP/1.1\r\nHost: h\r\nX-In: a\rb\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out[:200]
 
 
 # ---- --check -----------------------------------------------------------------------------------
@@ -215,4 +465,59 @@ def test_check_placeholder_errors(fanout_bin, tmp_path):
     p, _ = check(fanout_bin, tmp_path, ep("/x/{id}", [
         be("a", u + "/{id}?p={query.page|1}&h={header.X-A|}",
            headers={"X-A": "{header.X-B|none} {{literal}}"})]))
+    assert p.returncode == 0, p.stderr
+
+
+def test_check_forward_errors(fanout_bin, tmp_path):
+    u = "http://127.0.0.1:9/x"
+    cases = [
+        (ep("/x", [be("a", u, forward_headers=["X-B"])], forward_headers=["X-A"]),
+         "endpoints[0].backends[0]: forward_headers: \"X-B\" is not forwarded by the "
+         "endpoint's forward_headers"),
+        (ep("/x", [be("a", u, forward_query=["b"])]),
+         "endpoints[0].backends[0]: forward_query: \"b\" is not forwarded by the endpoint's "
+         "forward_query"),
+        (ep("/x", [be("a", u, forward_query=["B"])], forward_query=["b"]),
+         "forward_query: \"B\" is not forwarded"),
+        (ep("/x", [be("a", u, forward_headers=["*"])], forward_headers=["X-A"]),
+         "endpoints[0].backends[0]: forward_headers: \"*\" needs \"*\" in the endpoint's "
+         "forward_headers"),
+        (ep("/x", [be("a", u, forward_headers=["Authorization"])], forward_headers=["*"]),
+         "forward_headers: \"Authorization\" is not forwarded by the endpoint's"),
+        (ep("/x", [be("a", u)], forward_headers=["Host"]),
+         "endpoints[0].forward_headers[0]: \"Host\" is never forwarded"),
+        (ep("/x", [be("a", u)], forward_headers=["connection"]),
+         "endpoints[0].forward_headers[0]: \"connection\" is never forwarded (a hop-by-hop "
+         "field)"),
+        (ep("/x", [be("a", u)], forward_headers=["X-A", "Proxy-Authorization"]),
+         "endpoints[0].forward_headers[1]: \"Proxy-Authorization\" is never forwarded"),
+        (ep("/x", [be("a", u)], forward_headers=["X-Timeout-Ms"]),
+         "\"X-Timeout-Ms\" is never forwarded (set by fanout)"),
+        (ep("/x", [be("a", u)], forward_headers=["Content-Length"]),
+         "\"Content-Length\" is never forwarded"),
+        (ep("/x", [be("a", u)], forward_headers=["accept-encoding"]),
+         "\"accept-encoding\" is never forwarded (fanout reads the answer"),
+        (ep("/x", [be("a", u)], forward_headers=["X-A", "x-a"]),
+         "endpoints[0].forward_headers[1]: \"x-a\" is listed twice"),
+        (ep("/x", [be("a", u)], forward_headers=["X A"]),
+         "endpoints[0].forward_headers[0]: \"X A\" is not a header field name"),
+        (ep("/x", [be("a", u)], forward_query=["a&b"]),
+         "endpoints[0].forward_query[0]: \"a&b\" a query name holds no"),
+        (ep("/x", [be("a", u)], forward_query=[""]),
+         "endpoints[0].forward_query[0]: \"\" must be a non-empty string"),
+        (ep("/x", [be("a", u)], forward_query="*"),
+         "endpoints[0].forward_query: must be an array of names, or [\"*\"]"),
+        (ep("/x", [be("a", u)], forward_query=["*", "*"]),
+         "endpoints[0].forward_query[1]: \"*\" \"*\" twice"),
+        (ep("/x", [be("a", u + "#frag")], forward_query=["a"]),
+         "endpoints[0].backends[0].url: a URL with a #fragment cannot take forward_query"),
+        (ep("/x", [be("a", u)], forward_body="yes"),
+         "endpoints[0].forward_body: must be true or false"),
+    ]
+    for e, want in cases:
+        assert_check_error(fanout_bin, tmp_path, e, want)
+    p, _ = check(fanout_bin, tmp_path, ep("/x", [
+        be("a", u, forward_headers=["X-A", "authorization"], forward_query=[]),
+        be("b", u + "#f", forward_query=[], forward_headers=["*"])],
+        forward_query=["*"], forward_headers=["*", "Authorization", "X-A"], forward_body=True))
     assert p.returncode == 0, p.stderr

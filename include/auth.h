@@ -95,6 +95,10 @@ bool fo_auth_name(const struct fo_auth_result *res, const char **p, size_t *len)
 bool fo_auth_claim_text(const struct fo_auth_result *res, const char *name, size_t n,
                         const char **p, size_t *len);
 
+/* The header an "api_keys" auth reads the key from, or NULL (another kind,
+ * or no auth): forward_headers' "*" leaves it out. */
+const char *fo_auth_secret_header(const struct fo_auth *a);
+
 /* Free what a result holds and zero it. */
 void fo_auth_result_clear(struct fo_auth_result *res);
 

@@ -171,6 +171,11 @@ static int claim_texts(struct fo_auth_result *res, const char *text)
     return rc;
 }
 
+const char *fo_auth_secret_header(const struct fo_auth *a)
+{
+    return a && a->kind == FO_AUTH_KIND_KEYS ? a->header : NULL;
+}
+
 bool fo_auth_name(const struct fo_auth_result *res, const char **p, size_t *len)
 {
     if (!res->name)

@@ -232,7 +232,9 @@ static enum MHD_Result start_endpoint(struct request *r)
     struct fo_tmpl_vals vals;
     fo_tmpl_resolve(ep->scope, r, &vals);
     char addr[INET6_ADDRSTRLEN] = "";
-    struct fo_fwd_client cl = {.conn = r->conn, .proto = "http"};
+    struct fo_fwd_client cl = {.conn = r->conn,
+                               .proto = "http",
+                               .secret = fo_auth_secret_header(fo_endpoint_auth(cfg, ep))};
     if (fo_fwd_active(&ep->fwd_headers))
         client_of(r->conn, addr, sizeof addr, &cl);
     struct fo_plan_src src = {

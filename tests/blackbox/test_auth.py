@@ -54,6 +54,10 @@ def fanout_config(backend):
                                headers={"X-User": "configured", "X-Tenant": "{jwt.tenant|none}",
                                         "X-Name": "{jwt.name|-}"})], auth={"jwt": JWT}),
             ep("/scoped/{t}", [be("e", echo + "&scope={jwt.scope}")], auth={"jwt": scoped}),
+            ep("/fwdall/{t}", [be("e", echo)], forward_headers=["*"]),
+            ep("/fwdjwt/{t}", [be("e", echo)], auth={"jwt": JWT}, forward_headers=["*"]),
+            ep("/fwdnamed/{t}", [be("e", echo)], auth={"jwt": JWT},
+               forward_headers=["Authorization"]),
         ],
     }
 
@@ -281,6 +285,24 @@ def test_required_claims(fo, backend):
             bearer(jwtkit.token(k, "RS256", jwtkit.claims(scope="none", exp=1))), 401)
     after = scrape(fo).get("fanout_auth_failures_total", reason="claims")
     assert after - before == len(bad)
+
+
+def test_forward_headers_star_leaves_the_credentials_out(fo, backend):
+    t = tag()
+    r = fo.get("/fwdall/%s" % t, {"X-Api-Key": API_KEY, "X-Other": "1"})
+    assert r.status == 200, r
+    req = backend.wait_request(t)
+    assert req.header("X-Other") == "1", req.headers  # "*" forwards the client's fields ...
+    assert req.header("X-Api-Key") is None, req.headers  # ... but not the route's API key
+    t = tag()
+    tok = jwtkit.token(keys(), "HS256", jwtkit.claims())
+    assert fo.get("/fwdjwt/%s" % t, dict(bearer(tok), **{"X-Other": "2"})).status == 200
+    req = backend.wait_request(t)
+    assert req.header("X-Other") == "2" and req.header("Authorization") is None, req.headers
+    # Named, Authorization is forwarded: the endpoint asked for it.
+    t = tag()
+    assert fo.get("/fwdnamed/%s" % t, bearer(tok)).status == 200
+    assert backend.wait_request(t).header("Authorization") == "Bearer " + tok
 
 
 def test_api_key_does_not_open_a_jwt_endpoint(fo, backend):

@@ -17,7 +17,7 @@
 BUILD ?= build
 SAN   ?=
 CC    ?= cc
-PKGS  := libmicrohttpd libcurl libcjson
+PKGS  := libmicrohttpd libcurl libcjson libjwt libcrypto
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
         -Wpointer-arith -Wundef -Wcast-qual -Wwrite-strings -Wno-unused-parameter -Werror

@@ -465,10 +465,13 @@ def describe_rc(rc):
 # wrk
 
 
-def run_wrk(url, threads, conns, secs, script="report.lua", env=None):
-    """One wrk run; returns the figures of common.lua's BENCH_JSON line plus rps (or raises)."""
+def run_wrk(url, threads, conns, secs, script="report.lua", env=None, headers=None):
+    """One wrk run; returns the figures of common.lua's BENCH_JSON line plus rps (or raises).
+    'headers' ({name: value}) go on every request (wrk -H)."""
     args = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % secs, "--latency",
             "-s", os.path.join(BENCH, "wrk", script), url]
+    for k, v in (headers or {}).items():
+        args[1:1] = ["-H", "%s: %s" % (k, v)]
     e = dict(os.environ)
     e["BENCH_WRK_DIR"] = os.path.join(BENCH, "wrk")
     e.update(env or {})
@@ -491,7 +494,7 @@ def run_wrk(url, threads, conns, secs, script="report.lua", env=None):
     raise RuntimeError("wrk gave no figures (exit %s): %s" % (p.returncode, text[-500:]))
 
 
-def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
+def measure(url, threads, conns, secs, script, env, fanout_pid, nginx, headers=None):
     """wrk at 'url' while sampling fanout (if any) and nginx's worker. Returns a row dict."""
     sampler = Sampler(fanout_pid) if fanout_pid else None
     if sampler:
@@ -501,7 +504,7 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
     n0 = cpu_ticks(nginx.worker) if nginx.worker else None
     t0 = time.monotonic()
     try:
-        w = run_wrk(url, threads, conns, secs, script, env)
+        w = run_wrk(url, threads, conns, secs, script, env, headers)
     finally:
         t1 = time.monotonic()
         f1 = cpu_times(fanout_pid) if fanout_pid else None
@@ -571,6 +574,8 @@ def scenarios(long_s, short_s):
          "backends": WRAPPED3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "shape": SHAPE},
         {"key": "shaping_items", "label": "shaping: the same over every item (*)",
          "backends": WRAPPED3, "t": 2, "c": 64, "d": short_s, "e_n": 3, "shape": SHAPE_ITEMS},
+        {"key": "throughput_jwt", "label": "throughput: 3 static, JWT RS256 verified",
+         "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "jwt": True},
         {"key": "throughput_go", "label": "Go peer: throughput, 3 static", "backends": STATIC3,
          "t": 2, "c": 64, "d": long_s, "e_n": 3, "peer": "go", "strace": True},
         {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
@@ -617,28 +622,53 @@ def run_ref(sc, nginx):
     return row
 
 
-def probe(fo, sc, nginx):
+def probe(fo, sc, nginx, headers=None):
     """One request before the load: what a client sees (status, X-Fanout-Complete, size)."""
     if sc.get("batch"):
         st, body = http_get(fo.url(BATCH_PATH), "POST", batch_body(nginx),
                             {"Content-Type": "application/json"})
     else:
-        st, body = http_get(fo.url("/api/d/42"), timeout=10.0)
+        st, body = http_get(fo.url("/api/d/42"), headers=headers, timeout=10.0)
     return {"status": st, "complete": http_get.last_headers.get("x-fanout-complete"),
             "connection": http_get.last_headers.get("connection"), "bytes": len(body or b""),
             "body_head": (body or b"")[:160].decode(errors="replace")}
 
 
+def jwt_auth(tmp):
+    """The throughput_jwt scenario's auth (an RS256 JWKS of a key made now with openssl, under
+    'tmp') and the Authorization header of a valid token, made once per bench run with the
+    auth tests' kit (tests/blackbox/jwtkit.py)."""
+    if "auth" not in JWT_CACHE:
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+        from blackbox import jwtkit
+        keys = jwtkit.Keys(tmp, "bench-")
+        path = os.path.join(tmp, "bench-jwks.json")
+        with open(path, "w") as f:
+            json.dump({"keys": [keys.jwk_rsa()]}, f)
+        tok = jwtkit.token(keys, "RS256", jwtkit.claims(exp=int(time.time()) + 86400))
+        JWT_CACHE["auth"] = {"jwt": {"alg": ["RS256"], "keys_file": path,
+                                     "issuer": "https://issuer.test", "audience": "fanout-test",
+                                     "forward_claims": {"X-User": "sub"}}}
+        JWT_CACHE["headers"] = {"Authorization": "Bearer " + tok}
+    return JWT_CACHE["auth"], JWT_CACHE["headers"]
+
+
+JWT_CACHE = {}
+
+
 def run_fanout_scenario(sc, nginx, tmp, rnd):
     cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000),
                         shape=sc.get("shape"))
+    headers = None
+    if sc.get("jwt"):
+        cfg["endpoints"][0]["auth"], headers = jwt_auth(tmp)
     fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg,
                 binary=GOAGG if sc.get("peer") == "go" else None)
     notes = []
     row = {}
     fo.start()
     try:
-        pr = probe(fo, sc, nginx)
+        pr = probe(fo, sc, nginx, headers)
         row["probe"] = pr
         want_complete = "false" if sc["key"].startswith("deadline") else "true"
         if pr["status"] != 200 or pr["complete"] != want_complete:
@@ -656,12 +686,13 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
             script = sc.get("script", "fanout.lua")
             warm = 1
             try:
-                run_wrk(url, sc["t"], sc["c"], warm, script, env)
+                run_wrk(url, sc["t"], sc["c"], warm, script, env, headers)
             except RuntimeError as e:
                 notes.append("warm-up: %s" % e)
             if not fo.alive():
                 raise RuntimeError("fanout died during warm-up")
-            row.update(measure(url, sc["t"], sc["c"], sc["d"], script, env, fo.proc.pid, nginx))
+            row.update(measure(url, sc["t"], sc["c"], sc["d"], script, env, fo.proc.pid, nginx,
+                               headers))
             w = row["wrk"]
             counts = {k: int(w.get(k, 0)) for k in ("n_200", "n_502", "n_504", "n_other",
                                                      "n_complete", "n_partial", "n_nohdr")}

@@ -11,7 +11,9 @@
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
  *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
  *       service/tmpl.c service/placeholder.c service/forward.c service/token.c service/buf.c \
- *       -lcjson -lmicrohttpd -o /tmp/fuzz_config */
+ *       service/auth_config.c service/auth.c service/cors.c service/jwks.c service/jwt_verify.c \
+ *       service/jwt_cache.c service/b64url.c service/json.c \
+ *       -lcjson -lmicrohttpd -ljwt -lcrypto -o /tmp/fuzz_config */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

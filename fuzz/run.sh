@@ -34,14 +34,14 @@ else
 fi
 
 command -v "$CLANG" >/dev/null || { echo "run.sh: $CLANG not found (scripts/deps.sh test)" >&2; exit 2; }
-pkgflags=$(pkg-config --cflags --libs libcjson libcurl) || { echo "run.sh: pkg-config failed" >&2; exit 2; }
+pkgflags=$(pkg-config --cflags --libs libcjson libcurl libjwt libcrypto) || { echo "run.sh: pkg-config failed" >&2; exit 2; }
 mhdflags=$(pkg-config --cflags --libs libmicrohttpd) || mhdflags=-lmicrohttpd
 
 # What a target links: the service/*.c and -lNAME words of the clang command line in its
 # header comment (from the line naming clang to the end of the comment).
 link_words() {
     sed -n '1,/^#include/p' "$1" | sed -n '/clang /,/\*\//p' |
-        grep -oE 'service/[a-z_]+\.c|(^|[[:space:]])-l[a-z0-9_]+' | tr -d '[:space:]' |
+        grep -oE 'service/[a-z0-9_]+\.c|(^|[[:space:]])-l[a-z0-9_]+' | tr -d '[:space:]' |
         sed 's/-l/ -l/g; s/\.c/.c /g'
 }
 

@@ -21,6 +21,9 @@
 #include "forward.h"
 #include "tmpl.h"
 
+struct fo_auth; /* auth.h */
+struct fo_cors; /* cors.h */
+
 /* One backend call of a configured endpoint. */
 struct fo_backend_conf {
     char *name;           /* Unique within the endpoint; the key in the result. */
@@ -53,6 +56,10 @@ struct fo_endpoint_conf {
     struct fo_backend_conf *backends; /* nbackends >= 1 of them. */
     size_t nbackends;
     struct fo_shape shape; /* Endpoint ops on the merged document (only 'ops' is used). */
+    struct fo_auth *auth;  /* Own "auth" (NULL: none or null), when auth_set. */
+    bool auth_set;         /* "auth" was given: it replaces the top-level one. */
+    struct fo_cors *cors;  /* Own "cors" (NULL: none or null), when cors_set. */
+    bool cors_set;         /* "cors" was given: it replaces the top-level one. */
 };
 
 /* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */
@@ -77,6 +84,8 @@ struct fo_config {
     struct fo_endpoint_conf *endpoints; /* nendpoints of them (may be 0). */
     size_t nendpoints;
     struct fo_aggregate_conf aggregate;
+    struct fo_auth *auth; /* "auth": default of every endpoint and of the batch, or NULL. */
+    struct fo_cors *cors; /* "cors": default of every endpoint and of the batch, or NULL. */
 
     /* Operations. A path of NULL means that route is off. */
     char *health_path;      /* "health_path", default "/health". */
@@ -117,6 +126,12 @@ void fo_config_destroy(struct fo_config *cfg);
  * fo_config_parse reads with: types, ranges, defaults, descriptions, required keys, no
  * others. Returns 0, -ENOMEM or -E2BIG ('out' full). Thread-safe. */
 int fo_config_schema(struct fo_buf *out);
+
+/* The auth and the CORS policy that apply to endpoint 'ep' (NULL: none). */
+const struct fo_auth *fo_endpoint_auth(const struct fo_config *cfg,
+                                       const struct fo_endpoint_conf *ep);
+const struct fo_cors *fo_endpoint_cors(const struct fo_config *cfg,
+                                       const struct fo_endpoint_conf *ep);
 
 /* Parse "host:port", "[v6]:port" or ":port" (any IPv4 address) into a numeric
  * host and a port. Returns 0 or -EINVAL. */

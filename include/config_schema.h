@@ -28,6 +28,7 @@ struct fo__vctx {
     bool oom;              /* An allocation failed: the result is -ENOMEM. */
     const char *text;      /* Borrowed: the config's text (for keys read from it), or NULL. */
     size_t text_len;
+    const char *dir; /* Borrowed: the config file's folder (keys files), or NULL. */
 };
 
 enum fo__ftype {

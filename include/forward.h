@@ -58,6 +58,8 @@ struct fo_fwd_client {
     struct MHD_Connection *conn; /* Borrowed: the client's parsed head. */
     const char *addr;            /* Its address as text, or NULL. */
     const char *proto;           /* "http" or "https". */
+    const char *secret;          /* The route's API key header ("*" leaves it out, as it
+                                    leaves out Authorization), or NULL. */
 };
 
 /* Append to 'url' (an expanded URL, NUL-terminated in the buffer from

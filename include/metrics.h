@@ -84,6 +84,9 @@ void fo_metrics_backend_release(struct fo_metrics *m, struct fo_backend_stats *b
 void fo_metrics_request(struct fo_endpoint_stats *ep, unsigned status, int64_t us);
 void fo_metrics_call(struct fo_backend_stats *b, enum fo_outcome o, int64_t us);
 
+/* Count a request refused by its auth, by reason (enum fo_auth_reason). Lock-free. */
+void fo_metrics_auth_failure(struct fo_metrics *m, unsigned reason);
+
 /* Count a config reload attempt. Lock-free. */
 void fo_metrics_reload(struct fo_metrics *m, int ok);
 

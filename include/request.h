@@ -22,11 +22,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "auth.h"
 #include "batch.h"
 #include "budget.h"
 #include "buf.h"
 #include "chan.h"
 #include "conns.h"
+#include "cors.h"
 #include "ctx.h"
 #include "metrics.h"
 #include "plan.h"
@@ -102,6 +104,12 @@ struct request {
     struct fo_plan plan;   /* The calls, in config (or body) order. */
     size_t ncalls;         /* Calls made: plan.n once launched (0 if refused). */
     struct fo_tally tally; /* Fan-in: written by the worker, read after resume. */
+
+    struct fo_auth_result auth; /* Who called, once the endpoint's auth passed. */
+    int auth_failed;            /* enum fo_auth_reason of a refusal, or -1. */
+    char www_auth[160];         /* WWW-Authenticate of the answer, or "". */
+    const struct fo_cors *cors; /* The policy the answer follows (config's), or NULL. */
+    bool preflight;             /* Answered as a CORS preflight (its headers are set). */
 
     bool waiting;    /* Counted in front->waiting and admitted (calls budget). */
     unsigned status; /* The answer's status, once queued. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh -- install the Debian packages a task needs, only those missing.
 #
-#   scripts/deps.sh build     compiler and the three libraries
+#   scripts/deps.sh build     compiler and the libraries
 #   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan),
+#                             openssl (the auth tests' keys and signatures),
 #                             scdoc, groff, man-db, systemd (man pages, unit checks)
 #   scripts/deps.sh bench     build + nginx (with echo module), wrk, valgrind, Go (the peer),
 #                             gnuplot (plots), strace (syscall counts)
@@ -12,12 +13,13 @@
 # Needs root (or sudo) the first time on a fresh Debian 12 machine.
 set -euo pipefail
 
-build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev)
+# libjwt-dev (the OpenSSL flavour) and libssl-dev (libcrypto): JWT verification, key hashing.
+build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libjwt-dev libssl-dev)
 # The Debian package (dpkg-buildpackage, lintian): see .ci/run.
 pkg=("${build[@]}" scdoc debhelper dpkg-dev lintian)
 # groff, man-db, scdoc: the man pages (built and checked); systemd: systemd-analyze verify.
 test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint
-      procps scdoc groff man-db systemd)
+      procps scdoc groff man-db systemd openssl)
 bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3 golang-go gnuplot-nox
        strace)
 

@@ -38,6 +38,10 @@ enum MHD_Result fo__answer(struct request *r, unsigned status, struct MHD_Respon
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !r->probe)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->www_auth[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
+    if (r->cors && !r->preflight)
+        fo_cors_answer(r->cors, r->conn, resp);
     if (r->close || atomic_load_explicit(&r->front->draining, memory_order_relaxed))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->state = REQ_DONE;
@@ -196,6 +200,12 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
     const char *label = fo__request_stats(r) ? fo__request_stats(r)->label : "other";
     fo_json_put_string(&b, label, strlen(label));
     fo_buf_printf(&b, ",\"status\":%u", r->status);
+    if (r->auth.name) { /* The key's name, never the key. */
+        fo_buf_puts(&b, ",\"auth\":");
+        fo_json_put_string(&b, r->auth.name, strlen(r->auth.name));
+    }
+    if (r->auth_failed >= 0)
+        fo_buf_printf(&b, ",\"auth_failed\":\"%s\"", fo_auth_reason_name(r->auth_failed));
     if (r->ncalls)
         fo_buf_printf(&b, ",\"complete\":%s", r->complete ? "true" : "false");
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)

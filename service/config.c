@@ -22,9 +22,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "config_schema.h"
 #include "config_shape.h"
+#include "cors.h"
 #include "token.h"
 #include "json.h"
 #include "log.h"
@@ -423,6 +425,49 @@ static bool parse_endpoints(struct fo__vctx *c, const struct fo__field *f, const
     return true;
 }
 
+/* "auth" and "cors": at the top level the default, on an endpoint its own (null: none). */
+static bool parse_root_auth(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                            const char *path, void *base, const void *up)
+{
+    struct fo_config *cfg = base;
+    return fo__auth_parse(c, v, path, c->dir, &cfg->auth);
+}
+
+static bool parse_endpoint_auth(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                                const char *path, void *base, const void *up)
+{
+    struct fo_endpoint_conf *e = base;
+    e->auth_set = true;
+    return fo__auth_parse(c, v, path, c->dir, &e->auth);
+}
+
+static bool parse_root_cors(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                            const char *path, void *base, const void *up)
+{
+    struct fo_config *cfg = base;
+    return fo__cors_parse(c, v, path, &cfg->cors);
+}
+
+static bool parse_endpoint_cors(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
+                                const char *path, void *base, const void *up)
+{
+    struct fo_endpoint_conf *e = base;
+    e->cors_set = true;
+    return fo__cors_parse(c, v, path, &e->cors);
+}
+
+const struct fo_auth *fo_endpoint_auth(const struct fo_config *cfg,
+                                       const struct fo_endpoint_conf *ep)
+{
+    return ep && ep->auth_set ? ep->auth : cfg->auth;
+}
+
+const struct fo_cors *fo_endpoint_cors(const struct fo_config *cfg,
+                                       const struct fo_endpoint_conf *ep)
+{
+    return ep && ep->cors_set ? ep->cors : cfg->cors;
+}
+
 /* A wrong aggregate path leaves none, so no cross check compares the default. */
 static bool parse_aggregate_path(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
                                  const char *path, void *base, const void *up)
@@ -550,6 +595,17 @@ static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
 #define PASS_SCHEMA                                                                                \
     "{\"type\": \"array\", \"minItems\": 1, \"maxItems\": 16, \"items\": {\"type\": "             \
     "\"integer\", \"minimum\": 400, \"maximum\": 499}}"
+#define AUTH_SCHEMA                                                                                \
+    "{\"type\": [\"object\", \"null\"], \"minProperties\": 1, \"maxProperties\": 1, "           \
+    "\"properties\": {\"api_keys\": {\"type\": \"object\"}, \"jwt\": {\"type\": \"object\"}}, "  \
+    "\"additionalProperties\": false}"
+#define CORS_SCHEMA                                                                                \
+    "{\"type\": [\"object\", \"null\"], \"required\": [\"allow_origins\"], \"properties\": {"  \
+    "\"allow_origins\": {\"type\": \"array\", \"minItems\": 1, \"items\": {\"type\": "         \
+    "\"string\"}}, \"allow_methods\": {\"type\": \"array\"}, \"allow_headers\": {\"type\": "   \
+    "\"array\"}, \"expose_headers\": {\"type\": \"array\"}, \"allow_credentials\": {\"type\": " \
+    "\"boolean\"}, \"max_age_s\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": "        \
+    "86400}}, \"additionalProperties\": false}"
 #define FWD_SCHEMA                                                                                 \
     "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"minLength\": 1}}"
 #define HOSTS_SCHEMA                                                                               \
@@ -621,6 +677,10 @@ static const struct fo__field endpoint_fields[] = {
     {.key = "ops", .type = FO_FT_CUSTOM, .parse = fo__parse_ops, .schema = OPS_SCHEMA,
      .offset = offsetof(struct fo_endpoint_conf, shape),
      .doc = "del / move / append operations on the merged document"},
+    CUSTOM("auth", struct fo_endpoint_conf, auth, parse_endpoint_auth, AUTH_SCHEMA,
+           "who may call: api_keys or jwt; replaces the top-level auth, null for none"),
+    CUSTOM("cors", struct fo_endpoint_conf, cors, parse_endpoint_cors, CORS_SCHEMA,
+           "cross-origin policy; replaces the top-level cors, null for none"),
 };
 static const struct fo__table endpoint_table = TABLE(endpoint_fields, NULL);
 
@@ -677,6 +737,10 @@ static const struct fo__field root_fields[] = {
     {.key = "aggregate", .type = FO_FT_OBJECT, .sub = &aggregate_table,
      .offset = offsetof(struct fo_config, aggregate),
      .doc = "the ad-hoc batch (POST /aggregate), off unless allow_hosts is given"},
+    CUSTOM("auth", struct fo_config, auth, parse_root_auth, AUTH_SCHEMA,
+           "default auth of every endpoint and of the batch: api_keys or jwt"),
+    CUSTOM("cors", struct fo_config, cors, parse_root_cors, CORS_SCHEMA,
+           "default cross-origin policy of every endpoint and of the batch"),
     ROOT_PROBE(health_path, "/health", "health route; null turns it off"),
     ROOT_PROBE(ready_path, "/ready", "readiness route; null turns it off"),
     ROOT_PROBE(metrics_path, "/metrics", "Prometheus metrics route; null turns it off"),
@@ -742,7 +806,11 @@ void fo_config_destroy(struct fo_config *cfg)
         fo_fwd_list_free(&e->fwd_query);
         fo_fwd_list_free(&e->fwd_headers);
         free(e->method);
+        fo_auth_destroy(e->auth);
+        fo_cors_destroy(e->cors);
     }
+    fo_auth_destroy(cfg->auth);
+    fo_cors_destroy(cfg->cors);
     free(cfg->endpoints);
     free(cfg->aggregate.path);
     free_lines(cfg->aggregate.allow_hosts, cfg->aggregate.nallow);

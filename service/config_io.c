@@ -41,9 +41,12 @@ static long find_nul_escape(const char *s, size_t n)
     return -1;
 }
 
-int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors)
+/* fo_config_parse, with files the config names taken relative to 'dir'. */
+static int parse_in(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors,
+                    const char *dir)
 {
-    struct fo__vctx c = {.errors = errors, .nerr = 0, .oom = false, .text = text, .text_len = n};
+    struct fo__vctx c = {
+        .errors = errors, .nerr = 0, .oom = false, .text = text, .text_len = n, .dir = dir};
     struct fo_config *cfg = NULL;
     cJSON *root = NULL;
     char *copy = NULL;
@@ -104,6 +107,11 @@ out:
     return rc;
 }
 
+int fo_config_parse(struct fo_config **out, const char *text, size_t n, struct fo_buf *errors)
+{
+    return parse_in(out, text, n, errors, NULL);
+}
+
 /* Append "what: reason\n" when there is an errors buffer. */
 static void load_error(struct fo_buf *errors, const char *what, const char *reason)
 {
@@ -156,7 +164,12 @@ int fo_config_load(struct fo_config **out, const char *path, struct fo_buf *erro
         text.len += (size_t)r;
         text.data[text.len] = '\0';
     }
-    rc = fo_config_parse(out, text.data ? text.data : "", text.len, errors);
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 0, path);
+    if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    rc = parse_in(out, text.data ? text.data : "", text.len, errors, slash ? dir : NULL);
 out:
     if (fd >= 0)
         close(fd);

@@ -170,6 +170,7 @@ int fo_fwd_query(struct fo_buf *url, size_t start, const struct fo_fwd_list *l,
 
 struct header_fwd {
     const struct fo_fwd_list *l;
+    const char *secret; /* Borrowed: a credential field "*" leaves out, or NULL. */
     struct fo_buf *out;
     size_t lines;
     struct fo_buf xff; /* The client's X-Forwarded-For values, joined by ", ". */
@@ -269,12 +270,13 @@ static bool in_connection(struct header_fwd *h, const char *name, size_t n)
     return f.found;
 }
 
-/* 'l' forwards the client's field 'name': named, or "*" (which leaves out Authorization). */
-static bool forwards(const struct fo_fwd_list *l, const char *name, size_t n)
+/* 'l' forwards the client's field 'name': named, or "*" (which leaves out Authorization and
+ * the route's API key field 'secret'). */
+static bool forwards(const struct fo_fwd_list *l, const char *name, size_t n, const char *secret)
 {
     if (fo_fwd_names(l, name, n, true))
         return true;
-    return l->all && !is(name, n, "Authorization");
+    return l->all && !is(name, n, "Authorization") && !(secret && is(name, n, secret));
 }
 
 static int put_line(struct header_fwd *h, const char *name, size_t n, const char *v, size_t vn)
@@ -299,7 +301,7 @@ static enum MHD_Result fwd_field(void *cls, enum MHD_ValueKind kind, const char 
         value = "";
         value_size = 0;
     }
-    if (!forwards(h->l, key, key_size) || fo_fwd_header_never(key, key_size) ||
+    if (!forwards(h->l, key, key_size, h->secret) || fo_fwd_header_never(key, key_size) ||
         in_connection(h, key, key_size))
         return MHD_YES;
     if (has_bad_byte(key, key_size) || has_bad_byte(value, value_size)) {
@@ -323,7 +325,7 @@ int fo_fwd_headers(struct fo_buf *out, size_t *nlines, const struct fo_fwd_list 
     *nlines = 0;
     if (!fo_fwd_active(l))
         return 0;
-    struct header_fwd h = {.l = l, .out = out, .conn = cl->conn};
+    struct header_fwd h = {.l = l, .secret = cl->secret, .out = out, .conn = cl->conn};
     fo_buf_init(&h.xff, FO_BUF_UNLIMITED);
     MHD_get_connection_values_n(cl->conn, MHD_HEADER_KIND, collect_tokens, &h);
     MHD_get_connection_values_n(cl->conn, MHD_HEADER_KIND, fwd_field, &h);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "auth.h"
 #include "version.h"
 
 /* Bucket upper bounds, microseconds; the last bucket is +Inf. */
@@ -43,6 +44,7 @@ struct fo_metrics {
     size_t nlive;                        /* Series with references; 'lock'. */
     size_t norphans;                     /* Series without, still listed; 'lock'. */
     atomic_uint_fast64_t reloads_ok, reloads_failed;
+    atomic_uint_fast64_t auth_failures[FO_AUTH_NREASONS]; /* By enum fo_auth_reason. */
 };
 
 int fo_metrics_create(struct fo_metrics **out)
@@ -217,6 +219,12 @@ void fo_metrics_call(struct fo_backend_stats *b, enum fo_outcome o, int64_t us)
     observe(&b->duration, us);
 }
 
+void fo_metrics_auth_failure(struct fo_metrics *m, unsigned reason)
+{
+    if (reason < FO_AUTH_NREASONS)
+        atomic_fetch_add_explicit(&m->auth_failures[reason], 1, memory_order_relaxed);
+}
+
 void fo_metrics_reload(struct fo_metrics *m, int ok)
 {
     atomic_fetch_add_explicit(ok ? &m->reloads_ok : &m->reloads_failed, 1, memory_order_relaxed);
@@ -300,6 +308,14 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
         (unsigned long long)g->calls_in_flight, (unsigned long long)g->client_connections,
         (unsigned long long)g->backend_connections, (unsigned long long)atomic_load(&m->reloads_ok),
         (unsigned long long)atomic_load(&m->reloads_failed));
+    if (rc == 0)
+        rc = fo_buf_puts(out, "# HELP fanout_auth_failures_total Requests refused by their "
+                              "endpoint's auth, by reason.\n"
+                              "# TYPE fanout_auth_failures_total counter\n");
+    for (unsigned i = 0; i < FO_AUTH_NREASONS && rc == 0; i++)
+        rc = fo_buf_printf(out, "fanout_auth_failures_total{reason=\"%s\"} %llu\n",
+                           fo_auth_reason_name(i),
+                           (unsigned long long)atomic_load(&m->auth_failures[i]));
 
     pthread_mutex_lock(&m->lock);
     if (rc == 0)

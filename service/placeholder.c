@@ -120,11 +120,42 @@ static void lookup_header(const void *req, const char *s, size_t n, int id, stru
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, find_header, &f);
 }
 
+/* ---- {auth.name}, {jwt.<claim>}: who called (auth.h) ---- */
+
+static int bind_auth(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    if (n == 4 && memcmp(s, "name", 4) == 0)
+        return 0;
+    snprintf(err, errlen, "{auth.%.*s}: the auth namespace has only {auth.name}", (int)n, s);
+    return -EINVAL;
+}
+
+static void lookup_auth(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    const struct request *r = req;
+    if (fo_auth_name(&r->auth, &out->p, &out->len))
+        out->pct = false;
+}
+
+static int bind_jwt(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    return 0; /* Any claim name; an absent claim takes the default. */
+}
+
+static void lookup_jwt(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+    const struct request *r = req;
+    if (fo_auth_claim_text(&r->auth, s, n, &out->p, &out->len))
+        out->pct = false;
+}
+
 /* The namespaces. A new one is a row here (and its bind and lookup). */
 static const struct fo_tmpl_ns namespaces[] = {
     {.name = "", .bind = bind_path, .lookup = lookup_path},
     {.name = "query", .bind = bind_query, .lookup = lookup_query},
     {.name = "header", .fold_case = true, .bind = bind_header, .lookup = lookup_header},
+    {.name = "auth", .bind = bind_auth, .lookup = lookup_auth},
+    {.name = "jwt", .bind = bind_jwt, .lookup = lookup_jwt},
 };
 
 int fo_placeholder_scope(struct fo_tmpl_scope **out, const struct fo_endpoint_conf *ep)

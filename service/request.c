@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -182,6 +183,25 @@ static enum MHD_Result launch(struct request *r)
     return MHD_YES;
 }
 
+/* The auth of the route refuses the request: answer it (401 or 403, no
+ * backend call), count it by reason, and return true. */
+static bool refused(struct request *r, const struct fo_auth *a, enum MHD_Result *res)
+{
+    struct fo_auth_fail f;
+    int rc = fo_auth_check(a, r->conn, (int64_t)time(NULL), &r->auth, &f);
+    if (rc == 0)
+        return false;
+    if (rc == -ENOMEM) {
+        *res = MHD_NO;
+        return true;
+    }
+    fo_metrics_auth_failure(r->front->metrics, f.reason);
+    r->auth_failed = (int)f.reason;
+    snprintf(r->www_auth, sizeof r->www_auth, "%s", f.www);
+    *res = fo_request_error(r, f.status, f.code, f.message, NULL);
+    return true;
+}
+
 /* The client's address as text, and whether it reached fanout over TLS. */
 static void client_of(struct MHD_Connection *c, char *addr, size_t len, struct fo_fwd_client *cl)
 {
@@ -213,7 +233,9 @@ static enum MHD_Result start_endpoint(struct request *r)
     struct fo_tmpl_vals vals;
     fo_tmpl_resolve(ep->scope, r, &vals);
     char addr[INET6_ADDRSTRLEN] = "";
-    struct fo_fwd_client cl = {.conn = r->conn, .proto = "http"};
+    struct fo_fwd_client cl = {.conn = r->conn,
+                               .proto = "http",
+                               .secret = fo_auth_secret_header(fo_endpoint_auth(cfg, ep))};
     if (fo_fwd_active(&ep->fwd_headers))
         client_of(r->conn, addr, sizeof addr, &cl);
     struct fo_plan_src src = {
@@ -236,6 +258,8 @@ static enum MHD_Result start_endpoint(struct request *r)
     if (rc < 0)
         return MHD_NO;
     enum MHD_Result res;
+    if (fo_auth_apply(&r->auth, &r->plan) < 0) /* forward_claims headers. */
+        return MHD_NO;
     if (prepare(r, timeout, &res) < 0)
         return res;
     r->report = ep->report;
@@ -344,17 +368,76 @@ static bool probe(struct request *r, const char *url, const char *method, enum M
 
 /* ---- routing ---- */
 
+/* A CORS preflight for a route under a policy: 204 with the policy's
+ * headers, no backend call, no auth (browsers send no credentials on a
+ * preflight). Returns false when no route of 'url' has a policy: the
+ * request is then routed like any other (405 on an endpoint path). */
+static bool preflight(struct request *r, const char *url, enum MHD_Result *res)
+{
+    const struct fo_config *cfg = r->rt->cfg;
+    const char *want =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    const struct fo_cors *p = NULL;
+    struct fo_buf methods; /* The methods of the path's endpoints, for Allow-Methods. */
+    fo_buf_init(&methods, FO_BUF_UNLIMITED);
+    bool batch = cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0;
+    if (batch) {
+        p = cfg->cors;
+        if (fo_buf_puts(&methods, "POST") < 0)
+            fo_panic("out of memory");
+    }
+    size_t n = strlen(url);
+    bool exact = false; /* 'p' is the policy of an endpoint of the wanted method. */
+    for (size_t i = 0; !batch && i < cfg->nendpoints; i++) {
+        const struct fo_endpoint_conf *ep = &cfg->endpoints[i];
+        struct fo_params params = {0};
+        int m = fo_path_match(ep->pattern, url, n, &params);
+        fo_params_clear(&params);
+        const struct fo_cors *c = m ? fo_endpoint_cors(cfg, ep) : NULL;
+        if (!c)
+            continue;
+        if ((methods.len && fo_buf_puts(&methods, ", ") < 0) ||
+            fo_buf_puts(&methods, ep->method) < 0)
+            fo_panic("out of memory");
+        if (!exact && (!p || strcmp(ep->method, want) == 0)) {
+            p = c;
+            exact = strcmp(ep->method, want) == 0;
+        }
+    }
+    if (!p) {
+        fo_buf_free(&methods);
+        return false;
+    }
+    r->cors = p;
+    r->preflight = true;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        fo_buf_free(&methods);
+        *res = MHD_NO;
+        return true;
+    }
+    fo_cors_preflight(p, r->conn, methods.data, resp);
+    fo_buf_free(&methods);
+    *res = fo__answer(r, MHD_HTTP_NO_CONTENT, resp, NULL, NULL);
+    return true;
+}
+
 enum MHD_Result fo_request_route(struct request *r, const char *url, const char *method)
 {
     const struct fo_config *cfg = r->rt->cfg;
     enum MHD_Result res;
     if (probe(r, url, method, &res))
         return res;
+    if (fo_cors_is_preflight(r->conn, method) && preflight(r, url, &res))
+        return res;
 
     if (cfg->aggregate.enabled && strcmp(url, cfg->aggregate.path) == 0) {
+        r->cors = cfg->cors;
         if (strcmp(method, "POST") != 0)
             return fo_request_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                                     "use POST", "POST");
+        if (cfg->auth && refused(r, cfg->auth, &res))
+            return res;
         return start_batch(r);
     }
 
@@ -379,6 +462,12 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
         fo_buf_free(&allow);
         r->ep = ep;
         r->ep_index = i;
+        r->cors = fo_endpoint_cors(cfg, ep);
+        const struct fo_auth *a = fo_endpoint_auth(cfg, ep);
+        if (a && refused(r, a, &res)) {
+            fo_params_clear(&params);
+            return res;
+        }
         if (m < 0)
             return fo_request_error(r, MHD_HTTP_BAD_REQUEST, "invalid_param",
                                     "a path parameter is malformed (bad %-escape, '.' or '..', "
@@ -418,6 +507,7 @@ struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,
     r->start_us = fo_clock_us();
     r->method = method;
     r->url = url;
+    r->auth_failed = -1;
     fo_buf_init(&r->body, rt->cfg->max_body_bytes);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -445,6 +535,7 @@ void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe)
     fo_ctx_destroy(r->ctx);
     fo_batch_destroy(r->batch);
     fo_params_clear(&r->params);
+    fo_auth_result_clear(&r->auth);
     fo_buf_free(&r->body);
     fo_runtime_put(r->rt);
     free(r);

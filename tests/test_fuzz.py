@@ -2,7 +2,7 @@
 -fsanitize=fuzzer,address,undefined, FANOUT_FUZZ_SECONDS (default 20) on a copy of its seed
 corpus. One pytest test per target; it fails on a crash, leak, UB report or timeout, and the
 failure message carries the sanitizer summary and the crashing input (also saved under
-build/fuzz/artifacts/). Four targets x 20 s keep the suite's fuzzing to about 80 s."""
+build/fuzz/artifacts/). Six targets x 20 s keep the suite's fuzzing to about 120 s."""
 
 import glob
 import os

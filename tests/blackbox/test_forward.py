@@ -437,7 +437,7 @@ def test_check_placeholder_errors(fanout_bin, tmp_path):
     u = "http://127.0.0.1:9/x"
     cases = [
         (be("a", u + "/{nope.x}"), "endpoints[0].backends[0].url: unknown placeholder "
-         "namespace \"nope\" in {nope.x} (known: query, header)"),
+         "namespace \"nope\" in {nope.x} (known: query, header, auth, jwt)"),
         (be("a", u + "/{query.}"), "endpoints[0].backends[0].url: empty name in {query.}"),
         (be("a", u + "/{query.a&b}"), "endpoints[0].backends[0].url: query name \"a&b\""),
         (be("a", u + "/{header.a@b}"), "endpoints[0].backends[0].url: header name \"a@b\" "

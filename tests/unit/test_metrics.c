@@ -824,6 +824,7 @@ static void test_exposition_families(void **state)
         {"fanout_client_connections", "gauge"},
         {"fanout_backend_connections_opened_total", "counter"},
         {"fanout_config_reloads_total", "counter"},
+        {"fanout_auth_failures_total", "counter"},
         {"fanout_requests_total", "counter"},
         {"fanout_request_duration_seconds", "histogram"},
         {"fanout_backend_calls_total", "counter"},

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "resil_conf.h"
 #include "tmpl.h"
 
 /* One backend call of a configured endpoint. */
@@ -30,6 +31,8 @@ struct fo_backend_conf {
     int64_t timeout_ms; /* Own cap, 0 = only the request deadline. */
     bool required;      /* Its failure fails the whole request. */
     bool merge;         /* Lift an object body's members to the top level. */
+    struct fo_resil_conf resil; /* hosts, retry, hedge, breaker, rate_limit, stale (resil.h). */
+    uint64_t def_hash;          /* Of its endpoint's route and its own definition text. */
 };
 
 /* One configured endpoint. */
@@ -41,6 +44,8 @@ struct fo_endpoint_conf {
     bool report;                      /* Add the "_fanout" report. */
     struct fo_backend_conf *backends; /* nbackends >= 1 of them. */
     size_t nbackends;
+    struct fo_rate_conf rate_limit; /* Requests over it get 503 rate_limited. */
+    uint64_t rate_hash;             /* Of its route and its rate_limit text. */
 };
 
 /* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */
@@ -87,6 +92,7 @@ struct fo_config {
     size_t max_host_connections; /* Connections per worker to one host:port, default 0 (no cap). */
     size_t max_request_response_bytes; /* Body bytes one request may hold, default 16 MiB. */
     size_t max_buffered_bytes;         /* Body and answer bytes of all requests, default 256 MiB. */
+    struct fo_retry_budget_conf retry_budget; /* Cap on retries in flight. */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

@@ -14,11 +14,13 @@ enum fo_outcome {
     FO_ERR_INVALID_JSON, /* 2xx, but the body is not valid JSON. */
     FO_ERR_TOO_LARGE,    /* The body went past the response size limit. */
     FO_ERR_CANCELLED,    /* Aborted: client gone, a required sibling failed, shutdown. */
+    FO_ERR_CIRCUIT_OPEN, /* Its breaker is open: no connection was made. */
+    FO_ERR_RATE_LIMITED, /* Over its backend's rate limit: no connection was made. */
     FO_OUTCOME_COUNT
 };
 
 /* Stable lower-case name: "ok", "timeout", "connect", "status",
- * "invalid_json", "too_large", "cancelled". */
+ * "invalid_json", "too_large", "cancelled", "circuit_open", "rate_limited". */
 const char *fo_outcome_name(enum fo_outcome o);
 
 #endif /* FO_OUTCOME_H */

@@ -26,9 +26,25 @@
 #include "outcome.h"
 
 struct fo_backend_stats; /* metrics.h */
+struct fo_resil_backend; /* resil.h */
+struct fo_resil_conf;    /* resil_conf.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
 struct fo_params;        /* tmpl.h */
+
+/* What the attempts of a call with a resilience policy did (resil.h): written by the pool,
+ * and by the fan-in for 'stale'. All zero for a call without one. */
+struct fo_call_tries {
+    unsigned attempts;     /* Attempts started, hedges included. */
+    unsigned winner;       /* Which attempt (1-based) gave the result; 0 = none started. */
+    int host;              /* Index in hosts of that attempt, -1 = none (or no hosts). */
+    bool hedged;           /* A hedge was sent. */
+    bool budget_exhausted; /* A retry was refused by the retry budget. */
+    bool probe;            /* The result's attempt was a breaker probe. */
+    bool own_timeout;      /* FO_ERR_TIMEOUT came from its own caps, not the deadline. */
+    bool stale;            /* The value is a stale one (the call failed). */
+    int64_t age_ms;        /* ... that old. */
+};
 
 /* One backend call of a plan. */
 struct fo_call {
@@ -44,6 +60,8 @@ struct fo_call {
     bool required;                  /* Its failure fails the request (fail fast). */
     bool merge;                     /* Lift an object's members into the answer. */
     struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
+    struct fo_resil_backend *resil; /* Borrowed: its resilience state, or NULL (none). */
+    const struct fo_resil_conf *rconf; /* Borrowed: its resilience settings (with 'resil'). */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
@@ -55,6 +73,7 @@ struct fo_call {
     size_t resp_len;          /* Charged to 'budget' until dropped. */
     struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
     struct fo_json_span json; /* FO_OK once judged: the JSON value inside 'resp'. */
+    struct fo_call_tries tries; /* With 'resil': what its attempts did. */
 };
 
 /* Free a call's body (giving its bytes back to the budget) as soon as it is

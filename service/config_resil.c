@@ -60,7 +60,7 @@ static bool parse_retry_on(struct fo__vctx *c, const struct fo__field *f, const 
         if (k == n) {
             char p[300];
             fo__pathf(p, sizeof p, "%s[%zu]", path, i);
-            fo__errorf(c, p, "%s", want + strlen("must be a non-empty array of "));
+            fo__errorf(c, p, "must be one of %s", want + strlen("must be a non-empty array of "));
             ok = false;
             continue;
         }

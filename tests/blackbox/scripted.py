@@ -63,6 +63,7 @@ class Scripted:
                               {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
                     outer.hits.append(hit)
                     outer.lock.notify_all()
+                threading.current_thread().conn = self.connection  # for scripts that watch it
                 out = outer.fn(hit)
                 status, body = out[0], out[1]
                 headers = out[2] if len(out) > 2 else {}

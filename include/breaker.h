@@ -32,10 +32,10 @@ enum fo_breaker_verdict {
 
 struct fo_breaker {
     pthread_mutex_t lock;
-    atomic_int state;         /* enum fo_breaker_state; written under 'lock'. */
-    unsigned fails;           /* Consecutive counted failures while closed; 'lock'. */
-    int64_t open_until_us;    /* When open: the first probe may go (fo_clock_us); 'lock'. */
-    bool probing;             /* Half-open: the probe is in flight; 'lock'. */
+    atomic_int state;      /* enum fo_breaker_state; written under 'lock'. */
+    unsigned fails;        /* Consecutive counted failures while closed; 'lock'. */
+    int64_t open_until_us; /* When open: the first probe may go (fo_clock_us); 'lock'. */
+    bool probing;          /* Half-open: the probe is in flight; 'lock'. */
     atomic_uint_fast64_t to_open, to_half_open, to_closed; /* Transitions, for metrics. */
 };
 

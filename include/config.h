@@ -28,9 +28,9 @@ struct fo_backend_conf {
     char *method;         /* "GET" unless given; upper-case token. */
     char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    int64_t timeout_ms; /* Own cap, 0 = only the request deadline. */
-    bool required;      /* Its failure fails the whole request. */
-    bool merge;         /* Lift an object body's members to the top level. */
+    int64_t timeout_ms;         /* Own cap, 0 = only the request deadline. */
+    bool required;              /* Its failure fails the whole request. */
+    bool merge;                 /* Lift an object body's members to the top level. */
     struct fo_resil_conf resil; /* hosts, retry, hedge, breaker, rate_limit, stale (resil.h). */
     uint64_t def_hash;          /* Of its endpoint's route and its own definition text. */
 };

@@ -25,11 +25,11 @@
 
 struct fo_latwin {
     pthread_mutex_t lock;
-    int64_t slice_epoch[FO_LAT_SLICES];               /* now / FO_LAT_SLICE_US of each; 'lock'. */
-    uint32_t count[FO_LAT_SLICES][FO_LAT_BUCKETS];    /* 'lock'. */
-    int64_t cached_at_us;                             /* 'lock'. */
-    unsigned cached_pct;                              /* 'lock'. */
-    int64_t cached_us;                                /* Last quantile, -1 none; 'lock'. */
+    int64_t slice_epoch[FO_LAT_SLICES];            /* now / FO_LAT_SLICE_US of each; 'lock'. */
+    uint32_t count[FO_LAT_SLICES][FO_LAT_BUCKETS]; /* 'lock'. */
+    int64_t cached_at_us;                          /* 'lock'. */
+    unsigned cached_pct;                           /* 'lock'. */
+    int64_t cached_us;                             /* Last quantile, -1 none; 'lock'. */
 };
 
 void fo_latwin_init(struct fo_latwin *w);

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 struct fo_lru_node {
-    struct fo_lru_node *hnext;      /* Hash chain. */
+    struct fo_lru_node *hnext;       /* Hash chain. */
     struct fo_lru_node *prev, *next; /* Recency list, most recent first. */
     uint64_t hash;
     const char *key; /* Owner's memory: klen bytes. */
@@ -26,10 +26,10 @@ struct fo_lru_node {
 struct fo_lru {
     struct fo_lru_node **slots; /* From calloc(): nslots chains (a power of two). */
     size_t nslots;
-    struct fo_lru_node *head, *tail; /* Most and least recently used. */
-    size_t n, bytes;                 /* Nodes and declared bytes held. */
-    size_t max_entries, max_bytes;   /* Caps (max_bytes 0 = none). */
-    uint64_t seed;                   /* Hash seed. */
+    struct fo_lru_node *head, *tail;         /* Most and least recently used. */
+    size_t n, bytes;                         /* Nodes and declared bytes held. */
+    size_t max_entries, max_bytes;           /* Caps (max_bytes 0 = none). */
+    uint64_t seed;                           /* Hash seed. */
     void (*evict)(struct fo_lru_node *node); /* Frees a node the map drops. */
 };
 

@@ -56,23 +56,23 @@ struct fo_call {
     size_t nheaders;
     const char *body; /* Borrowed: JSON request body or NULL. */
     size_t body_len;
-    int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
-    bool required;                  /* Its failure fails the request (fail fast). */
-    bool merge;                     /* Lift an object's members into the answer. */
-    struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
-    struct fo_resil_backend *resil; /* Borrowed: its resilience state, or NULL (none). */
+    int64_t timeout_ms;                /* Own cap; 0 = the request's deadline only. */
+    bool required;                     /* Its failure fails the request (fail fast). */
+    bool merge;                        /* Lift an object's members into the answer. */
+    struct fo_backend_stats *stats;    /* Borrowed: the series it counts into. */
+    struct fo_resil_backend *resil;    /* Borrowed: its resilience state, or NULL (none). */
     const struct fo_resil_conf *rconf; /* Borrowed: its resilience settings (with 'resil'). */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
-    int status;               /* HTTP status, 0 when none arrived. */
-    bool no_fds;              /* FO_ERR_CONNECT because the process was out of file
-                                 descriptors (the request is then overloaded). */
-    double ms;                /* From the worker picking it up to its end. */
-    char *resp;               /* From malloc(): the response body, or NULL. */
-    size_t resp_len;          /* Charged to 'budget' until dropped. */
-    struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
-    struct fo_json_span json; /* FO_OK once judged: the JSON value inside 'resp'. */
+    int status;                 /* HTTP status, 0 when none arrived. */
+    bool no_fds;                /* FO_ERR_CONNECT because the process was out of file
+                                   descriptors (the request is then overloaded). */
+    double ms;                  /* From the worker picking it up to its end. */
+    char *resp;                 /* From malloc(): the response body, or NULL. */
+    size_t resp_len;            /* Charged to 'budget' until dropped. */
+    struct fo_budget *budget;   /* Borrowed: the pool's buffered-bytes budget, or NULL. */
+    struct fo_json_span json;   /* FO_OK once judged: the JSON value inside 'resp'. */
     struct fo_call_tries tries; /* With 'resil': what its attempts did. */
 };
 

@@ -104,9 +104,9 @@ struct request {
     size_t ncalls;         /* Calls made: plan.n once launched (0 if refused). */
     struct fo_tally tally; /* Fan-in: written by the worker, read after resume. */
 
-    bool waiting;    /* Counted in front->waiting and admitted (calls budget). */
-    unsigned status; /* The answer's status, once queued. */
-    bool complete;   /* Every call succeeded. */
+    bool waiting;          /* Counted in front->waiting and admitted (calls budget). */
+    unsigned status;       /* The answer's status, once queued. */
+    bool complete;         /* Every call succeeded. */
     int64_t retry_after_s; /* Retry-After of a 503, 0 = the default (1). */
 };
 

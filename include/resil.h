@@ -58,12 +58,11 @@ void fo_resil_plan(const struct fo_resil_bind *b, size_t ep_index, struct fo_pla
 /* Endpoint 'ep_index''s rate limit for one request of client 'key' (klen bytes; ignored
  * unless the limit is keyed). Returns true when admitted, else false with *retry_after_s
  * (whole seconds, >= 1). Always true without a limit. */
-bool fo_resil_admit(const struct fo_resil_bind *b, size_t ep_index, const char *key,
-                    size_t klen, int64_t *retry_after_s);
+bool fo_resil_admit(const struct fo_resil_bind *b, size_t ep_index, const char *key, size_t klen,
+                    int64_t *retry_after_s);
 
 /* The endpoint's rate limit, if any (to know which key to read). */
-const struct fo_rate_conf *fo_resil_endpoint_rate(const struct fo_resil_bind *b,
-                                                  size_t ep_index);
+const struct fo_rate_conf *fo_resil_endpoint_rate(const struct fo_resil_bind *b, size_t ep_index);
 
 /* A call with a state has been through the pipeline: count its last attempt for the
  * breaker, keep a good GET value for stale-on-error, or replace a failure by a stale value

@@ -51,12 +51,12 @@ struct fo_breaker_conf {
 enum fo_rate_key { FO_RATE_KEY_NONE = 0, FO_RATE_KEY_CLIENT_IP, FO_RATE_KEY_HEADER };
 
 struct fo_rate_conf {
-    bool on;              /* "rate_limit" was given. */
-    int64_t rps;          /* Tokens per second, >= 1. */
-    int64_t burst;        /* Bucket size; 0 = rps. */
-    int key;              /* enum fo_rate_key: one bucket per key, or one for all. */
-    char *key_header;     /* FO_RATE_KEY_HEADER: the header name (from malloc()). */
-    size_t max_clients;   /* Keyed: buckets kept (LRU), default 10000. */
+    bool on;            /* "rate_limit" was given. */
+    int64_t rps;        /* Tokens per second, >= 1. */
+    int64_t burst;      /* Bucket size; 0 = rps. */
+    int key;            /* enum fo_rate_key: one bucket per key, or one for all. */
+    char *key_header;   /* FO_RATE_KEY_HEADER: the header name (from malloc()). */
+    size_t max_clients; /* Keyed: buckets kept (LRU), default 10000. */
 };
 
 /* A backend's resilience settings. */

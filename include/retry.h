@@ -45,10 +45,10 @@ int64_t fo_retry_backoff_us(const struct fo_retry_conf *c, unsigned n, uint64_t 
 
 /* The process's retry budget. */
 struct fo_retry_budget {
-    atomic_long calls;      /* Calls with a resilience policy in flight. */
-    atomic_long retries;    /* Retries granted and not ended. */
-    atomic_uint percent;    /* From the current config. */
-    atomic_uint min;        /* From the current config. */
+    atomic_long calls;            /* Calls with a resilience policy in flight. */
+    atomic_long retries;          /* Retries granted and not ended. */
+    atomic_uint percent;          /* From the current config. */
+    atomic_uint min;              /* From the current config. */
     atomic_uint_fast64_t refused; /* Retries refused, ever. */
 };
 

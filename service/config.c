@@ -239,8 +239,8 @@ static bool parse_backends(struct fo__vctx *c, const struct fo__field *f, const 
         fo__pathf(bp, sizeof bp, "%s[%zu]", path, i);
         fo__defaults(c, &backend_table, &e->backends[i]);
         uint64_t bad = fo__walk(c, &backend_table, b, bp, &e->backends[i], e->pattern);
-        fo__resil_backend_check(c, bp, &e->backends[i].resil, e->backends[i].method,
-                                &backend_table, bad);
+        fo__resil_backend_check(c, bp, &e->backends[i].resil, e->backends[i].method, &backend_table,
+                                bad);
         e->backends[i].def_hash = fo__def_hash(e->method, e->path, b);
         const char *name = e->backends[i].name;
         for (size_t j = 0; name && j < i; j++) {

@@ -284,8 +284,8 @@ void fo__resil_backend_check(struct fo__vctx *c, const char *bp, const struct fo
                              const char *method, const struct fo__table *t, uint64_t bad)
 {
     char p[300];
-    bool idem = r->idempotent || !method || strcmp(method, "GET") == 0 ||
-                strcmp(method, "HEAD") == 0;
+    bool idem =
+        r->idempotent || !method || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (r->hedge.on && !(bad & fo__field_bit(t, "hedge"))) {
         fo__pathf(p, sizeof p, "%s.hedge", bp);
         if (!idem)

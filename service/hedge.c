@@ -100,9 +100,8 @@ void fo_hedge_budget_deposit(struct fo_hedge_budget *b, unsigned percent)
         int_fast64_t next = cur + (int_fast64_t)percent * 10;
         if (next > FO_HEDGE_TOKENS * 1000)
             next = FO_HEDGE_TOKENS * 1000;
-        if (next == cur || atomic_compare_exchange_weak_explicit(&b->milli, &cur, next,
-                                                                 memory_order_relaxed,
-                                                                 memory_order_relaxed))
+        if (next == cur || atomic_compare_exchange_weak_explicit(
+                               &b->milli, &cur, next, memory_order_relaxed, memory_order_relaxed))
             return;
     }
 }
@@ -111,8 +110,8 @@ bool fo_hedge_budget_take(struct fo_hedge_budget *b)
 {
     int_fast64_t cur = atomic_load_explicit(&b->milli, memory_order_relaxed);
     while (cur >= 1000) {
-        if (atomic_compare_exchange_weak_explicit(&b->milli, &cur, cur - 1000,
-                                                  memory_order_relaxed, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&b->milli, &cur, cur - 1000, memory_order_relaxed,
+                                                  memory_order_relaxed))
             return true;
     }
     return false;

@@ -48,9 +48,9 @@ struct shard {
 struct fo_ratelimit {
     int64_t rps, burst;
     bool keyed;
-    pthread_mutex_t lock;     /* Not keyed: guards 'one'. */
-    struct fo_tbucket one;    /* Not keyed: the bucket. */
-    struct shard *shards;     /* Keyed: SHARDS of them, from calloc(). */
+    pthread_mutex_t lock;  /* Not keyed: guards 'one'. */
+    struct fo_tbucket one; /* Not keyed: the bucket. */
+    struct shard *shards;  /* Keyed: SHARDS of them, from calloc(). */
 };
 
 static void free_client(struct fo_lru_node *n)
@@ -58,8 +58,7 @@ static void free_client(struct fo_lru_node *n)
     free(n);
 }
 
-struct fo_ratelimit *fo_ratelimit_create(int64_t rps, int64_t burst, bool keyed,
-                                         size_t max_clients)
+struct fo_ratelimit *fo_ratelimit_create(int64_t rps, int64_t burst, bool keyed, size_t max_clients)
 {
     struct fo_ratelimit *rl = fo_xcalloc(sizeof *rl);
     rl->rps = rps > 0 ? rps : 1;

@@ -358,8 +358,7 @@ static enum MHD_Result answer_metrics(struct request *r)
     };
     struct fo_buf b;
     fo_buf_init(&b, FO_BUF_UNLIMITED);
-    if (fo_metrics_write(fr->metrics, &g, &b) < 0 ||
-        fo_resil_write_metrics(r->rt->resil, &b) < 0) {
+    if (fo_metrics_write(fr->metrics, &g, &b) < 0 || fo_resil_write_metrics(r->rt->resil, &b) < 0) {
         fo_buf_free(&b);
         return MHD_NO;
     }

@@ -27,16 +27,16 @@
 #include "stale.h"
 
 struct fo_resil_backend {
-    struct fo_resil *store;  /* Back pointer (the retry budget). */
-    uint64_t hash;           /* Of the definition. */
-    long refs;               /* Bindings holding it; the store's mutex. */
+    struct fo_resil *store;        /* Back pointer (the retry budget). */
+    uint64_t hash;                 /* Of the definition. */
+    long refs;                     /* Bindings holding it; the store's mutex. */
     struct fo_resil_backend *next; /* Store's list; the store's mutex. */
-    size_t nhosts;           /* As configured. */
-    atomic_uint rr;          /* Round-robin counter over hosts. */
-    struct fo_breaker *breakers; /* nbreakers of them (one per host, or one), or NULL. */
+    size_t nhosts;                 /* As configured. */
+    atomic_uint rr;                /* Round-robin counter over hosts. */
+    struct fo_breaker *breakers;   /* nbreakers of them (one per host, or one), or NULL. */
     size_t nbreakers;
-    struct fo_ratelimit *rate;   /* Backend rate limit, or NULL. */
-    struct fo_latwin *lat;       /* Hedge "after": recent latency, or NULL. */
+    struct fo_ratelimit *rate;    /* Backend rate limit, or NULL. */
+    struct fo_latwin *lat;        /* Hedge "after": recent latency, or NULL. */
     struct fo_hedge_budget hedge; /* Hedge tokens. */
     unsigned hedge_percent;       /* Deposit per primary (max_extra_percent). */
     struct fo_stale *stale;       /* Stale values, or NULL. */
@@ -52,17 +52,17 @@ struct fo_resil_endpoint {
 };
 
 struct fo_resil {
-    pthread_mutex_t lock;               /* Guards the lists and refs. */
-    struct fo_resil_backend *backends;  /* 'lock'. */
+    pthread_mutex_t lock;                /* Guards the lists and refs. */
+    struct fo_resil_backend *backends;   /* 'lock'. */
     struct fo_resil_endpoint *endpoints; /* 'lock'. */
-    struct fo_retry_budget budget;      /* Lock-free. */
+    struct fo_retry_budget budget;       /* Lock-free. */
 };
 
 struct fo_resil_bind {
     struct fo_resil *store;
-    const struct fo_config *cfg;          /* Borrowed: the runtime's. */
-    struct fo_resil_backend ***be;        /* [nendpoints][nbackends], NULL = no policy. */
-    struct fo_resil_endpoint **ep;        /* [nendpoints], NULL = no limit. */
+    const struct fo_config *cfg;   /* Borrowed: the runtime's. */
+    struct fo_resil_backend ***be; /* [nendpoints][nbackends], NULL = no policy. */
+    struct fo_resil_endpoint **ep; /* [nendpoints], NULL = no limit. */
 };
 
 int fo_resil_create(struct fo_resil **out)
@@ -151,8 +151,7 @@ static struct fo_resil_endpoint *endpoint_get(struct fo_resil *s, const struct f
         const struct fo_rate_conf *r = &e->rate_limit;
         x = fo_xcalloc(sizeof *x);
         x->hash = e->rate_hash;
-        x->rate = fo_ratelimit_create(r->rps, r->burst, r->key != FO_RATE_KEY_NONE,
-                                      r->max_clients);
+        x->rate = fo_ratelimit_create(r->rps, r->burst, r->key != FO_RATE_KEY_NONE, r->max_clients);
         atomic_init(&x->limited, 0);
         x->next = s->endpoints;
         s->endpoints = x;
@@ -237,8 +236,8 @@ const struct fo_rate_conf *fo_resil_endpoint_rate(const struct fo_resil_bind *b,
     return b->ep[ep_index] ? &b->cfg->endpoints[ep_index].rate_limit : NULL;
 }
 
-bool fo_resil_admit(const struct fo_resil_bind *b, size_t ep_index, const char *key,
-                    size_t klen, int64_t *retry_after_s)
+bool fo_resil_admit(const struct fo_resil_bind *b, size_t ep_index, const char *key, size_t klen,
+                    int64_t *retry_after_s)
 {
     struct fo_resil_endpoint *e = b->ep[ep_index];
     int64_t wait_us = 0;
@@ -531,8 +530,7 @@ int fo_resil_write_metrics(const struct fo_resil_bind *b, struct fo_buf *out)
                 for (int w = (int)families[f].first; w <= (int)families[f].last && rc == 0; w++) {
                     if (families[f].first != families[f].last)
                         rc = fo_buf_printf(out, "%s{%s,reason=\"%s\"} %llu\n", families[f].name,
-                                           lb.data,
-                                           fo_retry_reason_name((enum fo_retry_reason)(w)),
+                                           lb.data, fo_retry_reason_name((enum fo_retry_reason)(w)),
                                            get(&x->count[w]));
                     else
                         rc = fo_buf_printf(out, "%s{%s} %llu\n", families[f].name, lb.data,
@@ -567,8 +565,9 @@ int fo_resil_write_metrics(const struct fo_resil_bind *b, struct fo_buf *out)
                         const atomic_uint_fast64_t *cnt = s == 0   ? &br->to_closed
                                                           : s == 1 ? &br->to_open
                                                                    : &br->to_half_open;
-                        rc = fo_buf_printf(out, "fanout_breaker_transitions_total{%s,to=\"%s\"} "
-                                                "%llu\n",
+                        rc = fo_buf_printf(out,
+                                           "fanout_breaker_transitions_total{%s,to=\"%s\"} "
+                                           "%llu\n",
                                            lb.data, state_names[s], get(cnt));
                     }
                 }

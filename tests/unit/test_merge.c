@@ -347,9 +347,9 @@ static void test_report_shape(void **state)
     /* Every outcome's name, and ms rounding to one decimal. */
     struct fo_call s[FO_OUTCOME_COUNT];
     static const char *const names[FO_OUTCOME_COUNT] = {"a", "b", "c", "d", "e",
-                                                                 "f", "g", "h", "i"};
+                                                        "f", "g", "h", "i"};
     static const double ms[FO_OUTCOME_COUNT] = {0,    -3.14, 1234.56, NAN, INFINITY,
-                                                      1e20, 0.04,  7,       12};
+                                                1e20, 0.04,  7,       12};
     static const char *const ms_text[FO_OUTCOME_COUNT] = {
         "0.0", "-3.1", "1234.6", "0.0", "0.0", "100000000000000000000.0", "0.0", "7.0", "12.0"};
     for (int i = 0; i < FO_OUTCOME_COUNT; i++) {

@@ -17,9 +17,8 @@
 static void test_wanted(void **state)
 {
     (void)state;
-    struct fo_retry_conf c = {.on = true, .attempts = 2, .on_mask = FO_RETRY_CONNECT |
-                                                                   FO_RETRY_503,
-                              .backoff_ms = 25};
+    struct fo_retry_conf c = {
+        .on = true, .attempts = 2, .on_mask = FO_RETRY_CONNECT | FO_RETRY_503, .backoff_ms = 25};
     assert_int_equal(fo_retry_wanted(&c, FO_ERR_CONNECT, 0, false), FO_RETRY_R_CONNECT);
     assert_int_equal(fo_retry_wanted(&c, FO_OK, 503, false), FO_RETRY_R_STATUS);
     assert_int_equal(fo_retry_wanted(&c, FO_OK, 502, false), -1);
@@ -163,8 +162,8 @@ static void test_hosts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wanted),        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_budget),        cmocka_unit_test(test_hedge_budget),
+        cmocka_unit_test(test_wanted),         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_budget),         cmocka_unit_test(test_hedge_budget),
         cmocka_unit_test(test_latency_window), cmocka_unit_test(test_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -340,13 +340,16 @@ http_get.last_headers = {}
 # fanout
 
 
-def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000):
+def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000,
+                  backend_extra=None):
     """A config with GET /api/d/{id} over 'backends' (list of nginx paths) and the ad-hoc batch
-    allowed to call nginx. BENCH_FANOUT_EXTRA is merged in last."""
+    allowed to call nginx; 'backend_extra' is merged into every backend (e.g. a hedge).
+    BENCH_FANOUT_EXTRA is merged in last."""
     bes = []
     for i, path in enumerate(backends):
         sep = "&" if "?" in path else "?"
         bes.append({"name": "b%02d" % i, "url": nginx.url(path) + sep + "id={id}"})
+        bes[-1].update(backend_extra or {})
     cfg = {"listen": "%s:0" % HOST, "timeout_ms": global_timeout,
            "endpoints": [{"path": "/api/d/{id}", "timeout_ms": endpoint_timeout,
                           "backends": bes}],
@@ -544,6 +547,7 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx):
 STATIC3 = ["/static/s200.json", "/static/s1k.json", "/static/s4k.json"]
 SLOW3 = ["/slow/20/s200.json", "/slow/20/s1k.json", "/slow/20/s4k.json"]
 HANG3 = ["/static/s200.json", "/static/s1k.json", "/hang"]
+TAIL3 = ["/static/s200.json", "/static/s1k.json", "/tail/s4k.json"]
 BATCH_PATH = "/aggregate"
 
 
@@ -583,6 +587,14 @@ def scenarios(long_s, short_s):
     s.append({"key": "batch", "label": "ad-hoc batch: POST /aggregate x3", "backends": STATIC3,
               "t": 2, "c": 64, "d": short_s, "e_n": 3, "script": "aggregate.lua",
               "batch": True})
+    # The slow tail (issue 12): one of three backends waits 200 ms on 2% of requests; p99 with
+    # hedging (after: p95) against the same setup without the tail, and the extra calls.
+    for key, label, paths, extra in (
+            ("tail_base", "slow tail: baseline, no tail", STATIC3, None),
+            ("tail_off", "slow tail: 2% at 200 ms, no hedge", TAIL3, None),
+            ("tail_on", "slow tail: 2% at 200 ms, hedge p95", TAIL3, {"hedge": {"after": "p95"}})):
+        s.append({"key": key, "label": label, "backends": paths, "backend_extra": extra,
+                  "t": 1, "c": 8, "d": long_s})
     return s
 
 
@@ -613,7 +625,8 @@ def probe(fo, sc, nginx):
 
 
 def run_fanout_scenario(sc, nginx, tmp, rnd):
-    cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000))
+    cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000),
+                        backend_extra=sc.get("backend_extra"))
     fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg,
                 binary=GOAGG if sc.get("peer") == "go" else None)
     notes = []

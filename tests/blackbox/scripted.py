@@ -34,6 +34,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 512
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        pass  # A peer that closed (an aborted hedge, a refused retry) is not news here.
+
 
 class Scripted:
     def __init__(self, fn):

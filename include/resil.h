@@ -64,10 +64,15 @@ bool fo_resil_admit(const struct fo_resil_bind *b, size_t ep_index, const char *
 /* The endpoint's rate limit, if any (to know which key to read). */
 const struct fo_rate_conf *fo_resil_endpoint_rate(const struct fo_resil_bind *b, size_t ep_index);
 
-/* A call with a state has been through the pipeline: count its last attempt for the
- * breaker, keep a good GET value for stale-on-error, or replace a failure by a stale value
- * (then outcome FO_OK and tries.stale; returns true). Worker thread (the fan-in). */
-bool fo_resil_call_judged(struct fo_call *c);
+/* A call with a state has been through the pipeline: count the attempt that gave its
+ * result for the breaker, and keep a good value for stale-on-error. Worker thread (the
+ * fan-in). */
+void fo_resil_call_judged(struct fo_call *c);
+
+/* After fo_resil_call_judged (and the call's metrics, which see the real outcome): replace
+ * a failure by a stale value at most stale_ms old. Returns true when it did (outcome FO_OK,
+ * tries.stale set). Worker thread. */
+bool fo_resil_stale(struct fo_call *c);
 
 /* Append the report members of a call with a state (",\"attempts\":n,..."); nothing for
  * one without. Returns 0 or the fo_buf errors. */

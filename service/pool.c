@@ -30,20 +30,9 @@
  * transfer.c's; the worker runs transfers and restarts one that transfer.c
  * says must go on a fresh connection.
  *
- * A call with a resilience policy (call->resil, resil.h) runs as a 'run': a
- * sequence of attempts, each one transfer, of which at most two run at once
- * (the attempt and its hedge). The policies decide (resil.c and the modules
- * behind it); the worker does the mechanics: an attempt's curl timeout is
- * the least of the time left on the context, on the call's own timeout_ms
- * (which covers all its attempts) and retry.try_timeout_ms; a backoff or a
- * hedge delay is a timer in the worker's second heap ('timers'), never a
- * sleep; the first successful (2xx) answer ends the call and aborts the other
- * attempt (removing it from the multi closes its connection); a failed one
- * waits for the other, else is retried or ends the call. An attempt that did
- * not give the call its result is counted for its breaker here; the one that
- * did is counted by the fan-in once the pipeline has judged it (an invalid
- * JSON body counts). A run whose attempts were all aborted, or that waits in
- * a backoff when its job is aborted, ends with the abort's outcome. */
+ * A call with a resilience policy (call->resil, resil.h) runs as a 'run' of
+ * attempts instead: attempts.c, on the same worker and the same structures
+ * (pool_worker.h), with a second timer heap for backoffs and hedge delays. */
 #include "pool.h"
 
 #include <curl/curl.h>
@@ -62,94 +51,16 @@
 #include "alloc.h"
 #include "buf.h"
 #include "clock.h"
-#include "hosts.h"
-#include "resil.h"
-#include "resil_conf.h"
+#include "pool_worker.h"
 #include "socktab.h"
 #include "timerheap.h"
 #include "transfer.h"
-
-enum watch_kind { WATCH_WAKE };
 
 /* epoll_data.u64 of a curl socket: (fd << 1) | SOCK_TAG. Pointers are even. */
 #define SOCK_TAG 1u
 
 /* curl_multi_assign marker: "this socket is in the epoll set already". */
 static char sock_known;
-
-/* First member of everything an epoll event can point at. */
-struct watch {
-    enum watch_kind kind;
-    int fd;
-};
-
-struct job;
-struct fo_worker;
-
-/* Which cap set an attempt's curl timeout (its timeout is "own" unless the context's). */
-enum { LIM_CTX, LIM_CALL, LIM_TRY };
-
-/* What an attempt is to its call. */
-enum { TRY_PRIMARY, TRY_RETRY, TRY_HEDGE };
-
-/* One call with a resilience policy while its attempts run (see DESIGN). */
-struct run {
-    struct fo_timer timer;  /* Backoff or hedge delay (fo_clock_us), in w->timers when armed. */
-    struct job *job;        /* Its job. */
-    struct fo_call *call;   /* Borrowed. */
-    int64_t start_us;       /* When the call started. */
-    int64_t end_us;         /* Its own timeout_ms from start_us, or INT64_MAX. */
-    uint64_t tried;         /* Hosts tried (bit i: hosts[i]). */
-    unsigned retries;       /* Retries granted. */
-    unsigned live;          /* Attempts running. */
-    unsigned hedge_attempt; /* The hedge's attempt number, 0 = none sent. */
-    bool active;            /* The call runs as a run (else as one plain transfer). */
-    bool ended;             /* Its result was sent on. */
-    bool backoff;           /* The timer is a backoff; a retry starts when it fires. */
-    bool hedge_armed;       /* The timer is the hedge delay. */
-    bool slot_held;         /* A retry budget slot is held for the coming retry. */
-};
-
-/* One submitted fan-out while a worker runs it. */
-struct job {
-    struct fo_fanout *f;        /* Borrowed until 'done'. */
-    struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
-    struct fo_xfer *xfers;      /* Running transfers. */
-    size_t pending;             /* Calls not ended yet. */
-    struct job *prev, *next;    /* Worker's running list, or the free list. */
-    struct fo_timer deadline;   /* The context's deadline (fo_clock_us() time), in the
-                                   worker's heap while it has one. */
-    bool decided;               /* 'ended' said no more answers are needed. */
-    struct run *runs;           /* From realloc(): one per call when any has a policy, or
-                                   NULL; kept with the recycled job. */
-    size_t runs_cap;            /* Capacity of 'runs'. */
-    size_t nruns;               /* Runs in use: ncalls when any call has a policy, else 0. */
-};
-
-struct fo_worker {
-    struct fo_pool *pool; /* Back pointer, for options. */
-    pthread_t thread;
-    int epfd;                 /* epoll set: wake fd, curl sockets, client sockets. */
-    struct watch wake;        /* WATCH_WAKE on an eventfd. */
-    CURLM *multi;             /* All transfers of this worker. */
-    struct fo_chan *inbox;    /* Submitted fan-outs (struct fo_fanout *). */
-    struct fo_socktab *socks; /* Every socket this worker's curl opened (transfer.c). */
-    struct fo_xfer_env env;   /* What its transfers share. */
-    int64_t timer_due_us;     /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
-    struct job *running;      /* Jobs in flight (doubly linked). */
-    struct fo_timerheap deadlines; /* Running jobs with a deadline (job.deadline). */
-    struct fo_timerheap timers;    /* Armed run timers (run.timer): backoffs, hedge delays. */
-    uint64_t rng;                  /* xorshift state for backoff jitter. */
-    struct job *free_jobs;         /* Recycled jobs (via next). */
-    struct fo_xfer *free_xfers;    /* Recycled transfers with their easy handles (via next). */
-    size_t nfree_xfers;            /* Length of free_xfers. */
-    bool pwait2;                   /* epoll_pwait2 is available (until ENOSYS says not). */
-    atomic_bool stop;              /* Set by fo_pool_destroy. */
-    atomic_bool sweep;             /* Set by fo_pool_sweep. */
-    /* Statistics: written by the worker, read by anyone (relaxed). */
-    atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
-    atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */
-};
 
 struct fo_pool {
     struct fo_pool_opts opts;  /* Copied at create. */
@@ -220,7 +131,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 
 /* ---- transfers and jobs (worker thread) ---- */
 
-static struct fo_xfer *xfer_get(struct fo_worker *w)
+struct fo_xfer *fo__xfer_get(struct fo_worker *w)
 {
     struct fo_xfer *x = w->free_xfers;
     if (x) {
@@ -235,7 +146,7 @@ static struct fo_xfer *xfer_get(struct fo_worker *w)
 /* Idle transfers (with their easy handles and buffers) kept per worker. */
 #define FREE_XFERS_MAX 256
 
-static void xfer_put(struct fo_worker *w, struct fo_xfer *x)
+void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x)
 {
     fo_xfer_reset(x);
     if (w->nfree_xfers >= FREE_XFERS_MAX) { /* A burst is over: give memory back. */
@@ -295,7 +206,7 @@ static void job_release(struct fo_worker *w, struct job *j)
 
 /* Hand an ended call to the fan-in channel, let the submitter judge it
  * ('ended' may decide the fan-out), and release its count. */
-static void call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
+void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
 {
     int rc = fo_chan_send(j->f->fanin, call, 0);
     if (rc < 0) /* Capacity >= ncalls is the submitter's promise. */
@@ -314,13 +225,13 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
     call->status = 0;
     call->no_fds = false;
     call->ms = ms;
-    call_end(w, j, call);
+    fo__call_end(w, j, call);
 }
 
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome);
 
 /* Add the connections this transfer opened to the worker's count. */
-static void count_connects(struct fo_worker *w, struct fo_xfer *x)
+void fo__count_connects(struct fo_worker *w, struct fo_xfer *x)
 {
     long connects = fo_xfer_connects(x);
     if (connects > 0)
@@ -328,7 +239,7 @@ static void count_connects(struct fo_worker *w, struct fo_xfer *x)
 }
 
 /* The submitter needs no more answers (fail fast): cancel and abort the rest. */
-static void decide(struct fo_worker *w, struct job *j)
+void fo__decide(struct fo_worker *w, struct job *j)
 {
     fo_ctx_cancel(j->f->ctx, -ECANCELED);
     abort_job(w, j, FO_ERR_CANCELLED);
@@ -336,15 +247,13 @@ static void decide(struct fo_worker *w, struct job *j)
 
 /* A transfer curl has finished: its transport result goes to the submitter,
  * which may decide the fan-out (then the calls still running are aborted). */
-static void run_xfer_done(struct fo_worker *w, struct job *j, struct fo_xfer *x, CURLcode res);
-
 static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
 {
     struct fo_call *call = x->call;
     struct job *j = (struct job *)((char *)x->group - offsetof(struct job, group));
-    count_connects(w, x);
+    fo__count_connects(w, x);
     if (x->run) {
-        run_xfer_done(w, j, x, res);
+        fo__run_xfer_done(w, j, x, res);
         return;
     }
     fo_xfer_classify(x, res);
@@ -357,14 +266,11 @@ static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
     if (x->next)
         x->next->prev = x->prev;
     bool more = j->pending > 1; /* Then this end cannot complete (recycle) the job. */
-    xfer_put(w, x);
-    call_end(w, j, call);
+    fo__xfer_put(w, x);
+    fo__call_end(w, j, call);
     if (more && j->decided)
-        decide(w, j);
+        fo__decide(w, j);
 }
-
-static void run_fail(struct fo_worker *w, struct job *j, struct run *r, enum fo_outcome outcome);
-static void attempt_drop(struct fo_worker *w, struct fo_xfer *x);
 
 /* Abort every running transfer of 'j' with 'outcome', and end the runs
  * waiting for a timer. The list is detached first: the last call_fail may
@@ -381,27 +287,27 @@ static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcom
         list = x->next;
         struct fo_call *call = x->call;
         double ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
-        count_connects(w, x);
+        fo__count_connects(w, x);
         curl_multi_remove_handle(w->multi, x->easy);
         atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
         struct run *r = x->run;
         if (r) {
-            attempt_drop(w, x);
+            fo__attempt_drop(w, x);
             if (r->live == 0 && !r->ended)
-                run_fail(w, j, r, outcome);
+                fo__run_fail(w, j, r, outcome);
             continue;
         }
-        xfer_put(w, x);
+        fo__xfer_put(w, x);
         call_fail(w, j, call, outcome, ms);
     }
     for (size_t i = 0; i < n; i++) {
         if (runs[i].active && !runs[i].ended)
-            run_fail(w, j, &runs[i], outcome);
+            fo__run_fail(w, j, &runs[i], outcome);
     }
 }
 
 /* Outcome for calls cut short because the context is done. */
-static enum fo_outcome ctx_outcome(int err)
+enum fo_outcome fo__ctx_outcome(int err)
 {
     return err == -ETIMEDOUT ? FO_ERR_TIMEOUT : FO_ERR_CANCELLED;
 }
@@ -409,10 +315,10 @@ static enum fo_outcome ctx_outcome(int err)
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
-    struct fo_xfer *x = xfer_get(w);
+    struct fo_xfer *x = fo__xfer_get(w);
     if (fo_xfer_prepare(x, &j->group, call, budget_ms) < 0 ||
         curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
-        xfer_put(w, x);
+        fo__xfer_put(w, x);
         return -ENOMEM;
     }
     atomic_fetch_add_explicit(&w->n_running, 1, memory_order_relaxed);
@@ -422,330 +328,6 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
         j->xfers->prev = x;
     j->xfers = x;
     return 0;
-}
-
-/* ---- runs: the attempts of a call with a resilience policy (see DESIGN) ---- */
-
-static struct run *run_of(struct fo_timer *t)
-{
-    return (struct run *)((char *)t - offsetof(struct run, timer));
-}
-
-static uint64_t next_random(struct fo_worker *w)
-{
-    uint64_t x = w->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    w->rng = x;
-    return x;
-}
-
-static bool idempotent(const struct fo_call *call)
-{
-    const char *m = call->method;
-    return call->rconf->idempotent || !m || strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-}
-
-/* Time left for the call now, in us: the context's and its own cap's. */
-static int64_t run_left_us(const struct job *j, const struct run *r, int64_t now_us)
-{
-    int64_t left = fo_ctx_remaining_ms(j->f->ctx, now_us / 1000);
-    left = left > INT64_MAX / 1000 ? INT64_MAX : left * 1000;
-    if (r->end_us != INT64_MAX && r->end_us - now_us < left)
-        left = r->end_us - now_us;
-    return left;
-}
-
-static void timer_arm(struct fo_worker *w, struct run *r, int64_t due_us)
-{
-    fo_timerheap_remove(&w->timers, &r->timer);
-    r->timer.due = due_us;
-    fo_timerheap_push(&w->timers, &r->timer);
-}
-
-/* Take a transfer of a run out of the job's list and the run (its handle is
- * already out of the multi): no counted result for its breaker, its retry
- * slot given back, the transfer recycled. */
-static void attempt_drop(struct fo_worker *w, struct fo_xfer *x)
-{
-    struct run *r = x->run;
-    fo_resil_attempt_end(r->call, x->host, x->probe, -1, fo_clock_us());
-    if (x->retry_slot)
-        fo_retry_budget_put(fo_resil_budget(r->call));
-    r->live--;
-    xfer_put(w, x);
-}
-
-/* Unlink 'x' from its job's running list. */
-static void xfer_unlink(struct job *j, struct fo_xfer *x)
-{
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        j->xfers = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    x->prev = x->next = NULL;
-}
-
-/* Start one attempt of run 'r'. 'slot' says it holds a retry budget slot
- * (which moves to the transfer, or is given back on failure). Returns 0, or
- * the outcome that stops it (nothing started). */
-static enum fo_outcome attempt_start(struct fo_worker *w, struct job *j, struct run *r, int kind,
-                                     bool slot)
-{
-    struct fo_call *call = r->call;
-    struct fo_retry_budget *budget = fo_resil_budget(call);
-    enum fo_outcome stop = FO_OK;
-    int err = fo_ctx_err(j->f->ctx);
-    int64_t now_us = fo_clock_us();
-    int64_t left_us = run_left_us(j, r, now_us);
-    int limit = LIM_CTX;
-    if (r->end_us != INT64_MAX && r->end_us - now_us <= left_us)
-        limit = LIM_CALL;
-    int64_t left = left_us / 1000;
-    int64_t try_ms = call->rconf->retry.on ? call->rconf->retry.try_timeout_ms : 0;
-    if (try_ms > 0 && try_ms < left) {
-        left = try_ms;
-        limit = LIM_TRY;
-    }
-    if (left > FO_MAX_TIMEOUT_MS)
-        left = FO_MAX_TIMEOUT_MS;
-    if (err < 0)
-        stop = ctx_outcome(err);
-    else if (left <= 0)
-        stop = FO_ERR_TIMEOUT;
-    int host = -1;
-    bool probe = false;
-    if (stop == FO_OK) {
-        enum fo_resil_gate g =
-            fo_resil_attempt_begin(call, r->tried, kind == TRY_PRIMARY, now_us, &host, &probe);
-        if (g == FO_RESIL_CIRCUIT_OPEN)
-            stop = FO_ERR_CIRCUIT_OPEN;
-        else if (g == FO_RESIL_RATE_LIMITED)
-            stop = FO_ERR_RATE_LIMITED;
-    }
-    if (stop != FO_OK) {
-        if (slot)
-            fo_retry_budget_put(budget);
-        return stop;
-    }
-    struct fo_xfer *x = xfer_get(w);
-    x->run = r;
-    x->host = host;
-    x->probe = probe;
-    x->retry_slot = slot;
-    x->limit = limit;
-    x->attempt = call->tries.attempts + 1;
-    if (host >= 0) {
-        r->tried |= UINT64_C(1) << host;
-        x->url = fo_hosts_url(call->rconf->hosts[host], call->url);
-    }
-    if ((host >= 0 && !x->url) || fo_xfer_prepare(x, &j->group, call, left) < 0 ||
-        curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
-        fo_resil_attempt_end(call, host, probe, -1, now_us);
-        if (slot)
-            fo_retry_budget_put(budget);
-        xfer_put(w, x);
-        return FO_ERR_CONNECT;
-    }
-    call->tries.attempts++;
-    atomic_fetch_add_explicit(&w->n_running, 1, memory_order_relaxed);
-    x->prev = NULL;
-    x->next = j->xfers;
-    if (j->xfers)
-        j->xfers->prev = x;
-    j->xfers = x;
-    r->live++;
-    if (kind == TRY_PRIMARY && idempotent(call)) {
-        int64_t delay = fo_resil_hedge_delay_us(call, now_us);
-        if (delay >= 0 && delay < left * 1000) {
-            r->hedge_armed = true;
-            timer_arm(w, r, now_us + delay);
-        }
-    }
-    return FO_OK;
-}
-
-/* The call's result is final: send it on. */
-static void run_end(struct fo_worker *w, struct job *j, struct run *r)
-{
-    struct fo_call *call = r->call;
-    fo_timerheap_remove(&w->timers, &r->timer);
-    r->backoff = r->hedge_armed = false;
-    if (r->slot_held)
-        fo_retry_budget_put(fo_resil_budget(call));
-    r->slot_held = false;
-    r->ended = true;
-    call->ms = (double)(fo_clock_us() - r->start_us) / 1000.0;
-    fo_resil_call_end(call);
-    call_end(w, j, call);
-}
-
-/* End a run with 'outcome' and no answer (it could not start, or was aborted). */
-static void run_fail(struct fo_worker *w, struct job *j, struct run *r, enum fo_outcome outcome)
-{
-    struct fo_call *call = r->call;
-    if (call->resp) {
-        j->group.bytes -= call->resp_len;
-        fo_call_drop_body(call);
-    }
-    call->outcome = outcome;
-    call->status = 0;
-    call->no_fds = false;
-    call->tries.winner = 0;
-    run_end(w, j, r);
-}
-
-/* Abort the other attempts of 'r' (the first successful answer won). */
-static void run_abort_others(struct fo_worker *w, struct job *j, struct run *r)
-{
-    struct fo_xfer *x = j->xfers;
-    while (x && r->live > 0) {
-        struct fo_xfer *next = x->next;
-        if (x->run == r) {
-            count_connects(w, x);
-            curl_multi_remove_handle(w->multi, x->easy); /* Closes its connection. */
-            atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
-            xfer_unlink(j, x);
-            attempt_drop(w, x);
-        }
-        x = next;
-    }
-}
-
-/* After an event ended a run's call: fail fast if that decided the job. */
-static void run_after_end(struct fo_worker *w, struct job *j, bool more)
-{
-    if (more && j->decided)
-        decide(w, j);
-}
-
-/* An attempt of a run has ended in curl. */
-static void run_xfer_done(struct fo_worker *w, struct job *j, struct fo_xfer *x, CURLcode res)
-{
-    struct run *r = x->run;
-    struct fo_call *call = r->call;
-    const struct fo_resil_conf *rc = call->rconf;
-    if (call->resp) { /* A failed attempt's answer kept while this one ran. */
-        j->group.bytes -= call->resp_len;
-        fo_call_drop_body(call);
-    }
-    fo_xfer_classify(x, res);
-    int64_t now = fo_clock_us();
-    bool own_timeout = call->outcome == FO_ERR_TIMEOUT && x->limit != LIM_CTX;
-    bool try_timeout = call->outcome == FO_ERR_TIMEOUT && x->limit == LIM_TRY;
-    if (call->outcome == FO_OK)
-        fo_resil_latency(call, now - x->start_us, now);
-    int64_t retry_after = -1;
-    if (call->outcome == FO_OK && (call->status == 429 || call->status == 503))
-        retry_after = fo_xfer_retry_after_ms(x);
-    int host = x->host;
-    bool probe = x->probe;
-    unsigned attempt = x->attempt;
-    if (x->retry_slot)
-        fo_retry_budget_put(fo_resil_budget(call));
-    xfer_unlink(j, x);
-    r->live--;
-    xfer_put(w, x);
-    bool more = j->pending > 1;
-
-    bool success = call->outcome == FO_OK && call->status >= 200 && call->status <= 299;
-    int verdict = fo_resil_verdict(call->outcome, call->status, own_timeout);
-    if (!success && r->live > 0) {
-        /* The other attempt may still answer well: this one is not the result. */
-        fo_resil_attempt_end(call, host, probe, verdict, now);
-        return;
-    }
-    if (success) {
-        run_abort_others(w, j, r);
-        if (attempt == r->hedge_attempt)
-            fo_resil_count(call, FO_RC_HEDGE_WON);
-    }
-    int reason = -1;
-    int64_t left_us = run_left_us(j, r, now);
-    if (!success && rc->retry.on && idempotent(call) && r->retries + 1 < rc->retry.attempts)
-        reason = fo_retry_wanted(&rc->retry, call->outcome, call->status, try_timeout);
-    if (reason >= 0 && (left_us < 2000 || (retry_after >= 0 && retry_after * 1000 > left_us)))
-        reason = -1; /* No time for another attempt, or the backend asks for longer. */
-    if (reason >= 0 && !fo_retry_budget_take(fo_resil_budget(call))) {
-        call->tries.budget_exhausted = true;
-        fo_resil_count(call, FO_RC_BUDGET_REFUSED);
-        reason = -1;
-    }
-    call->tries.host = host;
-    if (reason < 0) {
-        call->tries.winner = attempt;
-        call->tries.probe = probe;
-        call->tries.own_timeout = own_timeout;
-        run_end(w, j, r);
-        run_after_end(w, j, more);
-        return;
-    }
-    /* Retry: this attempt is not the result. */
-    fo_resil_attempt_end(call, host, probe, verdict, now);
-    fo_resil_count(call, (enum fo_resil_count)(FO_RC_RETRY_CONNECT + reason));
-    r->retries++;
-    call->tries.winner = 0; /* Unless a retry starts, the result is this one, counted. */
-    if (call->resp) {
-        j->group.bytes -= call->resp_len;
-        fo_call_drop_body(call);
-    }
-    int64_t wait = fo_retry_backoff_us(&rc->retry, r->retries, next_random(w), left_us);
-    if (retry_after * 1000 > wait)
-        wait = retry_after * 1000;
-    r->hedge_armed = false;
-    r->backoff = true;
-    r->slot_held = true;
-    timer_arm(w, r, now + wait);
-}
-
-/* A run's timer is due: start its retry, or its hedge. */
-static void run_timer(struct fo_worker *w, struct run *r)
-{
-    struct job *j = r->job;
-    struct fo_call *call = r->call;
-    if (r->backoff) {
-        r->backoff = false;
-        r->slot_held = false; /* Moves to the attempt (or is given back). */
-        bool more = j->pending > 1;
-        if (attempt_start(w, j, r, TRY_RETRY, true) != FO_OK) {
-            run_end(w, j, r); /* The last attempt's result stands. */
-            run_after_end(w, j, more);
-        }
-        return;
-    }
-    if (!r->hedge_armed)
-        return;
-    r->hedge_armed = false;
-    if (r->live != 1 || r->ended || !fo_resil_hedge_take(call))
-        return;
-    unsigned next = call->tries.attempts + 1;
-    if (attempt_start(w, j, r, TRY_HEDGE, false) == FO_OK) {
-        r->hedge_attempt = next;
-        call->tries.hedged = true;
-        fo_resil_count(call, FO_RC_HEDGE_SENT);
-    }
-}
-
-/* Start call 'i' of 'j' as a run. */
-static void run_start(struct fo_worker *w, struct job *j, size_t i, int64_t now_ms)
-{
-    struct fo_call *call = &j->f->calls[i];
-    struct run *r = &j->runs[i];
-    memset(r, 0, sizeof *r);
-    r->timer.index = FO_TIMER_NONE;
-    r->job = j;
-    r->call = call;
-    r->active = true;
-    r->start_us = fo_clock_us();
-    r->end_us = call->timeout_ms > 0 ? r->start_us + call->timeout_ms * 1000 : INT64_MAX;
-    (void)now_ms;
-    fo_resil_call_begin(call);
-    enum fo_outcome stop = attempt_start(w, j, r, TRY_PRIMARY, false);
-    if (stop != FO_OK)
-        run_fail(w, j, r, stop);
 }
 
 /* Take one fan-out from the inbox and start all its calls. */
@@ -786,12 +368,12 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         call->json.p = NULL;
         call->json.len = 0;
         if (call->resil) {
-            run_start(w, j, i, now);
+            fo__run_start(w, j, i);
             continue;
         }
         int err = fo_ctx_err(f->ctx);
         if (err < 0) {
-            call_fail(w, j, call, ctx_outcome(err), 0);
+            call_fail(w, j, call, fo__ctx_outcome(err), 0);
             continue;
         }
         int64_t budget = fo_ctx_remaining_ms(f->ctx, now);
@@ -809,7 +391,7 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     /* A call that could not start may have decided it already. Then release
      * the extra count; this ends the job if every call already ended. */
     if (j->decided && j->pending > 1)
-        decide(w, j);
+        fo__decide(w, j);
     job_release(w, j);
 }
 
@@ -823,7 +405,7 @@ static void sweep_jobs(struct fo_worker *w)
         struct job *next = j->next;
         int err = fo_ctx_err(j->f->ctx);
         if (err < 0)
-            abort_job(w, j, ctx_outcome(err));
+            abort_job(w, j, fo__ctx_outcome(err));
         j = next;
     }
 }
@@ -833,7 +415,7 @@ static void sweep_jobs(struct fo_worker *w)
 static bool xfer_retry(struct fo_worker *w, struct fo_xfer *x, CURLcode *res)
 {
     atomic_fetch_add_explicit(&w->n_dirty, 1, memory_order_relaxed);
-    count_connects(w, x); /* Curl resets the count when the transfer restarts. */
+    fo__count_connects(w, x); /* Curl resets the count when the transfer restarts. */
     return fo_xfer_retry(x, res) && curl_multi_add_handle(w->multi, x->easy) == CURLM_OK;
 }
 
@@ -954,7 +536,7 @@ static void *worker_main(void *arg)
             if (!t || t->due > now_us)
                 break;
             fo_timerheap_remove(&w->timers, t);
-            run_timer(w, run_of(t)); /* May complete (recycle) its job. */
+            fo__run_timer(w, t); /* May complete (recycle) its job. */
         }
         if (w->timer_due_us >= 0 && fo_clock_us() >= w->timer_due_us) {
             w->timer_due_us = -1;

@@ -54,8 +54,10 @@ static bool on_call_ended(struct fo_fanout *f)
         struct fo_call *c = item;
         ssize_t i = c - r->plan.calls;
         fo_pipeline_run(&env, c);
-        bool stale = c->resil && fo_resil_call_judged(c); /* Breaker, stale-on-error. */
+        if (c->resil)
+            fo_resil_call_judged(c); /* Its breaker; a good value kept for stale-on-error. */
         fo_metrics_call(c->stats, c->outcome, (int64_t)(c->ms * 1000.0));
+        bool stale = c->resil && fo_resil_stale(c); /* A failure answered from the cache. */
         struct fo_tally *t = &r->tally;
         t->in++;
         t->stale += stale;

@@ -286,19 +286,23 @@ void fo_resil_attempt_end(struct fo_call *c, int host, bool probe, int failure, 
                           probe, now_us);
 }
 
-bool fo_resil_call_judged(struct fo_call *c)
+void fo_resil_call_judged(struct fo_call *c)
 {
     struct fo_resil_backend *b = c->resil;
     int64_t now = fo_clock_us();
     if (c->tries.winner > 0) /* An attempt gave the result: it counts for its breaker. */
         fo_resil_attempt_end(c, c->tries.host, c->tries.probe,
                              fo_resil_verdict(c->outcome, c->status, c->tries.own_timeout), now);
-    if (!b->stale)
-        return false;
-    if (c->outcome == FO_OK) {
+    if (b->stale && c->outcome == FO_OK)
         fo_stale_put(b->stale, c->url, c->json.p, c->json.len, now);
+}
+
+bool fo_resil_stale(struct fo_call *c)
+{
+    struct fo_resil_backend *b = c->resil;
+    int64_t now = fo_clock_us();
+    if (!b->stale || c->outcome == FO_OK)
         return false;
-    }
     if (c->outcome == FO_ERR_CANCELLED)
         return false; /* Nobody waits for it. */
     size_t len = 0;

@@ -104,6 +104,14 @@ def fanout_config(_backend):
     held = mk("held", by_tag(hold_first))
     mixed = mk("mixed", lambda h: (503, {"e": 1}) if h.n % 3 == 0 else
                (time.sleep(0.03 if h.n % 7 == 0 else 0), (200, {"n": h.n}))[1])
+    hang_first = mk("hang_first", by_tag(lambda h, k: (time.sleep(1.0), (200, {"late": 1}))[1]
+                                         if k == 1 else (200, {"attempt": h.header(
+                                             "x-fanout-attempt")})))
+    p95 = mk("p95", lambda h: (time.sleep(0.3 if h.n % 25 == 0 else 0.02), (200, {"n": h.n}))[1])
+    garbage = mk("garbage", lambda h: (200, b"not json"))
+    notfound = mk("notfound", lambda h: (404, {"e": 1}))
+    hang = mk("hang", lambda h: (time.sleep(0.5), (200, {"late": 1}))[1])
+    always503 = mk("always503", lambda h: (503, {"e": 1}))
     hosts3 = [a.origin(), b.origin(), c.origin()]
     return {
         "timeout_ms": 3000,
@@ -128,6 +136,22 @@ def fanout_config(_backend):
                report=True, timeout_ms=1000),
             ep("/breaker", [be("x", always500.url("/b"), breaker={"failures": 3, "open_ms": 1000})],
                report=True),
+            ep("/try_timeout/{tag}", [be("x", hang_first.url("/h/{tag}"),
+                                         retry={"attempts": 2, "on": ["timeout"],
+                                                "try_timeout_ms": 100, "backoff_ms": 1})],
+               report=True),
+            ep("/no_try_timeout/{tag}", [be("x", hang_first.url("/n/{tag}"), timeout_ms=100,
+                                            retry={"attempts": 2, "on": ["timeout"],
+                                                   "backoff_ms": 1})], report=True),
+            ep("/p95", [be("x", p95.url("/p"), hedge={"after": "p95"})]),
+            ep("/br_json", [be("x", garbage.url("/g"), breaker={"failures": 2, "open_ms": 60000})],
+               report=True),
+            ep("/br_4xx", [be("x", notfound.url("/n"), breaker={"failures": 2, "open_ms": 60000})],
+               report=True),
+            ep("/br_deadline", [be("x", hang.url("/h"), breaker={"failures": 1, "open_ms": 60000})],
+               report=True, timeout_ms=100),
+            ep("/br_retry", [be("x", always503.url("/r"), breaker={"failures": 3, "open_ms": 60000},
+                                retry={"attempts": 3, "backoff_ms": 1})], report=True),
             ep("/breaker_hosts", [be("x", "http://placeholder.invalid:9/h",
                                      hosts=[h500.origin(), hok.origin()],
                                      breaker={"failures": 2, "open_ms": 60000})], report=True),
@@ -381,6 +405,72 @@ def test_breaker_per_host_skips_the_open_host(fo):
         r = fo.get("/breaker_hosts")
         assert r.status == 200 and report(r)["host"] == B["hok"].origin(), r
     assert B["h500"].count() == before == 2
+
+
+def test_timeout_is_retried_only_under_try_timeout_ms(fo):
+    """on: [timeout]: a hanging first attempt cut by try_timeout_ms 100 is retried and the
+    second answers; without try_timeout_ms the call's own timeout is not retried."""
+    t = tag()
+    r = fo.get("/try_timeout/" + t)
+    assert r.status == 200 and r.json()["x"] == {"attempt": "2"}, r
+    assert report(r)["attempts"] == 2
+    assert r.elapsed < 0.9, r
+    r = fo.get("/no_try_timeout/" + t)
+    assert r.status == 504 and report(r)["attempts"] == 1, r
+    assert report(r)["error"] == "timeout"
+
+
+def test_hedge_after_p95_waits_for_100_samples(fo):
+    """after: p95 on a backend that takes 20 ms, 300 ms on every 25th request: no hedge while
+    the window holds fewer than 100 samples, then the slow ones are hedged."""
+    b = B["p95"]
+    base = b.count()
+    parallel(60, timed(fo, "/p95"), threads=10)
+    assert b.count() - base == 60  # fewer than 100 samples: never a hedge
+    parallel(150, timed(fo, "/p95"), threads=10)
+    m = parse(fo.get("/metrics").body.decode())
+    sent = m.get("fanout_backend_hedges_total", endpoint="GET /p95", backend="x")
+    assert b.count() - base == 210 + sent
+    assert sent >= 1
+
+
+def test_breaker_counts_invalid_json_not_4xx_nor_the_deadline(fo):
+    for _ in range(2):
+        assert report(fo.get("/br_json"))["error"] == "invalid_json"
+    assert report(fo.get("/br_json"))["error"] == "circuit_open"
+    base = B["notfound"].count()
+    for _ in range(4):
+        assert report(fo.get("/br_4xx"))["error"] == "status"
+    assert B["notfound"].count() - base == 4  # never opened
+    base = B["hang"].count()
+    for _ in range(3):
+        assert report(fo.get("/br_deadline"))["error"] == "timeout"
+    assert B["hang"].count() - base == 3  # the request's deadline does not count
+
+
+def test_every_attempt_counts_for_the_breaker(fo):
+    """{3, 60000} with 3 attempts on an always-503 backend: one request opens it."""
+    r = fo.get("/br_retry")
+    assert report(r)["attempts"] == 3 and report(r)["error"] == "status", r
+    base = B["always503"].count()
+    r = fo.get("/br_retry")
+    assert report(r)["error"] == "circuit_open", r
+    assert B["always503"].count() == base
+
+
+def test_retry_and_hedge_metrics_and_access_log_host(fo):
+    t = tag()
+    fo.get("/flaky/" + t)
+    fo.get("/held/" + t)
+    m = parse(fo.get("/metrics").body.decode())
+    assert m.get("fanout_backend_retries_total", endpoint="GET /flaky/{tag}", backend="x",
+                 reason="status") >= 1
+    assert m.get("fanout_backend_hedges_total", endpoint="GET /held/{tag}", backend="x") >= 1
+    assert m.get("fanout_backend_hedges_won_total", endpoint="GET /held/{tag}", backend="x") >= 1
+    fo.get("/rr")
+    ev = fo.wait_event(lambda e: e.get("event") == "access" and e.get("path") == "/rr")
+    assert ev["backends"]["x"]["host"] in (B["A"].origin(), B["B"].origin(), B["C"].origin())
+    assert ev["backends"]["x"]["attempts"] == 1
 
 
 # ---- stale on error --------------------------------------------------------------------------

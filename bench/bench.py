@@ -74,6 +74,9 @@ T_DL_P50 = 101.0     # deadline p50
 T_DL_P99 = 102.0     # deadline p99
 T_WIDTH = 0.80       # E(64) / E(4)
 T_IDLE_MB = 64.0     # VmRSS with 10,000 idle connections
+# Targets from issue 12 (the slow tail).
+T_TAIL_P99 = 1.5     # hedged p99 over the p99 of the same setup without the tail
+T_TAIL_EXTRA = 0.05  # extra backend calls per request, hedged
 
 
 class Stop(Exception):
@@ -703,12 +706,42 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
         elif problem:
             notes.append(problem)
             row["crash"] = problem
+        if sc["key"].startswith("tail_"):
+            tail_log_notes(fo, row, notes)
         ev = fo.events()
         if ev:
             row["log_events"] = ev
             notes.append("fanout log: " + ", ".join("%s x%d" % kv for kv in sorted(ev.items())))
     row["notes"] = notes + row.get("notes", [])
     return row
+
+
+def tail_log_notes(fo, row, notes):
+    """The slow tail rows: fanout's own view from its access log (request start to answer,
+    warm-up included), to tell fanout's tail from the time a request waits in front of it;
+    and how many calls were hedged."""
+    ms, hedged, calls = [], 0, 0
+    try:
+        with open(fo.out, errors="replace") as f:
+            for line in f:
+                if '"access"' not in line:
+                    continue
+                ev = json.loads(line)
+                ms.append(float(ev.get("ms", 0)))
+                for b in ev.get("backends", {}).values():
+                    calls += 1
+                    hedged += bool(b.get("hedged"))
+    except (OSError, ValueError):
+        return
+    if not ms:
+        return
+    ms.sort()
+    row["log_p99_ms"] = ms[int(len(ms) * 0.99)]
+    row["log_p999_ms"] = ms[int(len(ms) * 0.999)]
+    row["hedged_calls"] = hedged
+    notes.append("access log: p99 %.2f ms, p99.9 %.2f ms, %.2f%% over 50 ms; %d of %d calls "
+                 "hedged" % (row["log_p99_ms"], row["log_p999_ms"],
+                             100.0 * sum(1 for m in ms if m > 50) / len(ms), hedged, calls))
 
 
 def strace_count(pid, url, count, tmp, name):
@@ -945,6 +978,18 @@ def evaluate(rows_by_run, keys):
         add("RSS <= %g MB with %d idle conns" % (T_IDLE_MB, IDLE_CONNS), "idle_10k", rss,
             still == IDLE_CONNS and rss is not None and rss <= T_IDLE_MB,
             "%s MB, %s open" % (fmt(rss), still))
+
+        # The slow tail (issue 12): hedged p99 against the p99 without the tail, extra calls.
+        base, on = rows.get("tail_base"), rows.get("tail_on")
+        if good(base) and good(on):
+            lim = T_TAIL_P99 * base["p99_ms"]
+            add("p99 <= %.1f x p99 without the tail" % T_TAIL_P99, "tail_on", on["p99_ms"],
+                on["p99_ms"] <= lim, "%.2f vs %.2f" % (on["p99_ms"], lim))
+            extra = on.get("backend_req_per_req", 0) / 3.0 - 1.0
+            add("<= %.0f%% extra backend calls" % (100 * T_TAIL_EXTRA), "tail_on", extra,
+                extra <= T_TAIL_EXTRA, "%.1f%%" % (100 * extra))
+        else:
+            add("p99 <= %.1f x p99 without the tail" % T_TAIL_P99, "tail_on", None, False, "")
     return targets
 
 

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-/* 0..15 exact; then 8 buckets per power of two from 16 us up to about 2^30 us (18 min). */
+/* 0..15 exact; then 8 buckets per power of two from 16 us up to 2^29 us (about 9 min). */
 unsigned fo_lat_bucket(int64_t us)
 {
     if (us < 16)

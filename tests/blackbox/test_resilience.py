@@ -544,6 +544,51 @@ def test_sighup_keeps_breaker_state_of_unchanged_backends(spawn):
         fails.close()
 
 
+def test_sighup_under_concurrent_clients(spawn):
+    """4 clients through hosts, retries, hedges, a breaker and stale values while 6 reloads
+    come in (each alternately changing one backend, so states are freed and made while
+    calls use their neighbours'): every answer 200 with both members (and no sanitizer
+    report, checked by spawn)."""
+    flaky = Scripted(lambda h: (503, {"e": 1}) if h.n % 4 == 0 else (200, {"n": h.n}))
+    ok = Scripted(lambda h: (200, {"ok": h.n}))
+    try:
+        def config(i):
+            return {"timeout_ms": 2000, "endpoints": [ep("/m/{n}", [
+                be("m", "http://placeholder.invalid:9/m/{n}", hosts=[flaky.origin(), ok.origin()],
+                   retry={"attempts": 3, "backoff_ms": 1}, hedge={"after_ms": 5},
+                   breaker={"failures": 20, "open_ms": 20}, stale_ms=1000),
+                be("v", ok.url("/v/{n}"), retry={"attempts": 2, "backoff_ms": 1 + i % 2}),
+            ])]}
+        fo = spawn(config(0))
+        stop = threading.Event()
+        bad = []
+
+        def client(k):
+            conn = fo.connect()
+            i = 0
+            while not stop.is_set():
+                r = fo.request("GET", "/m/%d" % (i % 13), conn=conn)
+                doc = r.json()
+                if r.status != 200 or "v" not in doc or "m" not in doc:
+                    bad.append(r)
+                i += 1
+            conn.close()
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in ts:
+            t.start()
+        try:
+            for i in range(1, 7):
+                _reload(fo, config(i))
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(20)
+        assert not bad, bad[:2]
+    finally:
+        flaky.close()
+        ok.close()
+
+
 def _reload(fo, config):
     tmp = fo.config_path + ".tmp"
     write_config(tmp, config)

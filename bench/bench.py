@@ -75,6 +75,9 @@ T_DL_P50 = 101.0     # deadline p50
 T_DL_P99 = 102.0     # deadline p99
 T_WIDTH = 0.80       # E(64) / E(4)
 T_IDLE_MB = 64.0     # VmRSS with 10,000 idle connections
+# Targets from issue 12 (the slow tail).
+T_TAIL_P99 = 1.5     # hedged p99 over the p99 of the same setup without the tail
+T_TAIL_EXTRA = 0.05  # extra backend calls per request, hedged
 
 
 class Stop(Exception):
@@ -341,15 +344,17 @@ http_get.last_headers = {}
 # fanout
 
 
-def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000, shape=None):
+def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000, shape=None,
+                  backend_extra=None):
     """A config with GET /api/d/{id} over 'backends' (list of nginx paths) and the ad-hoc batch
-    allowed to call nginx; 'shape' (shaping keys) goes into every backend. BENCH_FANOUT_EXTRA is
-    merged in last."""
+    allowed to call nginx; 'shape' (shaping keys) and 'backend_extra' (e.g. a hedge) go into every
+    backend. BENCH_FANOUT_EXTRA is merged in last."""
     bes = []
     for i, path in enumerate(backends):
         sep = "&" if "?" in path else "?"
         bes.append({"name": "b%02d" % i, "url": nginx.url(path) + sep + "id={id}"})
         bes[-1].update(shape or {})
+        bes[-1].update(backend_extra or {})
     cfg = {"listen": "%s:0" % HOST, "timeout_ms": global_timeout,
            "endpoints": [{"path": "/api/d/{id}", "timeout_ms": endpoint_timeout,
                           "backends": bes}],
@@ -560,6 +565,7 @@ SHAPE_ITEMS = {"target": "data.items",
                "rename": {"*.label": "title"}}
 SLOW3 = ["/slow/20/s200.json", "/slow/20/s1k.json", "/slow/20/s4k.json"]
 HANG3 = ["/static/s200.json", "/static/s1k.json", "/hang"]
+TAIL3 = ["/static/s200.json", "/static/s1k.json", "/tail/s4k.json"]
 BATCH_PATH = "/aggregate"
 
 
@@ -605,6 +611,14 @@ def scenarios(long_s, short_s):
     s.append({"key": "batch", "label": "ad-hoc batch: POST /aggregate x3", "backends": STATIC3,
               "t": 2, "c": 64, "d": short_s, "e_n": 3, "script": "aggregate.lua",
               "batch": True})
+    # The slow tail (issue 12): one of three backends waits 200 ms on 2% of requests; p99 with
+    # hedging (after: p95) against the same setup without the tail, and the extra calls.
+    for key, label, paths, extra in (
+            ("tail_base", "slow tail: baseline, no tail", STATIC3, None),
+            ("tail_off", "slow tail: 2% at 200 ms, no hedge", TAIL3, None),
+            ("tail_on", "slow tail: 2% at 200 ms, hedge p95", TAIL3, {"hedge": {"after": "p95"}})):
+        s.append({"key": key, "label": label, "backends": paths, "backend_extra": extra,
+                  "t": 1, "c": 8, "d": long_s})
     return s
 
 
@@ -658,7 +672,7 @@ JWT_CACHE = {}
 
 def run_fanout_scenario(sc, nginx, tmp, rnd):
     cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000),
-                        shape=sc.get("shape"))
+                        shape=sc.get("shape"), backend_extra=sc.get("backend_extra"))
     headers = None
     if sc.get("jwt"):
         cfg["endpoints"][0]["auth"], headers = jwt_auth(tmp)
@@ -739,12 +753,42 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
         elif problem:
             notes.append(problem)
             row["crash"] = problem
+        if sc["key"].startswith("tail_"):
+            tail_log_notes(fo, row, notes)
         ev = fo.events()
         if ev:
             row["log_events"] = ev
             notes.append("fanout log: " + ", ".join("%s x%d" % kv for kv in sorted(ev.items())))
     row["notes"] = notes + row.get("notes", [])
     return row
+
+
+def tail_log_notes(fo, row, notes):
+    """The slow tail rows: fanout's own view from its access log (request start to answer,
+    warm-up included), to tell fanout's tail from the time a request waits in front of it;
+    and how many calls were hedged."""
+    ms, hedged, calls = [], 0, 0
+    try:
+        with open(fo.out, errors="replace") as f:
+            for line in f:
+                if '"access"' not in line:
+                    continue
+                ev = json.loads(line)
+                ms.append(float(ev.get("ms", 0)))
+                for b in ev.get("backends", {}).values():
+                    calls += 1
+                    hedged += bool(b.get("hedged"))
+    except (OSError, ValueError):
+        return
+    if not ms:
+        return
+    ms.sort()
+    row["log_p99_ms"] = ms[int(len(ms) * 0.99)]
+    row["log_p999_ms"] = ms[int(len(ms) * 0.999)]
+    row["hedged_calls"] = hedged
+    notes.append("access log: p99 %.2f ms, p99.9 %.2f ms, %.2f%% over 50 ms; %d of %d calls "
+                 "hedged" % (row["log_p99_ms"], row["log_p999_ms"],
+                             100.0 * sum(1 for m in ms if m > 50) / len(ms), hedged, calls))
 
 
 def strace_count(pid, url, count, tmp, name):
@@ -988,6 +1032,18 @@ def evaluate(rows_by_run, keys):
         add("RSS <= %g MB with %d idle conns" % (T_IDLE_MB, IDLE_CONNS), "idle_10k", rss,
             still == IDLE_CONNS and rss is not None and rss <= T_IDLE_MB,
             "%s MB, %s open" % (fmt(rss), still))
+
+        # The slow tail (issue 12): hedged p99 against the p99 without the tail, extra calls.
+        base, on = rows.get("tail_base"), rows.get("tail_on")
+        if good(base) and good(on):
+            lim = T_TAIL_P99 * base["p99_ms"]
+            add("p99 <= %.1f x p99 without the tail" % T_TAIL_P99, "tail_on", on["p99_ms"],
+                on["p99_ms"] <= lim, "%.2f vs %.2f" % (on["p99_ms"], lim))
+            extra = on.get("backend_req_per_req", 0) / 3.0 - 1.0
+            add("<= %.0f%% extra backend calls" % (100 * T_TAIL_EXTRA), "tail_on", extra,
+                extra <= T_TAIL_EXTRA, "%.1f%%" % (100 * extra))
+        else:
+            add("p99 <= %.1f x p99 without the tail" % T_TAIL_P99, "tail_on", None, False, "")
     return targets
 
 

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "shape.h"
 #include "forward.h"
+#include "resil_conf.h"
 #include "tmpl.h"
 
 struct fo_auth; /* auth.h */
@@ -40,6 +41,8 @@ struct fo_backend_conf {
     bool required;                  /* Its failure fails the whole request. */
     bool merge;                     /* Lift an object body's members to the top level. */
     struct fo_shape shape;          /* Shaping, encoding, group, fallback, pass_status. */
+    struct fo_resil_conf resil;     /* hosts, retry, hedge, breaker, rate_limit, stale (resil.h). */
+    uint64_t def_hash;              /* Of its endpoint's route and its own definition text. */
 };
 
 /* One configured endpoint. */
@@ -55,11 +58,13 @@ struct fo_endpoint_conf {
     bool report;                      /* Add the "_fanout" report. */
     struct fo_backend_conf *backends; /* nbackends >= 1 of them. */
     size_t nbackends;
-    struct fo_shape shape; /* Endpoint ops on the merged document (only 'ops' is used). */
-    struct fo_auth *auth;  /* Own "auth" (NULL: none or null), when auth_set. */
-    bool auth_set;         /* "auth" was given: it replaces the top-level one. */
-    struct fo_cors *cors;  /* Own "cors" (NULL: none or null), when cors_set. */
-    bool cors_set;         /* "cors" was given: it replaces the top-level one. */
+    struct fo_shape shape;          /* Endpoint ops on the merged document (only 'ops' is used). */
+    struct fo_auth *auth;           /* Own "auth" (NULL: none or null), when auth_set. */
+    bool auth_set;                  /* "auth" was given: it replaces the top-level one. */
+    struct fo_cors *cors;           /* Own "cors" (NULL: none or null), when cors_set. */
+    bool cors_set;                  /* "cors" was given: it replaces the top-level one. */
+    struct fo_rate_conf rate_limit; /* Requests over it get 503 rate_limited. */
+    uint64_t rate_hash;             /* Of its route and its rate_limit text. */
 };
 
 /* The ad-hoc batch (POST /aggregate). Off unless allow_hosts is given. */
@@ -108,6 +113,7 @@ struct fo_config {
     size_t max_host_connections; /* Connections per worker to one host:port, default 0 (no cap). */
     size_t max_request_response_bytes; /* Body bytes one request may hold, default 16 MiB. */
     size_t max_buffered_bytes;         /* Body and answer bytes of all requests, default 256 MiB. */
+    struct fo_retry_budget_conf retry_budget; /* Cap on retries in flight. */
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

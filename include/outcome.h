@@ -17,11 +17,13 @@ enum fo_outcome {
     FO_ERR_SHAPE,        /* The call or its answer does not fit what the endpoint says:
                             a request value that cannot be placed (nothing was sent),
                             or a response that fails a shaping stage. */
+    FO_ERR_CIRCUIT_OPEN, /* Its breaker is open: no connection was made. */
+    FO_ERR_RATE_LIMITED, /* Over its backend's rate limit: no connection was made. */
     FO_OUTCOME_COUNT
 };
 
 /* Stable lower-case name: "ok", "timeout", "connect", "status",
- * "invalid_json", "too_large", "cancelled", "shape". */
+ * "invalid_json", "too_large", "cancelled", "shape", "circuit_open", "rate_limited". */
 const char *fo_outcome_name(enum fo_outcome o);
 
 #endif /* FO_OUTCOME_H */

@@ -27,6 +27,8 @@
 #include "outcome.h"
 
 struct fo_backend_stats; /* metrics.h */
+struct fo_resil_backend; /* resil.h */
+struct fo_resil_conf;    /* resil_conf.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
 struct fo_params;        /* tmpl.h */
@@ -34,6 +36,20 @@ struct fo_shape;         /* shape.h */
 struct fo_jtree;         /* jtree.h */
 struct fo_tmpl_vals;     /* tmpl.h */
 struct fo_fwd_client;    /* forward.h */
+
+/* What the attempts of a call with a resilience policy did (resil.h): written by the pool,
+ * and by the fan-in for 'stale'. All zero for a call without one. */
+struct fo_call_tries {
+    unsigned attempts;     /* Attempts started, hedges included. */
+    unsigned winner;       /* Which attempt (1-based) gave the result; 0 = none started. */
+    int host;              /* Index in hosts of that attempt, -1 = none (or no hosts). */
+    bool hedged;           /* A hedge was sent. */
+    bool budget_exhausted; /* A retry was refused by the retry budget. */
+    bool probe;            /* The result's attempt was a breaker probe. */
+    bool own_timeout;      /* FO_ERR_TIMEOUT came from its own caps, not the deadline. */
+    bool stale;            /* The value is a stale one (the call failed). */
+    int64_t age_ms;        /* ... that old. */
+};
 
 /* One backend call of a plan. */
 struct fo_call {
@@ -45,31 +61,34 @@ struct fo_call {
     size_t nheaders;
     const char *body; /* Borrowed: request body or NULL. */
     size_t body_len;
-    const char *body_type;          /* Borrowed: the body's Content-Type, "" for none;
-                                       NULL: application/json. */
-    bool refused;                   /* Its request could not be built safely (a value
-                                       with CR/LF in a header, ...): never sent, it
-                                       ends FO_ERR_SHAPE. */
-    int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
-    bool required;                  /* Its failure fails the request (fail fast). */
-    bool merge;                     /* Lift an object's members into the answer. */
-    struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
-    const struct fo_shape *shape;   /* Borrowed: its shaping keys, or NULL when it has none. */
+    const char *body_type;             /* Borrowed: the body's Content-Type, "" for none;
+                                          NULL: application/json. */
+    bool refused;                      /* Its request could not be built safely (a value
+                                          with CR/LF in a header, ...): never sent, it
+                                          ends FO_ERR_SHAPE. */
+    int64_t timeout_ms;                /* Own cap; 0 = the request's deadline only. */
+    bool required;                     /* Its failure fails the request (fail fast). */
+    bool merge;                        /* Lift an object's members into the answer. */
+    struct fo_backend_stats *stats;    /* Borrowed: the series it counts into. */
+    const struct fo_shape *shape;      /* Borrowed: its shaping keys, or NULL when it has none. */
+    struct fo_resil_backend *resil;    /* Borrowed: its resilience state, or NULL (none). */
+    const struct fo_resil_conf *rconf; /* Borrowed: its resilience settings (with 'resil'). */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
-    int status;               /* HTTP status, 0 when none arrived. */
-    bool no_fds;              /* FO_ERR_CONNECT because the process was out of file
-                                 descriptors (the request is then overloaded). */
-    double ms;                /* From the worker picking it up to its end. */
-    char *resp;               /* From malloc(): the response body, or NULL. */
-    size_t resp_len;          /* Charged to 'budget' until dropped. */
-    struct fo_budget *budget; /* Borrowed: the pool's buffered-bytes budget, or NULL. */
-    struct fo_json_span json; /* FO_OK once judged: the JSON value inside 'resp'. */
-    struct fo_jtree *tree;    /* From malloc() while the shaping stages edit it, else NULL. */
-    const char *stage;        /* Static: the shaping stage that failed it, or NULL. */
-    bool ops_skipped;         /* An op of its shape could not be made (reported). */
-    char *content_type;       /* From malloc(): encoding "raw" only, the answer's type. */
+    int status;                 /* HTTP status, 0 when none arrived. */
+    bool no_fds;                /* FO_ERR_CONNECT because the process was out of file
+                                   descriptors (the request is then overloaded). */
+    double ms;                  /* From the worker picking it up to its end. */
+    char *resp;                 /* From malloc(): the response body, or NULL. */
+    size_t resp_len;            /* Charged to 'budget' until dropped. */
+    struct fo_budget *budget;   /* Borrowed: the pool's buffered-bytes budget, or NULL. */
+    struct fo_json_span json;   /* FO_OK once judged: the JSON value inside 'resp'. */
+    struct fo_jtree *tree;      /* From malloc() while the shaping stages edit it, else NULL. */
+    const char *stage;          /* Static: the shaping stage that failed it, or NULL. */
+    bool ops_skipped;           /* An op of its shape could not be made (reported). */
+    char *content_type;         /* From malloc(): encoding "raw" only, the answer's type. */
+    struct fo_call_tries tries; /* With 'resil': what its attempts did. */
 };
 
 /* Free a call's body (giving its bytes back to the budget) as soon as it is

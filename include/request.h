@@ -73,6 +73,7 @@ struct fo_tally {
     ssize_t req_failed;    /* ... of the first required that failed by itself, or -1. */
     ssize_t req_cancelled; /* ... of the first required cancelled for another, or -1. */
     bool any_timeout;      /* A call timed out. */
+    size_t stale;          /* ... of 'ok', answered with a stale value (resil.h). */
 };
 
 /* One client request. From fo_request_new in the first handler call; freed
@@ -111,9 +112,10 @@ struct request {
     const struct fo_cors *cors; /* The policy the answer follows (config's), or NULL. */
     bool preflight;             /* Answered as a CORS preflight (its headers are set). */
 
-    bool waiting;    /* Counted in front->waiting and admitted (calls budget). */
-    unsigned status; /* The answer's status, once queued. */
-    bool complete;   /* Every call succeeded. */
+    bool waiting;          /* Counted in front->waiting and admitted (calls budget). */
+    unsigned status;       /* The answer's status, once queued. */
+    bool complete;         /* Every call succeeded. */
+    int64_t retry_after_s; /* Retry-After of a 503, 0 = the default (1). */
 };
 
 /* A new request on 'c' (MHD's method and url strings stay valid until it

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "resil.h"
 
 struct fo_runtime {
     struct fo_config *cfg;                 /* Owned. */
@@ -26,6 +27,8 @@ struct fo_runtime {
     struct fo_endpoint_stats *batch_stats; /* The ad-hoc batch, or NULL. */
     struct fo_backend_stats **host_stats;  /* [aggregate.nallow] */
     struct fo_endpoint_stats *other_stats; /* Unmatched paths and early errors. */
+    struct fo_resil_bind *resil;           /* Its resilience states (resil.h); set by the server
+                                              after create, dropped with the runtime. */
 };
 
 /* Register the series of 'cfg' in 'm' and return a runtime with one

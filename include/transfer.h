@@ -55,6 +55,15 @@ struct fo_xfer {
     bool dirty_fresh;            /* ... and that connection was a new one (no retry helps). */
     bool retried;                /* Already restarted once on a fresh connection. */
     bool no_fds;                 /* The process was out of descriptors for its socket. */
+    /* Set by the pool before fo_xfer_prepare, for a call with a resilience policy: */
+    char *url;        /* From malloc(): this attempt's URL (hosts), or NULL for call->url;
+                         freed by fo_xfer_reset. */
+    unsigned attempt; /* Sent as X-Fanout-Attempt when > 0. */
+    void *run;        /* The pool's: the call's attempt state, or NULL. */
+    int host;         /* The pool's: the host index of this attempt, -1 none. */
+    bool probe;       /* The pool's: this attempt is a breaker probe. */
+    bool retry_slot;  /* The pool's: it holds a slot of the retry budget. */
+    int limit;        /* The pool's: which cap set its curl timeout. */
 };
 
 /* A transfer with a new easy handle and the options that never change.
@@ -79,6 +88,10 @@ bool fo_xfer_retry(struct fo_xfer *x, CURLcode *res);
  * answer arrived (any status; its body moves to the call, still charged to
  * the budget), else why none did. */
 void fo_xfer_classify(struct fo_xfer *x, CURLcode res);
+
+/* After its end: the Retry-After of the answer in ms (delta-seconds or an HTTP date),
+ * or -1 when there is none. */
+int64_t fo_xfer_retry_after_ms(struct fo_xfer *x);
 
 /* Connections curl opened for it (this try). */
 long fo_xfer_connects(const struct fo_xfer *x);

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "log.h"
 #include "merge.h"
+#include "resil.h"
 
 struct fo_endpoint_stats *fo__request_stats(const struct request *r)
 {
@@ -36,8 +37,11 @@ enum MHD_Result fo__answer(struct request *r, unsigned status, struct MHD_Respon
         MHD_add_response_header(resp, "X-Fanout-Complete", complete);
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !r->probe)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !r->probe) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%lld", r->retry_after_s > 0 ? (long long)r->retry_after_s : 1LL);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     if (r->www_auth[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r->www_auth);
     if (r->cors && !r->preflight)
@@ -223,6 +227,7 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
                           fo_outcome_name(c->outcome), c->status, c->ms);
             if (c->stage)
                 fo_buf_printf(&b, ",\"stage\":\"%s\"", c->stage);
+            fo_resil_put_report(&b, c); /* Attempts, host, stale (resil.h). */
             fo_buf_putc(&b, '}');
         }
         fo_buf_putc(&b, '}');

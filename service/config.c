@@ -24,6 +24,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "config_resil.h"
 #include "config_schema.h"
 #include "config_shape.h"
 #include "cors.h"
@@ -380,10 +381,14 @@ static bool parse_backends(struct fo__vctx *c, const struct fo__field *f, const 
         char bp[256];
         fo__pathf(bp, sizeof bp, "%s[%zu]", path, i);
         fo__defaults(c, &backend_table, &e->backends[i]);
-        if (fo__walk(c, &backend_table, b, bp, &e->backends[i], e) == 0)
+        uint64_t bad = fo__walk(c, &backend_table, b, bp, &e->backends[i], e);
+        if (bad == 0)
             fo__shape_check_backend(c, bp, &e->backends[i].shape, e->backends[i].required);
         fo_shape_finish(&e->backends[i].shape);
         check_narrowing(c, e, &e->backends[i], bp);
+        fo__resil_backend_check(c, bp, &e->backends[i].resil, e->backends[i].method, &backend_table,
+                                bad);
+        e->backends[i].def_hash = fo__def_hash(e->method, e->path, b);
         const char *name = e->backends[i].name;
         for (size_t j = 0; name && j < i; j++) {
             if (e->backends[j].name && strcmp(e->backends[j].name, name) == 0) {
@@ -419,8 +424,10 @@ static bool parse_endpoints(struct fo__vctx *c, const struct fo__field *f, const
         char p[64];
         snprintf(p, sizeof p, "endpoints[%zu]", i);
         fo__defaults(c, &endpoint_table, &cfg->endpoints[i]);
-        if (fo__walk(c, &endpoint_table, e, p, &cfg->endpoints[i], NULL) == 0)
-            fo__shape_check_endpoint(c, p, &cfg->endpoints[i]);
+        struct fo_endpoint_conf *ec = &cfg->endpoints[i];
+        if (fo__walk(c, &endpoint_table, e, p, ec, NULL) == 0)
+            fo__shape_check_endpoint(c, p, ec);
+        ec->rate_hash = fo__def_hash(ec->method, ec->path, cJSON_GetObjectItem(e, "rate_limit"));
     }
     return true;
 }
@@ -653,6 +660,31 @@ static const struct fo__field backend_fields[] = {
            "narrows the endpoint's forward_query for this backend"),
     CUSTOM("forward_headers", struct fo_backend_conf, fwd_headers, parse_fwd_headers, FWD_SCHEMA,
            "narrows the endpoint's forward_headers for this backend"),
+    {.key = "hosts", .type = FO_FT_CUSTOM, .parse = fo__parse_hosts,
+     .offset = offsetof(struct fo_backend_conf, resil),
+     .schema = "{\"type\": \"array\", \"minItems\": 1, \"maxItems\": 64, \"items\": "
+               "{\"type\": \"string\", \"pattern\": \"^https?://[^/?#]+$\"}}",
+     .doc = "origins that replace the scheme and authority of url, used in round robin"},
+    BOOL("idempotent", struct fo_backend_conf, resil.idempotent, false,
+         "retry and hedge this backend whatever its method (else only GET and HEAD)"),
+    {.key = "retry", .type = FO_FT_OBJECT, .sub = &fo__retry_table,
+     .offset = offsetof(struct fo_backend_conf, resil.retry),
+     .doc = "retry a failed attempt: attempts, on, backoff_ms, try_timeout_ms"},
+    {.key = "hedge", .type = FO_FT_OBJECT, .sub = &fo__hedge_table,
+     .offset = offsetof(struct fo_backend_conf, resil.hedge),
+     .doc = "one extra attempt when the first is slow: after_ms or after, max_extra_percent"},
+    {.key = "breaker", .type = FO_FT_OBJECT, .sub = &fo__breaker_table,
+     .offset = offsetof(struct fo_backend_conf, resil.breaker),
+     .doc = "circuit breaker (per host with hosts): failures, open_ms"},
+    {.key = "rate_limit", .type = FO_FT_OBJECT, .sub = &fo__backend_rate_table,
+     .offset = offsetof(struct fo_backend_conf, resil.rate_limit),
+     .doc = "token bucket on calls to it: rps, burst (over it: rate_limited)"},
+    INT("stale_ms", FO_FT_INT64, 1, 86400000, struct fo_backend_conf, resil.stale_ms, 0,
+        "GET only: on failure serve the last good value of the URL if at most this old"),
+    INT("stale_max_entries", FO_FT_SIZE, 1, 10000000, struct fo_backend_conf,
+        resil.stale_max_entries, 1000, "stale values kept (distinct URLs, least recent dropped)"),
+    INT("stale_max_bytes", FO_FT_SIZE, 1, FO_MAX_SIZE, struct fo_backend_conf,
+        resil.stale_max_bytes, 8 << 20, "bytes of stale values kept"),
 };
 static const struct fo__table backend_table = TABLE(backend_fields, NULL);
 
@@ -681,6 +713,9 @@ static const struct fo__field endpoint_fields[] = {
            "who may call: api_keys or jwt; replaces the top-level auth, null for none"),
     CUSTOM("cors", struct fo_endpoint_conf, cors, parse_endpoint_cors, CORS_SCHEMA,
            "cross-origin policy; replaces the top-level cors, null for none"),
+    {.key = "rate_limit", .type = FO_FT_OBJECT, .sub = &fo__endpoint_rate_table,
+     .offset = offsetof(struct fo_endpoint_conf, rate_limit),
+     .doc = "token bucket on requests: rps, burst, key, max_clients (over it: 503)"},
 };
 static const struct fo__table endpoint_table = TABLE(endpoint_fields, NULL);
 
@@ -766,6 +801,9 @@ static const struct fo__field root_fields[] = {
              "backend body bytes one request may hold"),
     ROOT_INT(max_buffered_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 256 << 20,
              "backend and answer bytes all requests may hold"),
+    {.key = "retry_budget", .type = FO_FT_OBJECT, .sub = &fo__retry_budget_table,
+     .offset = offsetof(struct fo_config, retry_budget),
+     .doc = "retries in flight: at most max(min, percent of calls in flight)"},
 };
 const struct fo__table fo__config_root = TABLE(root_fields, root_check);
 /* clang-format on */
@@ -797,6 +835,7 @@ void fo_config_destroy(struct fo_config *cfg)
             fo_shape_clear(&b->shape);
             fo_fwd_list_free(&b->fwd_query);
             fo_fwd_list_free(&b->fwd_headers);
+            fo__resil_conf_free(&b->resil);
         }
         fo_shape_clear(&e->shape);
         free(e->backends);
@@ -808,6 +847,7 @@ void fo_config_destroy(struct fo_config *cfg)
         free(e->method);
         fo_auth_destroy(e->auth);
         fo_cors_destroy(e->cors);
+        free(e->rate_limit.key_header);
     }
     fo_auth_destroy(cfg->auth);
     fo_cors_destroy(cfg->cors);

@@ -91,22 +91,23 @@ enum MHD_Result fo_request_finish(struct request *r)
     }
     struct fo_call *calls = r->plan.calls;
     size_t ok = t->ok;
+    size_t fresh = ok - t->stale; /* A stale value is not a complete answer. */
     /* Which failure decides the status: a required call's, preferring one
      * that failed by itself over one cancelled because of another. */
     ssize_t failed_required = t->req_failed >= 0 ? t->req_failed : t->req_cancelled;
     ssize_t first_failed = t->first_failed;
-    r->complete = ok == n;
-    if (ok == n && n == 1 && calls[0].shape && calls[0].shape->encoding == FO_ENC_RAW)
+    r->complete = fresh == n;
+    if (fresh == n && n == 1 && calls[0].shape && calls[0].shape->encoding == FO_ENC_RAW)
         return answer_raw(r, &calls[0]);
 
     struct fo_report rep = {
-        .complete = ok == n,
+        .complete = fresh == n,
         .elapsed_ms = (double)(fo_clock_us() - r->start_us) / 1000.0,
     };
     struct fo_buf b;
     fo_buf_init(&b, FO_BUF_UNLIMITED);
     unsigned status = MHD_HTTP_OK;
-    const char *complete = ok == n ? "true" : "false";
+    const char *complete = fresh == n ? "true" : "false";
     int rc;
     bool starved = false; /* The failure came from the process itself, not a backend. */
     if (failed_required >= 0 || ok == 0)

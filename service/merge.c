@@ -15,6 +15,8 @@
  * "_fanout" is dropped so the report is the one and last member of that name. */
 #include "merge.h"
 
+#include "resil.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -346,6 +348,8 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
             w->rc = fo_buf_printf(w->b, "\"status\":%d,", x->status);
         puts_(w, "\"ms\":");
         put_ms(w, x->ms);
+        if (w->rc == 0)
+            w->rc = fo_resil_put_report(w->b, x); /* Attempts, host, stale (resil.h). */
         put(w, "}", 1);
     }
     puts_(w, "}}");

@@ -12,6 +12,8 @@ const char *fo_outcome_name(enum fo_outcome o)
         [FO_ERR_TOO_LARGE] = "too_large",
         [FO_ERR_CANCELLED] = "cancelled",
         [FO_ERR_SHAPE] = "shape",
+        [FO_ERR_CIRCUIT_OPEN] = "circuit_open",
+        [FO_ERR_RATE_LIMITED] = "rate_limited",
     };
     if ((unsigned)o >= FO_OUTCOME_COUNT)
         return "unknown";

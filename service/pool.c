@@ -28,7 +28,11 @@
  * One call on its easy handle -- options, headers, caps, the refusal of a
  * dirty kept-alive connection and the transport result of its end -- is
  * transfer.c's; the worker runs transfers and restarts one that transfer.c
- * says must go on a fresh connection. */
+ * says must go on a fresh connection.
+ *
+ * A call with a resilience policy (call->resil, resil.h) runs as a 'run' of
+ * attempts instead: attempts.c, on the same worker and the same structures
+ * (pool_worker.h), with a second timer heap for backoffs and hedge delays. */
 #include "pool.h"
 
 #include <curl/curl.h>
@@ -47,61 +51,16 @@
 #include "alloc.h"
 #include "buf.h"
 #include "clock.h"
+#include "pool_worker.h"
 #include "socktab.h"
 #include "timerheap.h"
 #include "transfer.h"
-
-enum watch_kind { WATCH_WAKE };
 
 /* epoll_data.u64 of a curl socket: (fd << 1) | SOCK_TAG. Pointers are even. */
 #define SOCK_TAG 1u
 
 /* curl_multi_assign marker: "this socket is in the epoll set already". */
 static char sock_known;
-
-/* First member of everything an epoll event can point at. */
-struct watch {
-    enum watch_kind kind;
-    int fd;
-};
-
-struct job;
-struct fo_worker;
-
-/* One submitted fan-out while a worker runs it. */
-struct job {
-    struct fo_fanout *f;        /* Borrowed until 'done'. */
-    struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
-    struct fo_xfer *xfers;      /* Running transfers. */
-    size_t pending;             /* Calls not ended yet. */
-    struct job *prev, *next;    /* Worker's running list, or the free list. */
-    struct fo_timer deadline;   /* The context's deadline (fo_clock_us() time), in the
-                                   worker's heap while it has one. */
-    bool decided;               /* 'ended' said no more answers are needed. */
-};
-
-struct fo_worker {
-    struct fo_pool *pool; /* Back pointer, for options. */
-    pthread_t thread;
-    int epfd;                 /* epoll set: wake fd, curl sockets, client sockets. */
-    struct watch wake;        /* WATCH_WAKE on an eventfd. */
-    CURLM *multi;             /* All transfers of this worker. */
-    struct fo_chan *inbox;    /* Submitted fan-outs (struct fo_fanout *). */
-    struct fo_socktab *socks; /* Every socket this worker's curl opened (transfer.c). */
-    struct fo_xfer_env env;   /* What its transfers share. */
-    int64_t timer_due_us;     /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
-    struct job *running;      /* Jobs in flight (doubly linked). */
-    struct fo_timerheap deadlines; /* Running jobs with a deadline (job.deadline). */
-    struct job *free_jobs;         /* Recycled jobs (via next). */
-    struct fo_xfer *free_xfers;    /* Recycled transfers with their easy handles (via next). */
-    size_t nfree_xfers;            /* Length of free_xfers. */
-    bool pwait2;                   /* epoll_pwait2 is available (until ENOSYS says not). */
-    atomic_bool stop;              /* Set by fo_pool_destroy. */
-    atomic_bool sweep;             /* Set by fo_pool_sweep. */
-    /* Statistics: written by the worker, read by anyone (relaxed). */
-    atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
-    atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */
-};
 
 struct fo_pool {
     struct fo_pool_opts opts;  /* Copied at create. */
@@ -172,7 +131,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *arg)
 
 /* ---- transfers and jobs (worker thread) ---- */
 
-static struct fo_xfer *xfer_get(struct fo_worker *w)
+struct fo_xfer *fo__xfer_get(struct fo_worker *w)
 {
     struct fo_xfer *x = w->free_xfers;
     if (x) {
@@ -187,7 +146,7 @@ static struct fo_xfer *xfer_get(struct fo_worker *w)
 /* Idle transfers (with their easy handles and buffers) kept per worker. */
 #define FREE_XFERS_MAX 256
 
-static void xfer_put(struct fo_worker *w, struct fo_xfer *x)
+void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x)
 {
     fo_xfer_reset(x);
     if (w->nfree_xfers >= FREE_XFERS_MAX) { /* A burst is over: give memory back. */
@@ -204,7 +163,11 @@ static struct job *job_get(struct fo_worker *w)
     struct job *j = w->free_jobs;
     if (j) {
         w->free_jobs = j->next;
+        struct run *runs = j->runs;
+        size_t cap = j->runs_cap;
         memset(j, 0, sizeof *j);
+        j->runs = runs;
+        j->runs_cap = cap;
         return j;
     }
     return fo_xcalloc(sizeof *j);
@@ -243,7 +206,7 @@ static void job_release(struct fo_worker *w, struct job *j)
 
 /* Hand an ended call to the fan-in channel, let the submitter judge it
  * ('ended' may decide the fan-out), and release its count. */
-static void call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
+void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
 {
     int rc = fo_chan_send(j->f->fanin, call, 0);
     if (rc < 0) /* Capacity >= ncalls is the submitter's promise. */
@@ -262,13 +225,13 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
     call->status = 0;
     call->no_fds = false;
     call->ms = ms;
-    call_end(w, j, call);
+    fo__call_end(w, j, call);
 }
 
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome);
 
 /* Add the connections this transfer opened to the worker's count. */
-static void count_connects(struct fo_worker *w, struct fo_xfer *x)
+void fo__count_connects(struct fo_worker *w, struct fo_xfer *x)
 {
     long connects = fo_xfer_connects(x);
     if (connects > 0)
@@ -276,7 +239,7 @@ static void count_connects(struct fo_worker *w, struct fo_xfer *x)
 }
 
 /* The submitter needs no more answers (fail fast): cancel and abort the rest. */
-static void decide(struct fo_worker *w, struct job *j)
+void fo__decide(struct fo_worker *w, struct job *j)
 {
     fo_ctx_cancel(j->f->ctx, -ECANCELED);
     abort_job(w, j, FO_ERR_CANCELLED);
@@ -288,7 +251,11 @@ static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
 {
     struct fo_call *call = x->call;
     struct job *j = (struct job *)((char *)x->group - offsetof(struct job, group));
-    count_connects(w, x);
+    fo__count_connects(w, x);
+    if (x->run) {
+        fo__run_xfer_done(w, j, x, res);
+        return;
+    }
     fo_xfer_classify(x, res);
 
     /* Unlink from the job, recycle, then report. */
@@ -298,34 +265,49 @@ static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
         j->xfers = x->next;
     if (x->next)
         x->next->prev = x->prev;
-    bool more = j->xfers != NULL; /* Then this end cannot complete (recycle) the job. */
-    xfer_put(w, x);
-    call_end(w, j, call);
+    bool more = j->pending > 1; /* Then this end cannot complete (recycle) the job. */
+    fo__xfer_put(w, x);
+    fo__call_end(w, j, call);
     if (more && j->decided)
-        decide(w, j);
+        fo__decide(w, j);
 }
 
-/* Abort every running transfer of 'j' with 'outcome'. The list is detached
- * first: the last call_fail may complete (and recycle) the job. */
+/* Abort every running transfer of 'j' with 'outcome', and end the runs
+ * waiting for a timer. The list is detached first: the last call_fail may
+ * complete (and recycle) the job; once it has, every run is ended and the
+ * list was empty (a run's transfers all leave the list before it ends). */
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome)
 {
     struct fo_xfer *list = j->xfers;
     j->xfers = NULL;
+    size_t n = j->nruns; /* Pool memory: still readable after the job ended. */
+    struct run *runs = j->runs;
     while (list) {
         struct fo_xfer *x = list;
         list = x->next;
         struct fo_call *call = x->call;
         double ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
-        count_connects(w, x);
+        fo__count_connects(w, x);
         curl_multi_remove_handle(w->multi, x->easy);
         atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
-        xfer_put(w, x);
+        struct run *r = x->run;
+        if (r) {
+            fo__attempt_drop(w, x);
+            if (r->live == 0 && !r->ended)
+                fo__run_fail(w, j, r, outcome);
+            continue;
+        }
+        fo__xfer_put(w, x);
         call_fail(w, j, call, outcome, ms);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (runs[i].active && !runs[i].ended)
+            fo__run_fail(w, j, &runs[i], outcome);
     }
 }
 
 /* Outcome for calls cut short because the context is done. */
-static enum fo_outcome ctx_outcome(int err)
+enum fo_outcome fo__ctx_outcome(int err)
 {
     return err == -ETIMEDOUT ? FO_ERR_TIMEOUT : FO_ERR_CANCELLED;
 }
@@ -333,10 +315,10 @@ static enum fo_outcome ctx_outcome(int err)
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
-    struct fo_xfer *x = xfer_get(w);
+    struct fo_xfer *x = fo__xfer_get(w);
     if (fo_xfer_prepare(x, &j->group, call, budget_ms) < 0 ||
         curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
-        xfer_put(w, x);
+        fo__xfer_put(w, x);
         return -ENOMEM;
     }
     atomic_fetch_add_explicit(&w->n_running, 1, memory_order_relaxed);
@@ -362,6 +344,17 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     }
     /* One extra count keeps the job alive until every call is started. */
     j->pending = f->ncalls + 1;
+    bool any = false;
+    for (size_t i = 0; i < f->ncalls && !any; i++)
+        any = f->calls[i].resil != NULL;
+    if (any) {
+        if (j->runs_cap < f->ncalls) {
+            j->runs = fo_xrealloc(j->runs, f->ncalls * sizeof *j->runs);
+            j->runs_cap = f->ncalls;
+        }
+        memset(j->runs, 0, f->ncalls * sizeof *j->runs);
+        j->nruns = f->ncalls;
+    }
     j->next = w->running;
     if (w->running)
         w->running->prev = j;
@@ -378,9 +371,13 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
             call_fail(w, j, call, FO_ERR_SHAPE, 0);
             continue;
         }
+        if (call->resil) {
+            fo__run_start(w, j, i);
+            continue;
+        }
         int err = fo_ctx_err(f->ctx);
         if (err < 0) {
-            call_fail(w, j, call, ctx_outcome(err), 0);
+            call_fail(w, j, call, fo__ctx_outcome(err), 0);
             continue;
         }
         int64_t budget = fo_ctx_remaining_ms(f->ctx, now);
@@ -397,8 +394,8 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
     }
     /* A call that could not start may have decided it already. Then release
      * the extra count; this ends the job if every call already ended. */
-    if (j->decided && j->xfers)
-        decide(w, j);
+    if (j->decided && j->pending > 1)
+        fo__decide(w, j);
     job_release(w, j);
 }
 
@@ -412,7 +409,7 @@ static void sweep_jobs(struct fo_worker *w)
         struct job *next = j->next;
         int err = fo_ctx_err(j->f->ctx);
         if (err < 0)
-            abort_job(w, j, ctx_outcome(err));
+            abort_job(w, j, fo__ctx_outcome(err));
         j = next;
     }
 }
@@ -422,7 +419,7 @@ static void sweep_jobs(struct fo_worker *w)
 static bool xfer_retry(struct fo_worker *w, struct fo_xfer *x, CURLcode *res)
 {
     atomic_fetch_add_explicit(&w->n_dirty, 1, memory_order_relaxed);
-    count_connects(w, x); /* Curl resets the count when the transfer restarts. */
+    fo__count_connects(w, x); /* Curl resets the count when the transfer restarts. */
     return fo_xfer_retry(x, res) && curl_multi_add_handle(w->multi, x->easy) == CURLM_OK;
 }
 
@@ -487,6 +484,9 @@ static void *worker_main(void *arg)
         struct fo_timer *first = fo_timerheap_top(&w->deadlines);
         if (first && (due < 0 || first->due < due))
             due = first->due;
+        first = fo_timerheap_top(&w->timers);
+        if (first && (due < 0 || first->due < due))
+            due = first->due;
         if (due >= 0) {
             int64_t d = due - fo_clock_us();
             if (d < 0)
@@ -534,6 +534,14 @@ static void *worker_main(void *arg)
             fo_timerheap_remove(&w->deadlines, t);
             abort_job(w, j, FO_ERR_TIMEOUT); /* May complete (recycle) the job. */
         }
+        now_us = fo_clock_us();
+        for (;;) {
+            struct fo_timer *t = fo_timerheap_top(&w->timers);
+            if (!t || t->due > now_us)
+                break;
+            fo_timerheap_remove(&w->timers, t);
+            fo__run_timer(w, t); /* May complete (recycle) its job. */
+        }
         if (w->timer_due_us >= 0 && fo_clock_us() >= w->timer_due_us) {
             w->timer_due_us = -1;
             curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -553,9 +561,11 @@ static void worker_cleanup(struct fo_worker *w)
         fo_xfer_free(x);
     }
     fo_timerheap_free(&w->deadlines);
+    fo_timerheap_free(&w->timers);
     while (w->free_jobs) {
         struct job *j = w->free_jobs;
         w->free_jobs = j->next;
+        free(j->runs);
         free(j);
     }
     if (w->multi)
@@ -576,6 +586,9 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     w->wake.kind = WATCH_WAKE;
     w->timer_due_us = -1;
     w->pwait2 = true;
+    w->rng = ((uint64_t)(uintptr_t)w * 0x9e3779b97f4a7c15ull) ^ (uint64_t)fo_clock_us();
+    if (w->rng == 0)
+        w->rng = 1;
     int rc = fo_chan_create(&w->inbox, pool->opts.queue_cap);
     if (rc < 0)
         return rc;

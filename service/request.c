@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -31,6 +33,7 @@
 #include "log.h"
 #include "merge.h"
 #include "pipeline.h"
+#include "resil.h"
 
 /* ---- the fan-out ---- */
 
@@ -56,9 +59,13 @@ static bool on_call_ended(struct fo_fanout *f)
         struct fo_call *c = item;
         ssize_t i = c - r->plan.calls;
         fo_pipeline_run(&env, c);
+        if (c->resil)
+            fo_resil_call_judged(c); /* Its breaker; a good value kept for stale-on-error. */
         fo_metrics_call(c->stats, c->outcome, (int64_t)(c->ms * 1000.0));
+        bool stale = c->resil && fo_resil_stale(c); /* A failure answered from the cache. */
         struct fo_tally *t = &r->tally;
         t->in++;
+        t->stale += stale;
         if (c->outcome == FO_OK) {
             t->ok++;
             continue;
@@ -222,6 +229,34 @@ static void client_of(struct MHD_Connection *c, char *addr, size_t len, struct f
         cl->proto = "https";
 }
 
+/* The client's key for a keyed endpoint rate limit: its address, or a
+ * header's value (none: the shared empty key). */
+static size_t rate_key(const struct request *r, const struct fo_rate_conf *rc, char *buf,
+                       size_t len, const char **key)
+{
+    *key = "";
+    if (rc->key == FO_RATE_KEY_HEADER) {
+        const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, rc->key_header);
+        *key = v ? v : "";
+        return strlen(*key);
+    }
+    if (rc->key != FO_RATE_KEY_CLIENT_IP)
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                  (socklen_t)len);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                  (socklen_t)len);
+    else
+        buf[0] = '\0';
+    *key = buf;
+    return strlen(buf);
+}
+
 static enum MHD_Result start_endpoint(struct request *r)
 {
     const struct fo_config *cfg = r->rt->cfg;
@@ -229,6 +264,16 @@ static enum MHD_Result start_endpoint(struct request *r)
     int64_t timeout = cfg->timeout_ms;
     if (ep->timeout_ms > 0 && ep->timeout_ms < timeout)
         timeout = ep->timeout_ms;
+    const struct fo_rate_conf *rl = fo_resil_endpoint_rate(r->rt->resil, r->ep_index);
+    if (rl) {
+        char ip[INET6_ADDRSTRLEN];
+        const char *key;
+        size_t klen = rate_key(r, rl, ip, sizeof ip, &key);
+        if (!fo_resil_admit(r->rt->resil, r->ep_index, key, klen, &r->retry_after_s))
+            return fo_request_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "rate_limited",
+                                    "too many requests; retry after the time Retry-After says",
+                                    NULL);
+    }
     /* Placeholder values and the client, read once for every call of the plan. */
     struct fo_tmpl_vals vals;
     fo_tmpl_resolve(ep->scope, r, &vals);
@@ -257,6 +302,7 @@ static enum MHD_Result start_endpoint(struct request *r)
     }
     if (rc < 0)
         return MHD_NO;
+    fo_resil_plan(r->rt->resil, r->ep_index, &r->plan);
     enum MHD_Result res;
     if (fo_auth_apply(&r->auth, &r->plan) < 0) /* forward_claims headers. */
         return MHD_NO;
@@ -319,7 +365,7 @@ static enum MHD_Result answer_metrics(struct request *r)
     };
     struct fo_buf b;
     fo_buf_init(&b, FO_BUF_UNLIMITED);
-    if (fo_metrics_write(fr->metrics, &g, &b) < 0) {
+    if (fo_metrics_write(fr->metrics, &g, &b) < 0 || fo_resil_write_metrics(r->rt->resil, &b) < 0) {
         fo_buf_free(&b);
         return MHD_NO;
     }

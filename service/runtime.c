@@ -20,6 +20,7 @@ void fo_runtime_free(struct fo_runtime *rt)
         fo_metrics_backend_release(rt->metrics, rt->host_stats[h]);
     fo_metrics_endpoint_release(rt->metrics, rt->batch_stats);
     fo_metrics_endpoint_release(rt->metrics, rt->other_stats);
+    fo_resil_unbind(rt->resil);
     free(rt->be_stats);
     free(rt->ep_stats);
     free(rt->host_stats);

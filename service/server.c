@@ -51,6 +51,7 @@ struct fo_server {
     struct fo_runtime *rt;        /* Current runtime; one reference. */
     const struct fo_config *boot; /* The config the daemon was started with (in 'rt0'). */
     struct fo_runtime *rt0;       /* Start-up runtime; a reference kept for 'boot'. */
+    struct fo_resil *resil;       /* Resilience states, kept across reloads (resil.h). */
     bool stopped;
 };
 
@@ -255,11 +256,15 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     rc = fo_conns_create(&srv->front.conns, cfg->header_timeout_ms, sweep_pool, srv);
     if (rc < 0)
         goto fail;
+    rc = fo_resil_create(&srv->resil);
+    if (rc < 0)
+        goto fail;
     srv->rt = fo_runtime_create(metrics, cfg);
     if (!srv->rt) {
         rc = -ENOMEM;
         goto fail;
     }
+    srv->rt->resil = fo_resil_bind(srv->resil, cfg);
     srv->rt0 = srv->rt;
     fo_runtime_hold(srv->rt0);
     srv->boot = cfg;
@@ -295,6 +300,7 @@ fail:
     fo_ctx_destroy(srv->front.root);
     pthread_mutex_destroy(&srv->rt_lock);
     fo_conns_destroy(srv->front.conns);
+    fo_resil_destroy(srv->resil);
     free(srv);
     return rc;
 }
@@ -331,6 +337,7 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
         snprintf(note, notelen, "out of memory; the old config stays");
         return;
     }
+    rt->resil = fo_resil_bind(srv->resil, cfg); /* Before the old one lets go of its states. */
     pthread_mutex_lock(&srv->rt_lock);
     struct fo_runtime *old = srv->rt;
     srv->rt = rt;
@@ -426,5 +433,6 @@ void fo_server_destroy(struct fo_server *srv)
     fo_ctx_destroy(srv->front.root);
     pthread_mutex_destroy(&srv->rt_lock);
     fo_conns_destroy(srv->front.conns);
+    fo_resil_destroy(srv->resil);
     free(srv);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -181,6 +182,7 @@ void fo_xfer_free(struct fo_xfer *x)
 {
     if (!x)
         return;
+    free(x->url);
     curl_slist_free_all(x->hdrs);
     curl_easy_cleanup(x->easy);
     fo_buf_free(&x->body);
@@ -198,6 +200,10 @@ void fo_xfer_reset(struct fo_xfer *x)
     }
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
+    free(x->url);
+    x->url = NULL;
+    x->attempt = 0;
+    x->run = NULL;
     x->call = NULL;
     x->group = NULL;
     x->too_large = false;
@@ -209,7 +215,7 @@ void fo_xfer_reset(struct fo_xfer *x)
 }
 
 /* True for a configured or client-given header line that would repeat one
- * fanout sets itself: X-Timeout-Ms and X-Request-Id always, Content-Type
+ * fanout sets itself: X-Timeout-Ms, X-Request-Id and X-Fanout-Attempt always, Content-Type
  * when fanout sends a JSON body. Fanout's own value wins. Expect is never
  * sent: "100-continue" would hold every call with a body until curl gives up
  * waiting (1 s). */
@@ -218,6 +224,7 @@ static bool own_header(const char *line, bool body)
     size_t n = strcspn(line, ":");
     return (n == 12 && strncasecmp(line, "X-Timeout-Ms", n) == 0) ||
            (n == 12 && strncasecmp(line, "X-Request-Id", n) == 0) ||
+           (n == 16 && strncasecmp(line, "X-Fanout-Attempt", n) == 0) ||
            (n == 6 && strncasecmp(line, "Expect", n) == 0) ||
            (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
 }
@@ -274,7 +281,7 @@ static bool has_header(const struct fo_call *call, const char *name)
 /* The request's headers: fanout's own first (X-Timeout-Ms is the first line,
  * rewritten by on_prereq), then the call's. NULL when out of memory. */
 static struct curl_slist *request_headers(const struct fo_xfer_group *g, const struct fo_call *call,
-                                          int64_t budget_ms)
+                                          int64_t budget_ms, unsigned attempt)
 {
     char tmo[40];
     snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
@@ -288,6 +295,11 @@ static struct curl_slist *request_headers(const struct fo_xfer_group *g, const s
             ok = add_header(&h, rid);
             free(rid);
         }
+    }
+    if (ok && attempt > 0) {
+        char att[40];
+        snprintf(att, sizeof att, "X-Fanout-Attempt: %u", attempt);
+        ok = add_header(&h, att);
     }
     for (size_t i = 0; ok && i < call->nheaders; i++)
         if (!own_header(call->headers[i], call->body != NULL))
@@ -326,11 +338,11 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
     x->dirty_fresh = false;
     x->retried = false;
     x->no_fds = false;
-    x->hdrs = request_headers(group, call, budget_ms);
+    x->hdrs = request_headers(group, call, budget_ms, x->attempt);
     if (!x->hdrs)
         return -ENOMEM;
 
-    curl_easy_setopt(e, CURLOPT_URL, call->url);
+    curl_easy_setopt(e, CURLOPT_URL, x->url ? x->url : call->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
@@ -366,6 +378,29 @@ bool fo_xfer_retry(struct fo_xfer *x, CURLcode *res)
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
     curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
     return true;
+}
+
+int64_t fo_xfer_retry_after_ms(struct fo_xfer *x)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(x->easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return -1;
+    const char *v = h->value;
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        long long sec = strtoll(v, &end, 10);
+        if (*end != '\0' || sec < 0)
+            return -1;
+        return sec > FO_MAX_TIMEOUT_MS / 1000 ? FO_MAX_TIMEOUT_MS : sec * 1000;
+    }
+    time_t when = curl_getdate(v, NULL);
+    if (when < 0)
+        return -1;
+    time_t now = time(NULL);
+    if (when <= now)
+        return 0;
+    long long d = (long long)(when - now);
+    return d > FO_MAX_TIMEOUT_MS / 1000 ? FO_MAX_TIMEOUT_MS : d * 1000;
 }
 
 long fo_xfer_connects(const struct fo_xfer *x)

@@ -1,0 +1,137 @@
+/* pool_worker.h -- the worker pool's insides, shared by pool.c and attempts.c only.
+ *
+ * pool.c runs the workers (epoll loop, curl multi, jobs, the deadline heap, fail fast);
+ * attempts.c runs the calls that have a resilience policy as sequences of attempts (retries,
+ * hedges, their timers). Both work on the structures below, which belong to one worker
+ * thread each; nothing here may be touched from another thread except the atomics marked
+ * so. Not part of the pool's API (pool.h).
+ * Threads: worker thread only, unless a field says otherwise. */
+#ifndef FO_POOL_WORKER_H
+#define FO_POOL_WORKER_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+#include "socktab.h"
+#include "timerheap.h"
+#include "transfer.h"
+
+enum watch_kind { WATCH_WAKE };
+
+/* First member of everything an epoll event can point at. */
+struct watch {
+    enum watch_kind kind;
+    int fd;
+};
+
+struct job;
+struct fo_worker;
+
+/* Which cap set an attempt's curl timeout (its timeout is "own" unless the context's). */
+enum { FO__LIM_CTX, FO__LIM_CALL, FO__LIM_TRY };
+
+/* What an attempt is to its call. */
+enum { FO__TRY_PRIMARY, FO__TRY_RETRY, FO__TRY_HEDGE };
+
+/* One call with a resilience policy while its attempts run (attempts.c). */
+struct run {
+    struct fo_timer timer;  /* Backoff or hedge delay (fo_clock_us), in w->timers when armed. */
+    struct job *job;        /* Its job. */
+    struct fo_call *call;   /* Borrowed. */
+    int64_t start_us;       /* When the call started. */
+    int64_t end_us;         /* Its own timeout_ms from start_us, or INT64_MAX. */
+    uint64_t tried;         /* Hosts tried (bit i: hosts[i]). */
+    unsigned retries;       /* Retries granted. */
+    unsigned live;          /* Attempts running. */
+    unsigned hedge_attempt; /* The hedge's attempt number, 0 = none sent. */
+    bool active;            /* The call runs as a run (else as one plain transfer). */
+    bool ended;             /* Its result was sent on. */
+    bool backoff;           /* The timer is a backoff; a retry starts when it fires. */
+    bool hedge_armed;       /* The timer is the hedge delay. */
+    bool slot_held;         /* A retry budget slot is held for the coming retry. */
+};
+
+/* One submitted fan-out while a worker runs it. */
+struct job {
+    struct fo_fanout *f;        /* Borrowed until 'done'. */
+    struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
+    struct fo_xfer *xfers;      /* Running transfers. */
+    size_t pending;             /* Calls not ended yet. */
+    struct job *prev, *next;    /* Worker's running list, or the free list. */
+    struct fo_timer deadline;   /* The context's deadline (fo_clock_us() time), in the
+                                   worker's heap while it has one. */
+    bool decided;               /* 'ended' said no more answers are needed. */
+    struct run *runs;           /* From realloc(): one per call when any has a policy, or
+                                   NULL; kept with the recycled job. */
+    size_t runs_cap;            /* Capacity of 'runs'. */
+    size_t nruns;               /* Runs in use: ncalls when any call has a policy, else 0. */
+};
+
+struct fo_worker {
+    struct fo_pool *pool; /* Back pointer, for options. */
+    pthread_t thread;
+    int epfd;                 /* epoll set: wake fd, curl sockets, client sockets. */
+    struct watch wake;        /* WATCH_WAKE on an eventfd. */
+    CURLM *multi;             /* All transfers of this worker. */
+    struct fo_chan *inbox;    /* Submitted fan-outs (struct fo_fanout *). */
+    struct fo_socktab *socks; /* Every socket this worker's curl opened (transfer.c). */
+    struct fo_xfer_env env;   /* What its transfers share. */
+    int64_t timer_due_us;     /* When curl wants CURL_SOCKET_TIMEOUT (fo_clock_us), -1 = never. */
+    struct job *running;      /* Jobs in flight (doubly linked). */
+    struct fo_timerheap deadlines; /* Running jobs with a deadline (job.deadline). */
+    struct fo_timerheap timers;    /* Armed run timers (run.timer): backoffs, hedge delays. */
+    uint64_t rng;                  /* xorshift state for backoff jitter. */
+    struct job *free_jobs;         /* Recycled jobs (via next). */
+    struct fo_xfer *free_xfers;    /* Recycled transfers with their easy handles (via next). */
+    size_t nfree_xfers;            /* Length of free_xfers. */
+    bool pwait2;                   /* epoll_pwait2 is available (until ENOSYS says not). */
+    atomic_bool stop;              /* Set by fo_pool_destroy. */
+    atomic_bool sweep;             /* Set by fo_pool_sweep. */
+    /* Statistics: written by the worker, read by anyone (relaxed). */
+    atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
+    atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */
+};
+
+/* ---- pool.c, for attempts.c ---- */
+
+/* A transfer from the worker's free list (or a new one) / back to it. */
+struct fo_xfer *fo__xfer_get(struct fo_worker *w);
+void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
+
+/* Hand an ended call to the fan-in ('ended' may decide the job) and release its count; the
+ * job must not be touched after the last one. */
+void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call);
+
+/* The submitter needs no more answers: cancel the context and abort the rest. */
+void fo__decide(struct fo_worker *w, struct job *j);
+
+/* Add the connections a transfer opened to the worker's count. */
+void fo__count_connects(struct fo_worker *w, struct fo_xfer *x);
+
+/* Outcome for calls cut short because the context is done. */
+enum fo_outcome fo__ctx_outcome(int err);
+
+/* ---- attempts.c, for pool.c ---- */
+
+/* Start call 'i' of 'j' (it has a policy) as a run. */
+void fo__run_start(struct fo_worker *w, struct job *j, size_t i);
+
+/* An attempt of a run has ended in curl with 'res' (its handle is out of the multi). */
+void fo__run_xfer_done(struct fo_worker *w, struct job *j, struct fo_xfer *x, CURLcode res);
+
+/* A run's timer (taken out of w->timers) is due. */
+void fo__run_timer(struct fo_worker *w, struct fo_timer *t);
+
+/* An aborted attempt (its handle already out of the multi, the transfer out of the job's
+ * list): no breaker result, its retry slot back, recycled. */
+void fo__attempt_drop(struct fo_worker *w, struct fo_xfer *x);
+
+/* End a run with 'outcome' and no answer. */
+void fo__run_fail(struct fo_worker *w, struct job *j, struct run *r, enum fo_outcome outcome);
+
+#endif /* FO_POOL_WORKER_H */

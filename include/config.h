@@ -19,6 +19,25 @@
 #include "buf.h"
 #include "tmpl.h"
 
+/* TLS to a backend (https:// URLs): read by transfer.c through fo_call.tls; immutable with
+ * its config. Every pointer is NULL when not given (curl's defaults: verification on with
+ * the system's CA bundle, no client certificate, the URL's host as the TLS name). */
+struct fo_backend_tls {
+    char *ca_file;             /* PEM CA bundle to verify the backend with (CURLOPT_CAINFO). */
+    char *client_cert_file;    /* PEM client certificate for mutual TLS ... */
+    char *client_key_file;     /* ... and its key; both or neither. */
+    char *server_name;         /* TLS name (SNI, verification, Host) when the URL's host is
+                                  where to connect but not the certificate's name. */
+    bool insecure_skip_verify; /* No peer or host verification (warned at start). */
+};
+
+/* TLS on the front (listen_tls). */
+struct fo_tls_conf {
+    char *cert_file; /* PEM certificate chain, read again on SIGHUP. NULL: no TLS. */
+    char *key_file;  /* PEM private key, read again on SIGHUP. */
+    int min_version; /* 0: TLS 1.2, 1: TLS 1.3 (the "min_version" names, tls_front.h). */
+};
+
 /* One backend call of a configured endpoint. */
 struct fo_backend_conf {
     char *name;           /* Unique within the endpoint; the key in the result. */
@@ -27,9 +46,10 @@ struct fo_backend_conf {
     char *method;         /* "GET" unless given; upper-case token. */
     char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    int64_t timeout_ms; /* Own cap, 0 = only the request deadline. */
-    bool required;      /* Its failure fails the whole request. */
-    bool merge;         /* Lift an object body's members to the top level. */
+    int64_t timeout_ms;        /* Own cap, 0 = only the request deadline. */
+    bool required;             /* Its failure fails the whole request. */
+    bool merge;                /* Lift an object body's members to the top level. */
+    struct fo_backend_tls tls; /* Its TLS options (ca_file defaults to the top-level one). */
 };
 
 /* One configured endpoint. */
@@ -54,9 +74,15 @@ struct fo_aggregate_conf {
 };
 
 struct fo_config {
-    char *listen_host;         /* Numeric address to bind, e.g. "127.0.0.1" or "::". */
-    uint16_t listen_port;      /* Port to bind. */
-    unsigned workers;          /* Backend worker threads; default online CPUs. */
+    char *listen_host;        /* Numeric address to bind, e.g. "127.0.0.1" or "::"; NULL
+                                 ("listen": null): no plain HTTP listener. */
+    uint16_t listen_port;     /* Port to bind. */
+    char *listen_tls_host;    /* "listen_tls": numeric address of the HTTPS listener, or NULL. */
+    uint16_t listen_tls_port; /* Its port. */
+    struct fo_tls_conf tls;   /* "tls": the HTTPS listener's certificate (with listen_tls). */
+    struct fo_backend_tls backend_tls; /* Top-level "ca_file" (the other fields stay NULL):
+                                          the batch's calls use it, backends inherit it. */
+    unsigned workers;                  /* Backend worker threads; default online CPUs. */
     unsigned server_threads;   /* HTTP front threads; default half the online CPUs (>= 1). */
     int64_t timeout_ms;        /* Global request deadline, default 1000. */
     size_t max_body_bytes;     /* Client request body cap, default 1 MiB. */
@@ -105,6 +131,10 @@ void fo_config_destroy(struct fo_config *cfg);
  * fo_config_parse reads with: types, ranges, defaults, descriptions, required keys, no
  * others. Returns 0, -ENOMEM or -E2BIG ('out' full). Thread-safe. */
 int fo_config_schema(struct fo_buf *out);
+
+/* Append one "path: message\n" line per setting that weakens security (a backend with
+ * insecure_skip_verify), for --check and the start-up log. Returns 0 or the fo_buf errors. */
+int fo_config_warnings(const struct fo_config *cfg, struct fo_buf *out);
 
 /* Parse "host:port", "[v6]:port" or ":port" (any IPv4 address) into a numeric
  * host and a port. Returns 0 or -EINVAL. */

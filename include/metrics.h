@@ -41,9 +41,10 @@ struct fo_backend_stats {
     char *label;                                  /* From strdup(). */
     atomic_uint_fast64_t calls[FO_OUTCOME_COUNT]; /* By outcome. */
     struct fo_hist duration;
-    atomic_long inflight;          /* Calls admitted now (the server's cap). */
-    long refs;                     /* Registrations not released; registry mutex. */
-    struct fo_backend_stats *next; /* Endpoint's list; registry mutex. */
+    atomic_long inflight;                /* Calls admitted now (the server's cap). */
+    atomic_uint_fast64_t tls_handshakes; /* New TLS connections its calls opened. */
+    long refs;                           /* Registrations not released; registry mutex. */
+    struct fo_backend_stats *next;       /* Endpoint's list; registry mutex. */
 };
 
 /* One endpoint ("GET /api/dashboard/{id}", the batch, or "unmatched"). */
@@ -83,6 +84,9 @@ void fo_metrics_backend_release(struct fo_metrics *m, struct fo_backend_stats *b
 /* Count one answered request / one ended backend call. Lock-free. */
 void fo_metrics_request(struct fo_endpoint_stats *ep, unsigned status, int64_t us);
 void fo_metrics_call(struct fo_backend_stats *b, enum fo_outcome o, int64_t us);
+
+/* Count 'n' TLS handshakes (new https connections) of backend 'b'. Lock-free. */
+void fo_metrics_tls_handshakes(struct fo_backend_stats *b, long n);
 
 /* Count a config reload attempt. Lock-free. */
 void fo_metrics_reload(struct fo_metrics *m, int ok);

@@ -26,6 +26,7 @@
 #include "outcome.h"
 
 struct fo_backend_stats; /* metrics.h */
+struct fo_backend_tls;   /* config.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
 struct fo_params;        /* tmpl.h */
@@ -40,10 +41,11 @@ struct fo_call {
     size_t nheaders;
     const char *body; /* Borrowed: JSON request body or NULL. */
     size_t body_len;
-    int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
-    bool required;                  /* Its failure fails the request (fail fast). */
-    bool merge;                     /* Lift an object's members into the answer. */
-    struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
+    int64_t timeout_ms;               /* Own cap; 0 = the request's deadline only. */
+    bool required;                    /* Its failure fails the request (fail fast). */
+    bool merge;                       /* Lift an object's members into the answer. */
+    struct fo_backend_stats *stats;   /* Borrowed: the series it counts into. */
+    const struct fo_backend_tls *tls; /* Borrowed: its TLS options (https), never NULL. */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
@@ -78,10 +80,10 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
                      const struct fo_params *params, struct fo_backend_stats *const *series);
 
 /* The plan of a parsed batch: one call per request, each counting into the
- * series of the allow_hosts entry that admitted its URL (host_series).
- * Returns 0, or -ENOMEM. */
+ * series of the allow_hosts entry that admitted its URL (host_series), each
+ * with the TLS options 'tls' (the top-level ca_file). Returns 0, or -ENOMEM. */
 int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
-                  struct fo_backend_stats *const *host_series);
+                  struct fo_backend_stats *const *host_series, const struct fo_backend_tls *tls);
 
 /* Free the calls' results, the calls and the URLs; the plan is empty after.
  * Safe on an empty (zeroed) plan. */

@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "pool.h"
 #include "socktab.h"
+#include "tls_back.h"
 
 /* What the transfers of one worker share. Set up by the worker. */
 struct fo_xfer_env {
@@ -54,6 +55,8 @@ struct fo_xfer {
     bool dirty_fresh;            /* ... and that connection was a new one (no retry helps). */
     bool retried;                /* Already restarted once on a fresh connection. */
     bool no_fds;                 /* The process was out of descriptors for its socket. */
+    bool https;                  /* Its URL is https: every new connection is a handshake. */
+    struct fo_tls_call tls;      /* The call's TLS state (tls_back.h). */
 };
 
 /* A transfer with a new easy handle and the options that never change.
@@ -81,6 +84,9 @@ void fo_xfer_classify(struct fo_xfer *x, CURLcode res);
 
 /* Connections curl opened for it (this try). */
 long fo_xfer_connects(const struct fo_xfer *x);
+
+/* TLS handshakes of this try: its new connections when the call is https. */
+long fo_xfer_tls_handshakes(const struct fo_xfer *x, long connects);
 
 /* After its end: give back what it held (headers, an unclaimed body and its
  * bytes) and forget its call, ready for the next. */

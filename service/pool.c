@@ -47,6 +47,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "clock.h"
+#include "metrics.h"
 #include "socktab.h"
 #include "timerheap.h"
 #include "transfer.h"
@@ -267,12 +268,16 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
 
 static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcome);
 
-/* Add the connections this transfer opened to the worker's count. */
+/* Add the connections this transfer opened to the worker's count, and its
+ * TLS handshakes to its backend's series. */
 static void count_connects(struct fo_worker *w, struct fo_xfer *x)
 {
     long connects = fo_xfer_connects(x);
     if (connects > 0)
         atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
+    long tls = fo_xfer_tls_handshakes(x, connects);
+    if (tls > 0 && x->call && x->call->stats)
+        fo_metrics_tls_handshakes(x->call->stats, tls);
 }
 
 /* The submitter needs no more answers (fail fast): cancel and abort the rest. */

@@ -16,6 +16,17 @@
  * it began, so a reload never pulls a config from under a request in flight.
  * Each connection has a record (conns.h) that the watchdog and the drain use.
  *
+ * Listeners: one daemon for plain HTTP ("listen") and one for HTTPS
+ * ("listen_tls"), with the same callbacks, front, limits and records, so both
+ * serve the same routes, count into the same series and drain together. A
+ * certificate reload (SIGHUP) starts a new HTTPS daemon on the same listening
+ * socket (ours, bound once: the port never closes) and quiesces the old one:
+ * new connections get the new certificate, the old daemon keeps serving the
+ * connections it has -- a request in flight finishes there -- and closes each
+ * once it is quiet (its answers say Connection: close); the watchdog stops
+ * it when none is left. If the new certificate cannot be read or GnuTLS
+ * refuses it, nothing changes.
+ *
  * Shutdown: see fo_server_stop. */
 #include "server.h"
 
@@ -42,10 +53,28 @@
 #include "log.h"
 #include "request.h"
 #include "runtime.h"
+#include "tls_front.h"
+
+/* One libmicrohttpd daemon: the cls of its callbacks. */
+struct listener {
+    struct fo_server *srv;
+    struct MHD_Daemon *daemon;
+    bool tls;                  /* An HTTPS daemon. */
+    unsigned tag;              /* Its connections' records carry it (0: plain). */
+    atomic_bool retired;       /* A newer HTTPS daemon took the socket: close after answers. */
+    int64_t retired_ms;        /* When (main thread). */
+    struct fo_tls_creds creds; /* What it was started with, kept while it runs. */
+    struct listener *next;     /* The server's retired list (main thread). */
+};
 
 struct fo_server {
-    struct fo_front front; /* What requests share (request.h). */
-    struct MHD_Daemon *daemon;
+    struct fo_front front;        /* What requests share (request.h). */
+    struct listener *plain;       /* The HTTP daemon, or NULL ("listen": null). */
+    struct listener *tls;         /* The current HTTPS daemon, or NULL. */
+    struct listener *retired;     /* Older HTTPS daemons serving what they have. */
+    int tls_fd;                   /* The HTTPS listening socket (ours), or -1. */
+    uint16_t tls_port;            /* Its bound port. */
+    unsigned next_tag;            /* The last tag given to an HTTPS daemon. */
     uint16_t port;                /* Bound port. */
     pthread_mutex_t rt_lock;      /* Guards 'rt' (the pointer, not the runtime). */
     struct fo_runtime *rt;        /* Current runtime; one reference. */
@@ -69,12 +98,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
-    struct fo_server *srv = cls;
+    struct listener *l = cls;
+    struct fo_server *srv = l->srv;
     struct request *r = *req_cls;
 
     if (!r) {
         r = fo_request_new(&srv->front, runtime_get(srv), c, method, url);
         *req_cls = r;
+        if (atomic_load_explicit(&l->retired, memory_order_relaxed))
+            r->close = true; /* Its daemon drains: the client reconnects to the new one. */
         bool body;
         struct fo_head_verdict v;
         if (fo_head_check(c, method, url, version, r->rt->cfg, &body, &v) < 0) {
@@ -131,7 +163,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
  * while the connections already open keep being served. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
-    struct fo_server *srv = cls;
+    struct fo_server *srv = ((struct listener *)cls)->srv;
     (void)addr;
     (void)addrlen;
     return fo_conns_admit(srv->front.conns, (long)srv->boot->max_connections) ? MHD_YES : MHD_NO;
@@ -153,35 +185,48 @@ static void refuse_connection(int fd)
     shutdown(fd, SHUT_RDWR); /* MHD's next read fails and it drops the connection. */
 }
 
-/* Give each connection its record (conns.h); refuse it near the
- * descriptor limit. */
+/* Give each connection its record (conns.h), from accept: for HTTPS the
+ * head's time runs from before the handshake, so a client that stalls in
+ * it is closed like one that stalls in its head. Refuse it near the
+ * descriptor limit (an HTTPS client is simply closed: plain text would
+ * mean nothing to it). */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct fo_server *srv = cls;
+    struct listener *l = cls;
+    struct fo_server *srv = l->srv;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci ? ci->connect_fd : -1;
-        if (fo_fd_over_share(fd, FO_FD_CLIENT))
-            refuse_connection(fd);
+        if (fo_fd_over_share(fd, FO_FD_CLIENT)) {
+            if (l->tls)
+                shutdown(fd, SHUT_RDWR);
+            else
+                refuse_connection(fd);
+        }
         *socket_context = fo_conns_open(srv->front.conns, fd);
+        if (l->tag)
+            fo_conn_tag(srv->front.conns, *socket_context, l->tag);
         return;
     }
     fo_conns_close(srv->front.conns, *socket_context);
     *socket_context = NULL;
 }
 
+static void sweep_retired(struct fo_server *srv);
+
 void fo_server_watchdog(struct fo_server *srv)
 {
     fo_conns_watch(srv->front.conns);
+    sweep_retired(srv);
 }
 
 /* A request line arrived. MHD takes the return value as the request's
  * initial req_cls: none. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    struct fo_server *srv = cls;
+    struct fo_server *srv = ((struct listener *)cls)->srv;
     (void)uri;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -199,6 +244,10 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
 }
 
 /* ---- lifecycle ---- */
+
+/* In a drain (and a retired HTTPS daemon's), a kept-alive connection is
+ * closed once it has been quiet this long. */
+#define DRAIN_QUIET_MS 500
 
 static int make_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, int *v6)
 {
@@ -228,12 +277,102 @@ static void sweep_pool(void *arg)
     fo_pool_sweep(srv->front.pool);
 }
 
+/* Start 'l''s daemon: plain on 'ss', or HTTPS on the socket srv->tls_fd with
+ * l->creds. Returns 0 or -EADDRINUSE (plain) / -EINVAL (HTTPS: GnuTLS refused
+ * the certificate, the key or the pair). */
+static int start_daemon(struct fo_server *srv, struct listener *l, const struct fo_config *cfg,
+                        const struct sockaddr_storage *ss, int v6)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | (v6 && !l->tls ? MHD_USE_IPv6 : 0) | (l->tls ? MHD_USE_TLS : 0);
+    unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
+    unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+    /* MHD's own limit is split between its threads and, when reached, leaves
+     * new clients hanging in the backlog; keep it out of the way and let
+     * on_accept enforce max_connections. */
+    unsigned mhd_limit = (unsigned)(cfg->max_connections + 64) * threads;
+    struct MHD_OptionItem where[5];
+    if (l->tls) {
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, srv->tls_fd, NULL};
+        where[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->creds.cert};
+        where[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->creds.key};
+        where[3] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                           (void *)(uintptr_t)l->creds.priorities};
+    } else {
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)(uintptr_t)ss};
+        where[1] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+        where[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
+    where[4] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    l->daemon = MHD_start_daemon(
+        flags, 0, on_accept, l, on_request, l, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
+        threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, l, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, l,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->max_header_bytes, MHD_OPTION_END);
+    if (!l->daemon)
+        return l->tls ? -EINVAL : -EADDRINUSE;
+    return 0;
+}
+
+static struct listener *listener_new(struct fo_server *srv, bool tls)
+{
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->srv = srv;
+    l->tls = tls;
+    l->tag = tls ? ++srv->next_tag : 0;
+    atomic_init(&l->retired, false);
+    return l;
+}
+
+/* Stop its daemon (none of its connections may be suspended) and free it. */
+static void listener_free(struct listener *l)
+{
+    if (!l)
+        return;
+    if (l->daemon)
+        MHD_stop_daemon(l->daemon);
+    fo_tls_creds_free(&l->creds);
+    free(l);
+}
+
+/* The HTTPS listener of 'cfg': our socket and the first daemon. */
+static int start_tls(struct fo_server *srv, const struct fo_config *cfg, char *err, size_t errlen)
+{
+    int fd = fo_tls_listen(cfg->listen_tls_host, cfg->listen_tls_port, err, errlen);
+    if (fd < 0)
+        return fd;
+    srv->tls_fd = fd;
+    srv->tls_port = fo_tls_bound_port(fd);
+    struct listener *l = listener_new(srv, true);
+    if (!l)
+        return -ENOMEM;
+    int rc = fo_tls_creds_load(&l->creds, &cfg->tls, err, errlen);
+    if (rc == 0) {
+        rc = start_daemon(srv, l, cfg, NULL, 0);
+        if (rc < 0)
+            snprintf(err, errlen,
+                     "tls: cannot start HTTPS on %s:%u: the certificate or key was refused "
+                     "(not PEM, or a key that does not match the certificate?)",
+                     cfg->listen_tls_host, cfg->listen_tls_port);
+    }
+    if (rc < 0) {
+        listener_free(l);
+        return rc;
+    }
+    srv->tls = l;
+    return 0;
+}
+
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
                      struct fo_metrics *metrics, struct fo_budget *budget, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int v6 = 0;
-    int rc = make_addr(cfg->listen_host, cfg->listen_port, &ss, &v6);
+    int rc = cfg->listen_host ? make_addr(cfg->listen_host, cfg->listen_port, &ss, &v6) : 0;
     if (rc < 0) {
         snprintf(err, errlen, "listen address %s is not a numeric IP", cfg->listen_host);
         return rc;
@@ -241,6 +380,7 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     struct fo_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
+    srv->tls_fd = -1;
     srv->front.pool = pool;
     srv->front.metrics = metrics;
     srv->front.budget = budget;
@@ -264,32 +404,30 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     fo_runtime_hold(srv->rt0);
     srv->boot = cfg;
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
-    unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
-    unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
-    /* MHD's own limit is split between its threads and, when reached, leaves
-     * new clients hanging in the backlog; keep it out of the way and let
-     * on_accept enforce max_connections. */
-    unsigned mhd_limit = (unsigned)(cfg->max_connections + 64) * threads;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        keep_escaped, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        idle_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->max_header_bytes, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
-    if (!srv->daemon) {
-        rc = -EADDRINUSE;
-        snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)",
-                 cfg->listen_host, cfg->listen_port);
-        goto fail;
+    if (cfg->listen_host) {
+        srv->plain = listener_new(srv, false);
+        rc = srv->plain ? start_daemon(srv, srv->plain, cfg, &ss, v6) : -ENOMEM;
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)",
+                     cfg->listen_host, cfg->listen_port);
+            goto fail;
+        }
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(srv->plain->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        srv->port = di ? di->port : cfg->listen_port;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = di ? di->port : cfg->listen_port;
+    if (cfg->listen_tls_host) {
+        rc = start_tls(srv, cfg, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     *out = srv;
     return 0;
 fail:
+    listener_free(srv->plain);
+    listener_free(srv->tls);
+    if (srv->tls_fd >= 0)
+        close(srv->tls_fd);
     if (srv->rt) /* Without the config: the caller keeps it on error. */
         fo_runtime_free(srv->rt);
     fo_ctx_destroy(srv->front.root);
@@ -299,9 +437,75 @@ fail:
     return rc;
 }
 
+uint16_t fo_server_tls_port(const struct fo_server *srv)
+{
+    return srv->tls ? srv->tls_port : 0;
+}
+
+int fo_server_reload_tls(struct fo_server *srv, const struct fo_config *cfg, char *err,
+                         size_t errlen)
+{
+    if (!srv->tls || !cfg->tls.cert_file || srv->stopped)
+        return 0; /* No HTTPS listener now, or none in the new config (a restart's). */
+    struct listener *l = listener_new(srv, true);
+    if (!l) {
+        snprintf(err, errlen, "tls: out of memory");
+        return -ENOMEM;
+    }
+    int rc = fo_tls_creds_load(&l->creds, &cfg->tls, err, errlen);
+    if (rc == 0) {
+        rc = start_daemon(srv, l, srv->boot, NULL, 0); /* Limits are start-up only. */
+        if (rc < 0)
+            snprintf(err, errlen,
+                     "tls: the new certificate or key was refused (not PEM, or a key that does "
+                     "not match the certificate?); the old one stays");
+    }
+    if (rc < 0) {
+        listener_free(l);
+        return rc;
+    }
+    /* Both daemons accept for a moment; from the quiesce on, only the new one. */
+    struct listener *old = srv->tls;
+    srv->tls = l;
+    (void)MHD_quiesce_daemon(old->daemon); /* Our socket: it stays open. */
+    atomic_store(&old->retired, true);
+    old->retired_ms = fo_clock_ms();
+    old->next = srv->retired;
+    srv->retired = old;
+    fo_log(FO_LOG_INFO, "tls_reloaded", "\"generation\":%u,\"draining\":%ld", l->tag,
+           fo_conns_count_tag(srv->front.conns, old->tag));
+    return 0;
+}
+
+/* A retired daemon is stopped once none of its connections is left, and not
+ * before a second after its quiesce (an accept that raced the quiesce has
+ * its record by then). Until then its quiet connections are closed. */
+#define RETIRE_MIN_MS 1000
+
+static void sweep_retired(struct fo_server *srv)
+{
+    int64_t now = fo_clock_ms();
+    for (struct listener **p = &srv->retired; *p;) {
+        struct listener *l = *p;
+        if (fo_conns_count_tag(srv->front.conns, l->tag) == 0 &&
+            now - l->retired_ms >= RETIRE_MIN_MS) {
+            *p = l->next;
+            listener_free(l);
+            continue;
+        }
+        fo_conns_close_quiet_tag(srv->front.conns, DRAIN_QUIET_MS, l->tag);
+        p = &l->next;
+    }
+}
+
 uint16_t fo_server_port(const struct fo_server *srv)
 {
     return srv->port;
+}
+
+static bool same_host(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen)
@@ -323,8 +527,11 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
     FO_STARTUP_ONLY(max_host_connections, "max_host_connections")
     FO_STARTUP_ONLY(max_buffered_bytes, "max_buffered_bytes")
 #undef FO_STARTUP_ONLY
-    if (strcmp(cfg->listen_host, b->listen_host) != 0 && !strstr(note, "listen"))
+    if (!same_host(cfg->listen_host, b->listen_host) && !strstr(note, "listen"))
         snprintf(note + strlen(note), notelen - strlen(note), "%slisten", note[0] ? ", " : "");
+    if (!same_host(cfg->listen_tls_host, b->listen_tls_host) ||
+        cfg->listen_tls_port != b->listen_tls_port)
+        snprintf(note + strlen(note), notelen - strlen(note), "%slisten_tls", note[0] ? ", " : "");
     struct fo_runtime *rt = fo_runtime_create(srv->front.metrics, cfg);
     if (!rt) {
         fo_config_destroy(cfg);
@@ -344,11 +551,9 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* In a drain, a kept-alive connection is closed once it has been quiet this
- * long; none is closed in the grace period at the start, so that a client
+/* In a drain, none is closed in the grace period at the start, so that a client
  * (a load balancer's pooled connection, a probe) that was quiet just before
  * the signal can still send one request and be told 503 "draining". */
-#define DRAIN_QUIET_MS 500
 #define DRAIN_GRACE_MS 1000
 
 /* Until 'until_ms': wait for every request to end and every connection to
@@ -377,8 +582,9 @@ static void drain_wait(struct fo_server *srv, int64_t until_ms)
  *    each of those requests is resumed and answered. The wait for that has no
  *    bound: every call ends by its curl timeout at the latest, and stopping
  *    the daemon with a suspended connection would abort the process.
- * 4. MHD_stop_daemon, which then meets no suspended connection, and the pool
- *    has no fan-out of ours left to call back. */
+ * 4. MHD_stop_daemon on every daemon (plain, HTTPS, retired HTTPS), which
+ *    then meets no suspended connection, and the pool has no fan-out of ours
+ *    left to call back. */
 void fo_server_stop(struct fo_server *srv)
 {
     if (srv->stopped)
@@ -389,9 +595,13 @@ void fo_server_stop(struct fo_server *srv)
      * is refused instead of waiting in the backlog. shutdown() rather than
      * close(): MHD's threads take the socket out of their epoll sets after
      * this returns, so the fd is closed only once they are stopped. */
-    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+    MHD_socket lfd = srv->plain ? MHD_quiesce_daemon(srv->plain->daemon) : MHD_INVALID_SOCKET;
     if (lfd != MHD_INVALID_SOCKET)
         shutdown(lfd, SHUT_RDWR);
+    if (srv->tls) { /* The HTTPS socket is ours: the same shutdown, closed below. */
+        (void)MHD_quiesce_daemon(srv->tls->daemon);
+        shutdown(srv->tls_fd, SHUT_RDWR);
+    }
     pthread_mutex_lock(&srv->rt_lock);
     int64_t drain_ms = srv->rt->cfg->drain_ms; /* Reloadable: the current config's. */
     pthread_mutex_unlock(&srv->rt_lock);
@@ -410,10 +620,19 @@ void fo_server_stop(struct fo_server *srv)
         }
         drain_wait(srv, fo_clock_ms() + 1000); /* Let those answers go out. */
     }
-    MHD_stop_daemon(srv->daemon);
-    srv->daemon = NULL;
+    listener_free(srv->plain);
+    listener_free(srv->tls);
+    srv->plain = srv->tls = NULL;
+    while (srv->retired) {
+        struct listener *l = srv->retired;
+        srv->retired = l->next;
+        listener_free(l);
+    }
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
+    if (srv->tls_fd >= 0)
+        close(srv->tls_fd);
+    srv->tls_fd = -1;
 }
 
 void fo_server_destroy(struct fo_server *srv)

@@ -146,6 +146,7 @@ struct fo_xfer *fo_xfer_new(struct fo_xfer_env *env)
         fo_panic("out of memory (curl_easy_init)");
     x->easy = e;
     x->env = env;
+    fo_tls_call_init(&x->tls, e);
     fo_buf_init(&x->body, env->max_response_bytes);
     /* Options that never change between calls. */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -181,6 +182,7 @@ void fo_xfer_free(struct fo_xfer *x)
         return;
     curl_slist_free_all(x->hdrs);
     curl_easy_cleanup(x->easy);
+    fo_tls_call_clear(&x->tls);
     fo_buf_free(&x->body);
     free(x);
 }
@@ -196,6 +198,7 @@ void fo_xfer_reset(struct fo_xfer *x)
     }
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
+    fo_tls_call_clear(&x->tls);
     x->call = NULL;
     x->group = NULL;
     x->too_large = false;
@@ -316,8 +319,12 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
     x->hdrs = request_headers(group, call, budget_ms);
     if (!x->hdrs)
         return -ENOMEM;
+    x->https = fo_tls_back_is_https(call->url);
+    const char *url;
+    if (fo_tls_back_apply(e, call->tls, call->url, &x->tls, &url) < 0)
+        return -ENOMEM;
 
-    curl_easy_setopt(e, CURLOPT_URL, call->url);
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
@@ -360,6 +367,11 @@ long fo_xfer_connects(const struct fo_xfer *x)
     long connects = 0;
     curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
     return connects;
+}
+
+long fo_xfer_tls_handshakes(const struct fo_xfer *x, long connects)
+{
+    return x->https ? connects : 0;
 }
 
 void fo_xfer_classify(struct fo_xfer *x, CURLcode res)

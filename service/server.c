@@ -18,14 +18,15 @@
  *
  * Listeners: one daemon for plain HTTP ("listen") and one for HTTPS
  * ("listen_tls"), with the same callbacks, front, limits and records, so both
- * serve the same routes, count into the same series and drain together. A
- * certificate reload (SIGHUP) starts a new HTTPS daemon on the same listening
- * socket (ours, bound once: the port never closes) and quiesces the old one:
- * new connections get the new certificate, the old daemon keeps serving the
- * connections it has -- a request in flight finishes there -- and closes each
- * once it is quiet (its answers say Connection: close); the watchdog stops
- * it when none is left. If the new certificate cannot be read or GnuTLS
- * refuses it, nothing changes.
+ * serve the same routes, count into the same series and drain together. The
+ * HTTPS socket is ours (bound once: the port never closes on a reload) and
+ * its connections are accepted by our own thread (acceptor.h), which hands
+ * each to the current HTTPS daemon. A certificate reload (SIGHUP) starts a
+ * new daemon and makes it current: new connections get the new certificate,
+ * the old daemon keeps serving the connections it has -- a request in flight
+ * finishes there -- and closes each once it is quiet (its answers say
+ * Connection: close); the watchdog stops it when none is left. If the new
+ * certificate cannot be read or GnuTLS refuses it, nothing changes.
  *
  * Shutdown: see fo_server_stop. */
 #include "server.h"
@@ -34,6 +35,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,6 +48,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "acceptor.h"
 #include "conns.h"
 #include "ctx.h"
 #include "fdlimit.h"
@@ -70,8 +73,12 @@ struct listener {
 struct fo_server {
     struct fo_front front;        /* What requests share (request.h). */
     struct listener *plain;       /* The HTTP daemon, or NULL ("listen": null). */
-    struct listener *tls;         /* The current HTTPS daemon, or NULL. */
-    struct listener *retired;     /* Older HTTPS daemons serving what they have. */
+    pthread_mutex_t tls_lock;     /* Guards 'tls' against a swap while a connection is handed
+                                     to it (held across MHD_add_connection, which calls only
+                                     on_accept back, and that takes no lock). */
+    struct listener *tls;         /* The current HTTPS daemon, or NULL; tls_lock to change. */
+    struct listener *retired;     /* Older HTTPS daemons serving what they have (main thread). */
+    struct fo_acceptor *acceptor; /* Accepts on tls_fd, or NULL. */
     int tls_fd;                   /* The HTTPS listening socket (ours), or -1. */
     uint16_t tls_port;            /* Its bound port. */
     unsigned next_tag;            /* The last tag given to an HTTPS daemon. */
@@ -277,33 +284,33 @@ static void sweep_pool(void *arg)
     fo_pool_sweep(srv->front.pool);
 }
 
-/* Start 'l''s daemon: plain on 'ss', or HTTPS on the socket srv->tls_fd with
- * l->creds. Returns 0 or -EADDRINUSE (plain) / -EINVAL (HTTPS: GnuTLS refused
- * the certificate, the key or the pair). */
+/* Start 'l''s daemon: plain on 'ss', or HTTPS with l->creds and no socket of
+ * its own (the acceptor hands it connections). Returns 0 or -EADDRINUSE
+ * (plain) / -EINVAL (HTTPS: GnuTLS refused the certificate, the key or the
+ * pair). */
 static int start_daemon(struct fo_server *srv, struct listener *l, const struct fo_config *cfg,
                         const struct sockaddr_storage *ss, int v6)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | (v6 && !l->tls ? MHD_USE_IPv6 : 0) | (l->tls ? MHD_USE_TLS : 0);
+                     MHD_USE_ITC | (v6 && !l->tls ? MHD_USE_IPv6 : 0) |
+                     (l->tls ? MHD_USE_TLS | MHD_USE_NO_LISTEN_SOCKET : 0);
     unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
     unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
     /* MHD's own limit is split between its threads and, when reached, leaves
      * new clients hanging in the backlog; keep it out of the way and let
      * on_accept enforce max_connections. */
     unsigned mhd_limit = (unsigned)(cfg->max_connections + 64) * threads;
-    struct MHD_OptionItem where[5];
+    struct MHD_OptionItem where[4];
+    memset(where, 0, sizeof where); /* MHD_OPTION_END after what is set. */
     if (l->tls) {
-        where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, srv->tls_fd, NULL};
-        where[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->creds.cert};
-        where[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->creds.key};
-        where[3] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->creds.cert};
+        where[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->creds.key};
+        where[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
                                            (void *)(uintptr_t)l->creds.priorities};
     } else {
         where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)(uintptr_t)ss};
         where[1] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
-        where[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     }
-    where[4] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     l->daemon = MHD_start_daemon(
         flags, 0, on_accept, l, on_request, l, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
         threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
@@ -339,7 +346,22 @@ static void listener_free(struct listener *l)
     free(l);
 }
 
-/* The HTTPS listener of 'cfg': our socket and the first daemon. */
+/* The acceptor's hand-over: to the current HTTPS daemon, which closes the
+ * socket itself if it refuses it (max_connections, out of memory). */
+static void on_tls_accept(void *arg, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct fo_server *srv = arg;
+    int one = 1; /* The handshake's flights are small writes: no Nagle delay between them. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    pthread_mutex_lock(&srv->tls_lock);
+    if (srv->tls)
+        (void)MHD_add_connection(srv->tls->daemon, fd, addr, len);
+    else
+        close(fd);
+    pthread_mutex_unlock(&srv->tls_lock);
+}
+
+/* The HTTPS listener of 'cfg': our socket, the first daemon, the acceptor. */
 static int start_tls(struct fo_server *srv, const struct fo_config *cfg, char *err, size_t errlen)
 {
     int fd = fo_tls_listen(cfg->listen_tls_host, cfg->listen_tls_port, err, errlen);
@@ -364,7 +386,10 @@ static int start_tls(struct fo_server *srv, const struct fo_config *cfg, char *e
         return rc;
     }
     srv->tls = l;
-    return 0;
+    rc = fo_acceptor_create(&srv->acceptor, fd, on_tls_accept, srv);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot start the HTTPS acceptor: %s", strerror(-rc));
+    return rc;
 }
 
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
@@ -381,6 +406,7 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     if (!srv)
         return -ENOMEM;
     srv->tls_fd = -1;
+    pthread_mutex_init(&srv->tls_lock, NULL);
     srv->front.pool = pool;
     srv->front.metrics = metrics;
     srv->front.budget = budget;
@@ -424,8 +450,10 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     *out = srv;
     return 0;
 fail:
+    fo_acceptor_destroy(srv->acceptor);
     listener_free(srv->plain);
     listener_free(srv->tls);
+    pthread_mutex_destroy(&srv->tls_lock);
     if (srv->tls_fd >= 0)
         close(srv->tls_fd);
     if (srv->rt) /* Without the config: the caller keeps it on error. */
@@ -464,10 +492,10 @@ int fo_server_reload_tls(struct fo_server *srv, const struct fo_config *cfg, cha
         listener_free(l);
         return rc;
     }
-    /* Both daemons accept for a moment; from the quiesce on, only the new one. */
+    pthread_mutex_lock(&srv->tls_lock);
     struct listener *old = srv->tls;
     srv->tls = l;
-    (void)MHD_quiesce_daemon(old->daemon); /* Our socket: it stays open. */
+    pthread_mutex_unlock(&srv->tls_lock);
     atomic_store(&old->retired, true);
     old->retired_ms = fo_clock_ms();
     old->next = srv->retired;
@@ -478,7 +506,7 @@ int fo_server_reload_tls(struct fo_server *srv, const struct fo_config *cfg, cha
 }
 
 /* A retired daemon is stopped once none of its connections is left, and not
- * before a second after its quiesce (an accept that raced the quiesce has
+ * before a second after the swap (a connection handed to it just before has
  * its record by then). Until then its quiet connections are closed. */
 #define RETIRE_MIN_MS 1000
 
@@ -598,10 +626,10 @@ void fo_server_stop(struct fo_server *srv)
     MHD_socket lfd = srv->plain ? MHD_quiesce_daemon(srv->plain->daemon) : MHD_INVALID_SOCKET;
     if (lfd != MHD_INVALID_SOCKET)
         shutdown(lfd, SHUT_RDWR);
-    if (srv->tls) { /* The HTTPS socket is ours: the same shutdown, closed below. */
-        (void)MHD_quiesce_daemon(srv->tls->daemon);
+    fo_acceptor_destroy(srv->acceptor); /* HTTPS: no hand-over from here on. */
+    srv->acceptor = NULL;
+    if (srv->tls_fd >= 0)
         shutdown(srv->tls_fd, SHUT_RDWR);
-    }
     pthread_mutex_lock(&srv->rt_lock);
     int64_t drain_ms = srv->rt->cfg->drain_ms; /* Reloadable: the current config's. */
     pthread_mutex_unlock(&srv->rt_lock);
@@ -644,6 +672,7 @@ void fo_server_destroy(struct fo_server *srv)
     fo_runtime_put(srv->rt0);
     fo_ctx_destroy(srv->front.root);
     pthread_mutex_destroy(&srv->rt_lock);
+    pthread_mutex_destroy(&srv->tls_lock);
     fo_conns_destroy(srv->front.conns);
     free(srv);
 }

@@ -121,9 +121,12 @@ static bool conn_dirty(const struct fo_xfer *x, const char *ip, const char *lip,
 static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
 {
     struct fo_xfer *x = arg;
-    if (conn_dirty(x, ip, lip, rport, lport)) {
-        long fresh = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
+    long fresh = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
+    /* A TLS connection just made has the server's post-handshake records
+     * (session tickets) waiting under TLS, and no stale answer: not dirty. */
+    bool look = !(x->https && fresh > 0);
+    if (look && conn_dirty(x, ip, lip, rport, lport)) {
         x->dirty = true;
         x->dirty_fresh = fresh > 0;
         return CURL_PREREQFUNC_ABORT; /* Closes the connection (a premature end). */

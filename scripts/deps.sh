@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh build     compiler and the three libraries
 #   scripts/deps.sh test      build + unit test framework, pytest, clang (fuzzing, TSan),
-#                             scdoc, groff, man-db, systemd (man pages, unit checks)
+#                             scdoc, groff, man-db, systemd (man pages, unit checks), openssl
 #   scripts/deps.sh bench     build + nginx (with echo module), wrk, valgrind, Go (the peer),
 #                             gnuplot (plots), strace (syscall counts)
 #   scripts/deps.sh pkg       build + scdoc, debhelper, dpkg-dev, lintian (the .deb)
@@ -16,10 +16,11 @@ build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev)
 # The Debian package (dpkg-buildpackage, lintian): see .ci/run.
 pkg=("${build[@]}" scdoc debhelper dpkg-dev lintian)
 # groff, man-db, scdoc: the man pages (built and checked); systemd: systemd-analyze verify.
+# openssl: the TLS tests and the TLS bench make their certificates with it (and probe with s_client).
 test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint
-      procps scdoc groff man-db systemd)
+      procps scdoc groff man-db systemd openssl)
 bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3 golang-go gnuplot-nox
-       strace)
+       strace openssl)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

@@ -38,6 +38,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import warnings
 
 import pytest
 
@@ -139,8 +140,10 @@ def handshake_fails(port, **ctx_kw):
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
-        for k, v in ctx_kw.items():
-            setattr(ctx, k, v)
+        with warnings.catch_warnings():  # TLSv1 and TLSv1_1 are deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for k, v in ctx_kw.items():
+                setattr(ctx, k, v)
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):
         return True  # the local OpenSSL cannot even offer it
@@ -356,7 +359,7 @@ def test_tls_connection_memory(spawn, backend, pki, tmp_path, variant):
 # ---- backends ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tls_backends(pki):
+def tls_backends(pki, variant):  # one set per variant: counts start at 0
     bs = {
         "good": Backend(pki.server_ctx("srv_a")),
         "self": Backend(pki.server_ctx("self")),

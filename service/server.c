@@ -26,7 +26,8 @@
  * the old daemon keeps serving the connections it has -- a request in flight
  * finishes there -- and closes each once it is quiet (its answers say
  * Connection: close); the watchdog stops it when none is left. If the new
- * certificate cannot be read or GnuTLS refuses it, nothing changes.
+ * certificate cannot be read or GnuTLS refuses it, nothing changes. The
+ * HTTPS half lives in server_tls.c (server_int.h is what the two share).
  *
  * Shutdown: see fo_server_stop. */
 #include "server.h"
@@ -35,7 +36,6 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,7 +48,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "acceptor.h"
 #include "conns.h"
 #include "ctx.h"
 #include "fdlimit.h"
@@ -56,39 +55,7 @@
 #include "log.h"
 #include "request.h"
 #include "runtime.h"
-#include "tls_front.h"
-
-/* One libmicrohttpd daemon: the cls of its callbacks. */
-struct listener {
-    struct fo_server *srv;
-    struct MHD_Daemon *daemon;
-    bool tls;                  /* An HTTPS daemon. */
-    unsigned tag;              /* Its connections' records carry it (0: plain). */
-    atomic_bool retired;       /* A newer HTTPS daemon took the socket: close after answers. */
-    int64_t retired_ms;        /* When (main thread). */
-    struct fo_tls_creds creds; /* What it was started with, kept while it runs. */
-    struct listener *next;     /* The server's retired list (main thread). */
-};
-
-struct fo_server {
-    struct fo_front front;        /* What requests share (request.h). */
-    struct listener *plain;       /* The HTTP daemon, or NULL ("listen": null). */
-    pthread_mutex_t tls_lock;     /* Guards 'tls' against a swap while a connection is handed
-                                     to it (held across MHD_add_connection, which calls only
-                                     on_accept back, and that takes no lock). */
-    struct listener *tls;         /* The current HTTPS daemon, or NULL; tls_lock to change. */
-    struct listener *retired;     /* Older HTTPS daemons serving what they have (main thread). */
-    struct fo_acceptor *acceptor; /* Accepts on tls_fd, or NULL. */
-    int tls_fd;                   /* The HTTPS listening socket (ours), or -1. */
-    uint16_t tls_port;            /* Its bound port. */
-    unsigned next_tag;            /* The last tag given to an HTTPS daemon. */
-    uint16_t port;                /* Bound port. */
-    pthread_mutex_t rt_lock;      /* Guards 'rt' (the pointer, not the runtime). */
-    struct fo_runtime *rt;        /* Current runtime; one reference. */
-    const struct fo_config *boot; /* The config the daemon was started with (in 'rt0'). */
-    struct fo_runtime *rt0;       /* Start-up runtime; a reference kept for 'boot'. */
-    bool stopped;
-};
+#include "server_int.h"
 
 /* ---- runtimes ---- */
 
@@ -105,7 +72,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
-    struct listener *l = cls;
+    struct fo__listener *l = cls;
     struct fo_server *srv = l->srv;
     struct request *r = *req_cls;
 
@@ -170,7 +137,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
  * while the connections already open keep being served. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
-    struct fo_server *srv = ((struct listener *)cls)->srv;
+    struct fo_server *srv = ((struct fo__listener *)cls)->srv;
     (void)addr;
     (void)addrlen;
     return fo_conns_admit(srv->front.conns, (long)srv->boot->max_connections) ? MHD_YES : MHD_NO;
@@ -200,7 +167,7 @@ static void refuse_connection(int fd)
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct listener *l = cls;
+    struct fo__listener *l = cls;
     struct fo_server *srv = l->srv;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
@@ -221,19 +188,17 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     *socket_context = NULL;
 }
 
-static void sweep_retired(struct fo_server *srv);
-
 void fo_server_watchdog(struct fo_server *srv)
 {
     fo_conns_watch(srv->front.conns);
-    sweep_retired(srv);
+    fo__server_sweep_retired(srv);
 }
 
 /* A request line arrived. MHD takes the return value as the request's
  * initial req_cls: none. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    struct fo_server *srv = ((struct listener *)cls)->srv;
+    struct fo_server *srv = ((struct fo__listener *)cls)->srv;
     (void)uri;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -251,10 +216,6 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
 }
 
 /* ---- lifecycle ---- */
-
-/* In a drain (and a retired HTTPS daemon's), a kept-alive connection is
- * closed once it has been quiet this long. */
-#define DRAIN_QUIET_MS 500
 
 static int make_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, int *v6)
 {
@@ -288,8 +249,8 @@ static void sweep_pool(void *arg)
  * its own (the acceptor hands it connections). Returns 0 or -EADDRINUSE
  * (plain) / -EINVAL (HTTPS: GnuTLS refused the certificate, the key or the
  * pair). */
-static int start_daemon(struct fo_server *srv, struct listener *l, const struct fo_config *cfg,
-                        const struct sockaddr_storage *ss, int v6)
+int fo__server_start_daemon(struct fo_server *srv, struct fo__listener *l,
+                            const struct fo_config *cfg, const struct sockaddr_storage *ss, int v6)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | (v6 && !l->tls ? MHD_USE_IPv6 : 0) |
@@ -321,75 +282,6 @@ static int start_daemon(struct fo_server *srv, struct listener *l, const struct 
     if (!l->daemon)
         return l->tls ? -EINVAL : -EADDRINUSE;
     return 0;
-}
-
-static struct listener *listener_new(struct fo_server *srv, bool tls)
-{
-    struct listener *l = calloc(1, sizeof *l);
-    if (!l)
-        return NULL;
-    l->srv = srv;
-    l->tls = tls;
-    l->tag = tls ? ++srv->next_tag : 0;
-    atomic_init(&l->retired, false);
-    return l;
-}
-
-/* Stop its daemon (none of its connections may be suspended) and free it. */
-static void listener_free(struct listener *l)
-{
-    if (!l)
-        return;
-    if (l->daemon)
-        MHD_stop_daemon(l->daemon);
-    fo_tls_creds_free(&l->creds);
-    free(l);
-}
-
-/* The acceptor's hand-over: to the current HTTPS daemon, which closes the
- * socket itself if it refuses it (max_connections, out of memory). */
-static void on_tls_accept(void *arg, int fd, const struct sockaddr *addr, socklen_t len)
-{
-    struct fo_server *srv = arg;
-    int one = 1; /* The handshake's flights are small writes: no Nagle delay between them. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    pthread_mutex_lock(&srv->tls_lock);
-    if (srv->tls)
-        (void)MHD_add_connection(srv->tls->daemon, fd, addr, len);
-    else
-        close(fd);
-    pthread_mutex_unlock(&srv->tls_lock);
-}
-
-/* The HTTPS listener of 'cfg': our socket, the first daemon, the acceptor. */
-static int start_tls(struct fo_server *srv, const struct fo_config *cfg, char *err, size_t errlen)
-{
-    int fd = fo_tls_listen(cfg->listen_tls_host, cfg->listen_tls_port, err, errlen);
-    if (fd < 0)
-        return fd;
-    srv->tls_fd = fd;
-    srv->tls_port = fo_tls_bound_port(fd);
-    struct listener *l = listener_new(srv, true);
-    if (!l)
-        return -ENOMEM;
-    int rc = fo_tls_creds_load(&l->creds, &cfg->tls, err, errlen);
-    if (rc == 0) {
-        rc = start_daemon(srv, l, cfg, NULL, 0);
-        if (rc < 0)
-            snprintf(err, errlen,
-                     "tls: cannot start HTTPS on %s:%u: the certificate or key was refused "
-                     "(not PEM, or a key that does not match the certificate?)",
-                     cfg->listen_tls_host, cfg->listen_tls_port);
-    }
-    if (rc < 0) {
-        listener_free(l);
-        return rc;
-    }
-    srv->tls = l;
-    rc = fo_acceptor_create(&srv->acceptor, fd, on_tls_accept, srv);
-    if (rc < 0)
-        snprintf(err, errlen, "cannot start the HTTPS acceptor: %s", strerror(-rc));
-    return rc;
 }
 
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
@@ -431,8 +323,8 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     srv->boot = cfg;
 
     if (cfg->listen_host) {
-        srv->plain = listener_new(srv, false);
-        rc = srv->plain ? start_daemon(srv, srv->plain, cfg, &ss, v6) : -ENOMEM;
+        srv->plain = fo__listener_new(srv, false);
+        rc = srv->plain ? fo__server_start_daemon(srv, srv->plain, cfg, &ss, v6) : -ENOMEM;
         if (rc < 0) {
             snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)",
                      cfg->listen_host, cfg->listen_port);
@@ -443,19 +335,17 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
         srv->port = di ? di->port : cfg->listen_port;
     }
     if (cfg->listen_tls_host) {
-        rc = start_tls(srv, cfg, err, errlen);
+        rc = fo__server_start_tls(srv, cfg, err, errlen);
         if (rc < 0)
             goto fail;
     }
     *out = srv;
     return 0;
 fail:
-    fo_acceptor_destroy(srv->acceptor);
-    listener_free(srv->plain);
-    listener_free(srv->tls);
+    fo__server_stop_accepting_tls(srv);
+    fo__listener_free(srv->plain);
+    fo__server_free_tls(srv);
     pthread_mutex_destroy(&srv->tls_lock);
-    if (srv->tls_fd >= 0)
-        close(srv->tls_fd);
     if (srv->rt) /* Without the config: the caller keeps it on error. */
         fo_runtime_free(srv->rt);
     fo_ctx_destroy(srv->front.root);
@@ -463,67 +353,6 @@ fail:
     fo_conns_destroy(srv->front.conns);
     free(srv);
     return rc;
-}
-
-uint16_t fo_server_tls_port(const struct fo_server *srv)
-{
-    return srv->tls ? srv->tls_port : 0;
-}
-
-int fo_server_reload_tls(struct fo_server *srv, const struct fo_config *cfg, char *err,
-                         size_t errlen)
-{
-    if (!srv->tls || !cfg->tls.cert_file || srv->stopped)
-        return 0; /* No HTTPS listener now, or none in the new config (a restart's). */
-    struct listener *l = listener_new(srv, true);
-    if (!l) {
-        snprintf(err, errlen, "tls: out of memory");
-        return -ENOMEM;
-    }
-    int rc = fo_tls_creds_load(&l->creds, &cfg->tls, err, errlen);
-    if (rc == 0) {
-        rc = start_daemon(srv, l, srv->boot, NULL, 0); /* Limits are start-up only. */
-        if (rc < 0)
-            snprintf(err, errlen,
-                     "tls: the new certificate or key was refused (not PEM, or a key that does "
-                     "not match the certificate?); the old one stays");
-    }
-    if (rc < 0) {
-        listener_free(l);
-        return rc;
-    }
-    pthread_mutex_lock(&srv->tls_lock);
-    struct listener *old = srv->tls;
-    srv->tls = l;
-    pthread_mutex_unlock(&srv->tls_lock);
-    atomic_store(&old->retired, true);
-    old->retired_ms = fo_clock_ms();
-    old->next = srv->retired;
-    srv->retired = old;
-    fo_log(FO_LOG_INFO, "tls_reloaded", "\"generation\":%u,\"draining\":%ld", l->tag,
-           fo_conns_count_tag(srv->front.conns, old->tag));
-    return 0;
-}
-
-/* A retired daemon is stopped once none of its connections is left, and not
- * before a second after the swap (a connection handed to it just before has
- * its record by then). Until then its quiet connections are closed. */
-#define RETIRE_MIN_MS 1000
-
-static void sweep_retired(struct fo_server *srv)
-{
-    int64_t now = fo_clock_ms();
-    for (struct listener **p = &srv->retired; *p;) {
-        struct listener *l = *p;
-        if (fo_conns_count_tag(srv->front.conns, l->tag) == 0 &&
-            now - l->retired_ms >= RETIRE_MIN_MS) {
-            *p = l->next;
-            listener_free(l);
-            continue;
-        }
-        fo_conns_close_quiet_tag(srv->front.conns, DRAIN_QUIET_MS, l->tag);
-        p = &l->next;
-    }
 }
 
 uint16_t fo_server_port(const struct fo_server *srv)
@@ -594,7 +423,7 @@ static void drain_wait(struct fo_server *srv, int64_t until_ms)
         if (atomic_load(&srv->front.live) == 0 && fo_conns_count(srv->front.conns) == 0)
             return;
         if (i % 4 == 0 && fo_clock_ms() >= grace_until)
-            fo_conns_close_quiet(srv->front.conns, DRAIN_QUIET_MS);
+            fo_conns_close_quiet(srv->front.conns, FO__DRAIN_QUIET_MS);
         if (i % 20 == 0)
             fo_server_watchdog(srv);
         nap_ms(5);
@@ -626,10 +455,7 @@ void fo_server_stop(struct fo_server *srv)
     MHD_socket lfd = srv->plain ? MHD_quiesce_daemon(srv->plain->daemon) : MHD_INVALID_SOCKET;
     if (lfd != MHD_INVALID_SOCKET)
         shutdown(lfd, SHUT_RDWR);
-    fo_acceptor_destroy(srv->acceptor); /* HTTPS: no hand-over from here on. */
-    srv->acceptor = NULL;
-    if (srv->tls_fd >= 0)
-        shutdown(srv->tls_fd, SHUT_RDWR);
+    fo__server_stop_accepting_tls(srv);
     pthread_mutex_lock(&srv->rt_lock);
     int64_t drain_ms = srv->rt->cfg->drain_ms; /* Reloadable: the current config's. */
     pthread_mutex_unlock(&srv->rt_lock);
@@ -648,19 +474,11 @@ void fo_server_stop(struct fo_server *srv)
         }
         drain_wait(srv, fo_clock_ms() + 1000); /* Let those answers go out. */
     }
-    listener_free(srv->plain);
-    listener_free(srv->tls);
-    srv->plain = srv->tls = NULL;
-    while (srv->retired) {
-        struct listener *l = srv->retired;
-        srv->retired = l->next;
-        listener_free(l);
-    }
+    fo__listener_free(srv->plain);
+    srv->plain = NULL;
+    fo__server_free_tls(srv);
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
-    if (srv->tls_fd >= 0)
-        close(srv->tls_fd);
-    srv->tls_fd = -1;
 }
 
 void fo_server_destroy(struct fo_server *srv)

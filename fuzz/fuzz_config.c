@@ -10,6 +10,7 @@
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
  *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
+ *       service/config_tls.c service/token.c \
  *       service/tmpl.c service/buf.c -lcjson -o /tmp/fuzz_config */
 #include <errno.h>
 #include <stdint.h>

@@ -124,9 +124,13 @@ void fo__route_checks(struct fo__vctx *c, const struct fo_config *cfg);
 /* The "min_version" names, NULL-terminated: "1.2", "1.3". */
 extern const char *const fo__tls_versions[];
 
-/* Read at most 1 MiB of 'file' into a NUL-terminated buffer the caller frees (*len may be
- * NULL). Returns 0, -E2BIG when larger, or the open/read errno. */
+/* Read at most 1 MiB of 'file' (a regular file) into a NUL-terminated buffer the caller frees
+ * (*len may be NULL). Returns 0, -E2BIG when larger, -EINVAL when not a regular file, or the
+ * open/read errno. */
 int fo__read_pem(const char *file, char **out, size_t *len);
+
+/* The reason for a fo__read_pem error, for a message. */
+const char *fo__pem_strerror(int rc);
 
 /* True when PEM 'text' holds a private key ('key') or a certificate. */
 bool fo__pem_kind_ok(const char *text, bool key);

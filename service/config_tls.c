@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -29,9 +30,15 @@ const char *const fo__tls_versions[] = {"1.2", "1.3", NULL};
 int fo__read_pem(const char *file, char **out, size_t *len)
 {
     *out = NULL;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking and a regular file only: a FIFO or a device must not hang a reload. */
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
     char *buf = malloc(MAX_PEM_BYTES + 1);
     int rc = buf ? 0 : -ENOMEM;
     size_t n = 0;
@@ -57,6 +64,15 @@ int fo__read_pem(const char *file, char **out, size_t *len)
     if (len)
         *len = n;
     return 0;
+}
+
+const char *fo__pem_strerror(int rc)
+{
+    if (rc == -E2BIG)
+        return "larger than 1 MiB";
+    if (rc == -EINVAL)
+        return "not a regular file";
+    return strerror(-rc);
 }
 
 /* What a file key must hold: a key row ("key_file", "client_key_file") a private key, the
@@ -96,7 +112,7 @@ bool fo__parse_pem_path(struct fo__vctx *c, const struct fo__field *f, const cJS
     }
     if (rc < 0) {
         fo__errorf(c, path, "cannot read \"%s\": %s", fo__quote(q, sizeof q, file),
-                   rc == -E2BIG ? "larger than 1 MiB" : strerror(-rc));
+                   fo__pem_strerror(rc));
         return false;
     }
     bool ok = fo__pem_kind_ok(text, key);

@@ -51,7 +51,7 @@ static int read_one(const char *file, bool key, char **out, size_t *len, char *e
     int rc = fo__read_pem(file, out, len);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read \"%s\": %s", fo__quote(q, sizeof q, file),
-                 rc == -E2BIG ? "larger than 1 MiB" : strerror(-rc));
+                 fo__pem_strerror(rc));
         return rc;
     }
     if (!fo__pem_kind_ok(*out, key)) {

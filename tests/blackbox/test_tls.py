@@ -539,6 +539,8 @@ def test_check_names_every_bad_tls_key(fanout_bin, pki, tmp_path):
         ({"listen_tls": "127.0.0.1:0", "tls": dict(tls_ok, ciphers="x")},
          "tls: unknown key \"ciphers\""),
         ({"ca_file": missing}, "ca_file: cannot read"),
+        ({"ca_file": str(tmp_path)}, "ca_file: cannot read \"%s\": not a regular file"
+         % tmp_path),
         (be(ca_file=missing), "endpoints[0].backends[0].ca_file: cannot read"),
         (be(client_cert_file=pki.path("client.pem")),
          "endpoints[0].backends[0].client_key_file: missing"),

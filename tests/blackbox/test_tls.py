@@ -207,6 +207,44 @@ def test_https_listener_serves_routes_and_health(spawn, backend, pki, tmp_path):
         https(port, ssl.create_default_context(), "GET", "/health")
 
 
+def test_max_connections_counts_both_listeners(spawn, backend, pki, tmp_path):
+    cfg, _, _ = tls_front_config(pki, backend, str(tmp_path), max_connections=3)
+    fo = spawn(cfg)
+    port = tls_port(fo)
+    ctx = pki.client_ctx()
+    plain = fo.connect()
+    assert fo.request("GET", "/health", conn=plain).status == 200
+    held = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+    assert https(port, ctx, "GET", "/health", conn=held)[0] == 200
+
+    def third_ok():
+        try:
+            status, _, _ = https(port, ctx, "GET", "/health", timeout=5)
+            return status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    # Two held (one per listener) and one more: the 4th, over HTTPS, is closed at once.
+    end = time.monotonic() + 10
+    while True:  # polling: the slot of the last probe's connection comes back when it closes
+        other = fo.connect()
+        try:
+            if fo.request("GET", "/health", conn=other).status == 200:
+                break
+        except (OSError, http.client.HTTPException):
+            other.close()
+        assert time.monotonic() < end, "the third connection was never admitted"
+        time.sleep(0.05)
+    assert not third_ok()
+    other.close()
+    end = time.monotonic() + 10
+    while not third_ok():  # polling until the slot is given back
+        assert time.monotonic() < end, "no HTTPS connection admitted after one closed"
+        time.sleep(0.05)
+    plain.close()
+    held.close()
+
+
 def test_https_only(pki, backend, variant, tmp_path):
     """"listen": null: only the HTTPS listener (fanout.py always adds --listen, so this test
     starts the process itself)."""

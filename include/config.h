@@ -46,10 +46,11 @@ struct fo_backend_conf {
     char *method;         /* "GET" unless given; upper-case token. */
     char **headers;       /* "Name: value" lines, nheaders of them; NULL if none. */
     size_t nheaders;
-    int64_t timeout_ms;        /* Own cap, 0 = only the request deadline. */
-    bool required;             /* Its failure fails the whole request. */
-    bool merge;                /* Lift an object body's members to the top level. */
-    struct fo_backend_tls tls; /* Its TLS options (ca_file defaults to the top-level one). */
+    int64_t timeout_ms; /* Own cap, 0 = only the request deadline. */
+    bool required;      /* Its failure fails the whole request. */
+    bool merge;         /* Lift an object body's members to the top level. */
+    /* Its TLS options (ca_file defaults to the top-level one). */
+    struct fo_backend_tls tls;
 };
 
 /* One configured endpoint. */
@@ -74,15 +75,9 @@ struct fo_aggregate_conf {
 };
 
 struct fo_config {
-    char *listen_host;        /* Numeric address to bind, e.g. "127.0.0.1" or "::"; NULL
-                                 ("listen": null): no plain HTTP listener. */
-    uint16_t listen_port;     /* Port to bind. */
-    char *listen_tls_host;    /* "listen_tls": numeric address of the HTTPS listener, or NULL. */
-    uint16_t listen_tls_port; /* Its port. */
-    struct fo_tls_conf tls;   /* "tls": the HTTPS listener's certificate (with listen_tls). */
-    struct fo_backend_tls backend_tls; /* Top-level "ca_file" (the other fields stay NULL):
-                                          the batch's calls use it, backends inherit it. */
-    unsigned workers;                  /* Backend worker threads; default online CPUs. */
+    char *listen_host;         /* Numeric address to bind, e.g. "127.0.0.1"; NULL: none. */
+    uint16_t listen_port;      /* Port to bind. */
+    unsigned workers;          /* Backend worker threads; default online CPUs. */
     unsigned server_threads;   /* HTTP front threads; default half the online CPUs (>= 1). */
     int64_t timeout_ms;        /* Global request deadline, default 1000. */
     size_t max_body_bytes;     /* Client request body cap, default 1 MiB. */
@@ -113,6 +108,14 @@ struct fo_config {
     size_t max_host_connections; /* Connections per worker to one host:port, default 0 (no cap). */
     size_t max_request_response_bytes; /* Body bytes one request may hold, default 16 MiB. */
     size_t max_buffered_bytes;         /* Body and answer bytes of all requests, default 256 MiB. */
+
+    /* TLS (tls_front.h, tls_back.h). "listen": null leaves listen_host NULL (HTTPS only). */
+    char *listen_tls_host;    /* "listen_tls": numeric address of the HTTPS listener, or NULL. */
+    uint16_t listen_tls_port; /* Its port. */
+    struct fo_tls_conf tls;   /* "tls": the HTTPS listener's certificate (with listen_tls). */
+    /* Top-level "ca_file" (the other fields stay NULL): the batch's calls use it, and
+     * backends without their own inherit it. */
+    struct fo_backend_tls backend_tls;
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets

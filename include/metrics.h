@@ -41,10 +41,11 @@ struct fo_backend_stats {
     char *label;                                  /* From strdup(). */
     atomic_uint_fast64_t calls[FO_OUTCOME_COUNT]; /* By outcome. */
     struct fo_hist duration;
-    atomic_long inflight;                /* Calls admitted now (the server's cap). */
-    atomic_uint_fast64_t tls_handshakes; /* New TLS connections its calls opened. */
-    long refs;                           /* Registrations not released; registry mutex. */
-    struct fo_backend_stats *next;       /* Endpoint's list; registry mutex. */
+    /* New TLS connections its calls opened (https). */
+    atomic_uint_fast64_t tls_handshakes;
+    atomic_long inflight;          /* Calls admitted now (the server's cap). */
+    long refs;                     /* Registrations not released; registry mutex. */
+    struct fo_backend_stats *next; /* Endpoint's list; registry mutex. */
 };
 
 /* One endpoint ("GET /api/dashboard/{id}", the batch, or "unmatched"). */

@@ -41,11 +41,12 @@ struct fo_call {
     size_t nheaders;
     const char *body; /* Borrowed: JSON request body or NULL. */
     size_t body_len;
-    int64_t timeout_ms;               /* Own cap; 0 = the request's deadline only. */
-    bool required;                    /* Its failure fails the request (fail fast). */
-    bool merge;                       /* Lift an object's members into the answer. */
-    struct fo_backend_stats *stats;   /* Borrowed: the series it counts into. */
-    const struct fo_backend_tls *tls; /* Borrowed: its TLS options (https), never NULL. */
+    int64_t timeout_ms;             /* Own cap; 0 = the request's deadline only. */
+    bool required;                  /* Its failure fails the request (fail fast). */
+    bool merge;                     /* Lift an object's members into the answer. */
+    struct fo_backend_stats *stats; /* Borrowed: the series it counts into. */
+    /* Borrowed: its TLS options (for https; the config's), never NULL. */
+    const struct fo_backend_tls *tls;
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;

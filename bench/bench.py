@@ -376,6 +376,7 @@ class Fanout:
         self.argv = argv                                   # whole argv instead of -c/--listen
         self.proc = None                                   # the process
         self.port = None                                   # from the "listening" line
+        self.tls_port = None                               # from "listening_tls", if any
 
     def start(self, timeout=15.0):
         os.makedirs(self.dir, exist_ok=True)
@@ -396,6 +397,8 @@ class Fanout:
                         ev = json.loads(line)
                     except ValueError:
                         continue
+                    if ev.get("event") == "listening_tls":
+                        self.tls_port = int(ev["port"])
                     if ev.get("event") == "listening":
                         self.port = int(ev["port"])
                         return
@@ -582,6 +585,8 @@ def scenarios(long_s, short_s):
          "backends": WRAPPED3, "t": 2, "c": 64, "d": short_s, "e_n": 3, "shape": SHAPE_ITEMS},
         {"key": "throughput_jwt", "label": "throughput: 3 static, JWT RS256 verified",
          "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "jwt": True},
+        {"key": "throughput_tls", "label": "throughput over TLS: client -> fanout HTTPS",
+         "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "tls": True},
         {"key": "throughput_go", "label": "Go peer: throughput, 3 static", "backends": STATIC3,
          "t": 2, "c": 64, "d": long_s, "e_n": 3, "peer": "go", "strace": True},
         {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
@@ -670,12 +675,28 @@ def jwt_auth(tmp):
 JWT_CACHE = {}
 
 
+def tls_files(tmp):
+    """A self-signed P-256 certificate for 127.0.0.1 in 'tmp' (made once): (cert, key)."""
+    cert, key = os.path.join(tmp, "bench-tls.pem"), os.path.join(tmp, "bench-tls.key")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+    return cert, key
+
+
 def run_fanout_scenario(sc, nginx, tmp, rnd):
     cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000),
                         shape=sc.get("shape"), backend_extra=sc.get("backend_extra"))
     headers = None
     if sc.get("jwt"):
         cfg["endpoints"][0]["auth"], headers = jwt_auth(tmp)
+    if sc.get("tls"):  # the client's side over HTTPS, the backends plain
+        cert, key = tls_files(tmp)
+        cfg["listen_tls"] = "%s:0" % HOST
+        cfg["tls"] = {"cert_file": cert, "key_file": key}
     fo = Fanout(tmp, "%s-r%d" % (sc["key"], rnd), cfg,
                 binary=GOAGG if sc.get("peer") == "go" else None)
     notes = []
@@ -696,6 +717,8 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
             row.update(run_idle(fo, notes))
         else:
             url = fo.url(BATCH_PATH if sc.get("batch") else "/api/d/42")
+            if sc.get("tls"):
+                url = "https://%s:%d/api/d/42" % (HOST, fo.tls_port)
             env = {"BENCH_BACKEND": nginx.hostport}
             script = sc.get("script", "fanout.lua")
             warm = 1

@@ -24,6 +24,24 @@
 
 struct fo_auth; /* auth.h */
 struct fo_cors; /* cors.h */
+/* TLS to a backend (https:// URLs): read by transfer.c through fo_call.tls; immutable with
+ * its config. Every pointer is NULL when not given (curl's defaults: verification on with
+ * the system's CA bundle, no client certificate, the URL's host as the TLS name). */
+struct fo_backend_tls {
+    char *ca_file;             /* PEM CA bundle to verify the backend with (CURLOPT_CAINFO). */
+    char *client_cert_file;    /* PEM client certificate for mutual TLS ... */
+    char *client_key_file;     /* ... and its key; both or neither. */
+    char *server_name;         /* TLS name (SNI, verification, Host) when the URL's host is
+                                  where to connect but not the certificate's name. */
+    bool insecure_skip_verify; /* No peer or host verification (warned at start). */
+};
+
+/* TLS on the front (listen_tls). */
+struct fo_tls_conf {
+    char *cert_file; /* PEM certificate chain, read again on SIGHUP. NULL: no TLS. */
+    char *key_file;  /* PEM private key, read again on SIGHUP. */
+    int min_version; /* 0: TLS 1.2, 1: TLS 1.3 (the "min_version" names, tls_front.h). */
+};
 
 /* One backend call of a configured endpoint. */
 struct fo_backend_conf {
@@ -43,6 +61,8 @@ struct fo_backend_conf {
     struct fo_shape shape;          /* Shaping, encoding, group, fallback, pass_status. */
     struct fo_resil_conf resil;     /* hosts, retry, hedge, breaker, rate_limit, stale (resil.h). */
     uint64_t def_hash;              /* Of its endpoint's route and its own definition text. */
+    /* Its TLS options (ca_file defaults to the top-level one). */
+    struct fo_backend_tls tls;
 };
 
 /* One configured endpoint. */
@@ -78,7 +98,7 @@ struct fo_aggregate_conf {
 };
 
 struct fo_config {
-    char *listen_host;         /* Numeric address to bind, e.g. "127.0.0.1" or "::". */
+    char *listen_host;         /* Numeric address to bind, e.g. "127.0.0.1"; NULL: none. */
     uint16_t listen_port;      /* Port to bind. */
     unsigned workers;          /* Backend worker threads; default online CPUs. */
     unsigned server_threads;   /* HTTP front threads; default half the online CPUs (>= 1). */
@@ -114,6 +134,14 @@ struct fo_config {
     size_t max_request_response_bytes; /* Body bytes one request may hold, default 16 MiB. */
     size_t max_buffered_bytes;         /* Body and answer bytes of all requests, default 256 MiB. */
     struct fo_retry_budget_conf retry_budget; /* Cap on retries in flight. */
+
+    /* TLS (tls_front.h, tls_back.h). "listen": null leaves listen_host NULL (HTTPS only). */
+    char *listen_tls_host;    /* "listen_tls": numeric address of the HTTPS listener, or NULL. */
+    uint16_t listen_tls_port; /* Its port. */
+    struct fo_tls_conf tls;   /* "tls": the HTTPS listener's certificate (with listen_tls). */
+    /* Top-level "ca_file" (the other fields stay NULL): the batch's calls use it, and
+     * backends without their own inherit it. */
+    struct fo_backend_tls backend_tls;
 };
 
 /* Parse and validate config text (n bytes). On success returns 0 and sets
@@ -138,6 +166,9 @@ const struct fo_auth *fo_endpoint_auth(const struct fo_config *cfg,
                                        const struct fo_endpoint_conf *ep);
 const struct fo_cors *fo_endpoint_cors(const struct fo_config *cfg,
                                        const struct fo_endpoint_conf *ep);
+/* Append one "path: message\n" line per setting that weakens security (a backend with
+ * insecure_skip_verify), for --check and the start-up log. Returns 0 or the fo_buf errors. */
+int fo_config_warnings(const struct fo_config *cfg, struct fo_buf *out);
 
 /* Parse "host:port", "[v6]:port" or ":port" (any IPv4 address) into a numeric
  * host and a port. Returns 0 or -EINVAL. */

@@ -122,4 +122,29 @@ char *fo__literal_path(struct fo__vctx *c, const char *where, const char *s);
 /* Probe, aggregate and endpoint paths that an earlier route already takes. Run last. */
 void fo__route_checks(struct fo__vctx *c, const struct fo_config *cfg);
 
+/* TLS keys (config_tls.c). */
+
+/* The "min_version" names, NULL-terminated: "1.2", "1.3". */
+extern const char *const fo__tls_versions[];
+
+/* Read at most 1 MiB of 'file' (a regular file) into a NUL-terminated buffer the caller frees
+ * (*len may be NULL). Returns 0, -E2BIG when larger, -EINVAL when not a regular file, or the
+ * open/read errno. */
+int fo__read_pem(const char *file, char **out, size_t *len);
+
+/* The reason for a fo__read_pem error, for a message. */
+const char *fo__pem_strerror(int rc);
+
+/* True when PEM 'text' holds a private key ('key') or a certificate. */
+bool fo__pem_kind_ok(const char *text, bool key);
+
+/* Custom rows: a readable PEM file (a key when the row's key ends in "key_file", else a
+ * certificate), "listen_tls", a backend's "server_name". */
+fo__parse_fn fo__parse_pem_path, fo__parse_listen_tls, fo__parse_server_name;
+
+/* The listener rules (at least one; listen_tls and tls together) and each backend's TLS
+ * keys (https:// only, client cert and key together); gives backends the top-level
+ * ca_file. 'bad' is the root walk's. Run from the root check. */
+void fo__tls_checks(struct fo__vctx *c, struct fo_config *cfg, uint64_t bad);
+
 #endif /* FO_CONFIG_SCHEMA_H */

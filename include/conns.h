@@ -52,6 +52,13 @@ bool fo_conns_admit(struct fo_conns *cs, long max);
  * watched, and its count is given back). */
 struct fo_conn_rec *fo_conns_open(struct fo_conns *cs, int fd);
 
+/* Mark 'cr' with the front's 'tag' (the listener that accepted it; 0 unless
+ * set). NULL 'cr' is a no-op. */
+void fo_conn_tag(struct fo_conns *cs, struct fo_conn_rec *cr, unsigned tag);
+
+/* Open connections tagged 'tag' now (a walk of the list). */
+long fo_conns_count_tag(struct fo_conns *cs, unsigned tag);
+
 /* The connection closed: forget and free 'cr' (NULL is a no-op). */
 void fo_conns_close(struct fo_conns *cs, struct fo_conn_rec *cr);
 
@@ -81,5 +88,8 @@ void fo_conns_watch(struct fo_conns *cs);
 /* Close the connections with no request under way for 'quiet_ms' and no
  * bytes waiting (for the drain). */
 void fo_conns_close_quiet(struct fo_conns *cs, int64_t quiet_ms);
+
+/* The same for the connections tagged 'tag' only (a retired listener's). */
+void fo_conns_close_quiet_tag(struct fo_conns *cs, int64_t quiet_ms, unsigned tag);
 
 #endif /* FO_CONNS_H */

@@ -41,6 +41,8 @@ struct fo_backend_stats {
     char *label;                                  /* From strdup(). */
     atomic_uint_fast64_t calls[FO_OUTCOME_COUNT]; /* By outcome. */
     struct fo_hist duration;
+    /* New TLS connections its calls opened (https). */
+    atomic_uint_fast64_t tls_handshakes;
     atomic_long inflight;          /* Calls admitted now (the server's cap). */
     long refs;                     /* Registrations not released; registry mutex. */
     struct fo_backend_stats *next; /* Endpoint's list; registry mutex. */
@@ -86,6 +88,8 @@ void fo_metrics_call(struct fo_backend_stats *b, enum fo_outcome o, int64_t us);
 
 /* Count a request refused by its auth, by reason (enum fo_auth_reason). Lock-free. */
 void fo_metrics_auth_failure(struct fo_metrics *m, unsigned reason);
+/* Count 'n' TLS handshakes (new https connections) of backend 'b'. Lock-free. */
+void fo_metrics_tls_handshakes(struct fo_backend_stats *b, long n);
 
 /* Count a config reload attempt. Lock-free. */
 void fo_metrics_reload(struct fo_metrics *m, int ok);

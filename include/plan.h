@@ -29,6 +29,7 @@
 struct fo_backend_stats; /* metrics.h */
 struct fo_resil_backend; /* resil.h */
 struct fo_resil_conf;    /* resil_conf.h */
+struct fo_backend_tls;   /* config.h */
 struct fo_endpoint_conf; /* config.h */
 struct fo_batch;         /* batch.h */
 struct fo_params;        /* tmpl.h */
@@ -73,6 +74,8 @@ struct fo_call {
     const struct fo_shape *shape;      /* Borrowed: its shaping keys, or NULL when it has none. */
     struct fo_resil_backend *resil;    /* Borrowed: its resilience state, or NULL (none). */
     const struct fo_resil_conf *rconf; /* Borrowed: its resilience settings (with 'resil'). */
+    /* Borrowed: its TLS options (for https; the config's), never NULL. */
+    const struct fo_backend_tls *tls;
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
@@ -126,10 +129,10 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
                      size_t *slot);
 
 /* The plan of a parsed batch: one call per request, each counting into the
- * series of the allow_hosts entry that admitted its URL (host_series).
- * Returns 0, or -ENOMEM. */
+ * series of the allow_hosts entry that admitted its URL (host_series), each
+ * with the TLS options 'tls' (the top-level ca_file). Returns 0, or -ENOMEM. */
 int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
-                  struct fo_backend_stats *const *host_series);
+                  struct fo_backend_stats *const *host_series, const struct fo_backend_tls *tls);
 
 /* Free the calls' results, the calls and the URLs; the plan is empty after.
  * Safe on an empty (zeroed) plan. */

@@ -24,7 +24,9 @@
 
 struct fo_server; /* Opaque. */
 
-/* Bind cfg->listen_host:listen_port and start serving with 'pool'.
+/* Bind cfg->listen_host:listen_port (unless NULL) and cfg->listen_tls_host:
+ * listen_tls_port (HTTPS with cfg->tls, unless NULL) and start serving with
+ * 'pool'.
  * Ownership of 'cfg' moves to the server on success (the caller keeps it on
  * error). 'budget' (borrowed, outlives the server) counts the response bytes
  * held; new requests get 503 while it is full. Returns 0 and sets *out, or a
@@ -33,12 +35,26 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
                      struct fo_metrics *metrics, struct fo_budget *budget, char *err,
                      size_t errlen);
 
-/* The port actually bound (useful when the config said 0). */
+/* The port actually bound (useful when the config said 0); 0 without a plain
+ * listener. */
 uint16_t fo_server_port(const struct fo_server *srv);
+
+/* The HTTPS listener's bound port, or 0 without one. */
+uint16_t fo_server_tls_port(const struct fo_server *srv);
+
+/* SIGHUP, before fo_server_reload: read cfg->tls's certificate and key again
+ * and serve new HTTPS connections with them (a new daemon on the same
+ * socket); the old daemon finishes its requests, closes its connections as
+ * they go quiet and is stopped by the watchdog once none is left. Nothing
+ * to do (0) without an HTTPS listener or without "tls" in 'cfg'. On error
+ * (a file unreadable, GnuTLS refusing the pair) nothing changes: returns a
+ * negative errno with a reason in 'err'. 'cfg' is borrowed. */
+int fo_server_reload_tls(struct fo_server *srv, const struct fo_config *cfg, char *err,
+                         size_t errlen);
 
 /* Serve new requests with 'cfg' from now on; requests in flight finish on
  * the config they started with. Ownership of 'cfg' moves to the server.
- * Settings that only apply at start (listen, workers, server_threads,
+ * Settings that only apply at start (listen, listen_tls, workers, server_threads,
  * max_connections, max_header_bytes, idle_timeout_ms, header_timeout_ms,
  * max_response_bytes, max_json_depth -- for batch bodies too --,
  * max_host_connections, max_buffered_bytes)
@@ -47,9 +63,11 @@ uint16_t fo_server_port(const struct fo_server *srv);
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen);
 
 /* Close connections whose request head has not arrived within
- * header_timeout_ms (from accept for the first request, from the request line
- * or the first dripped byte for later ones), and those whose client sent its
- * FIN while a request body was still incomplete. Call every 250 ms or so. */
+ * header_timeout_ms (from accept for the first request -- the TLS handshake
+ * included --, from the request line or the first dripped byte for later
+ * ones), and those whose client sent its FIN while a request body was still
+ * incomplete; stop retired HTTPS daemons with no connection left. Call every
+ * 250 ms or so. */
 void fo_server_watchdog(struct fo_server *srv);
 
 /* Graceful stop: /ready answers 503, stop accepting, answer new requests on

@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "pool.h"
 #include "socktab.h"
+#include "tls_back.h"
 
 /* What the transfers of one worker share. Set up by the worker. */
 struct fo_xfer_env {
@@ -56,14 +57,16 @@ struct fo_xfer {
     bool retried;                /* Already restarted once on a fresh connection. */
     bool no_fds;                 /* The process was out of descriptors for its socket. */
     /* Set by the pool before fo_xfer_prepare, for a call with a resilience policy: */
-    char *url;        /* From malloc(): this attempt's URL (hosts), or NULL for call->url;
-                         freed by fo_xfer_reset. */
-    unsigned attempt; /* Sent as X-Fanout-Attempt when > 0. */
-    void *run;        /* The pool's: the call's attempt state, or NULL. */
-    int host;         /* The pool's: the host index of this attempt, -1 none. */
-    bool probe;       /* The pool's: this attempt is a breaker probe. */
-    bool retry_slot;  /* The pool's: it holds a slot of the retry budget. */
-    int limit;        /* The pool's: which cap set its curl timeout. */
+    char *url;              /* From malloc(): this attempt's URL (hosts), or NULL for call->url;
+                               freed by fo_xfer_reset. */
+    unsigned attempt;       /* Sent as X-Fanout-Attempt when > 0. */
+    void *run;              /* The pool's: the call's attempt state, or NULL. */
+    int host;               /* The pool's: the host index of this attempt, -1 none. */
+    bool probe;             /* The pool's: this attempt is a breaker probe. */
+    bool retry_slot;        /* The pool's: it holds a slot of the retry budget. */
+    int limit;              /* The pool's: which cap set its curl timeout. */
+    bool https;             /* Its URL is https: every new connection is a handshake. */
+    struct fo_tls_call tls; /* The call's TLS state (tls_back.h). */
 };
 
 /* A transfer with a new easy handle and the options that never change.
@@ -95,6 +98,9 @@ int64_t fo_xfer_retry_after_ms(struct fo_xfer *x);
 
 /* Connections curl opened for it (this try). */
 long fo_xfer_connects(const struct fo_xfer *x);
+
+/* TLS handshakes of this try: its new connections when the call is https. */
+long fo_xfer_tls_handshakes(const struct fo_xfer *x, long connects);
 
 /* After its end: give back what it held (headers, an unclaimed body and its
  * bytes) and forget its call, ready for the next. */

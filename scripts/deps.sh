@@ -18,10 +18,11 @@ build=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev l
 # The Debian package (dpkg-buildpackage, lintian): see .ci/run.
 pkg=("${build[@]}" scdoc debhelper dpkg-dev lintian)
 # groff, man-db, scdoc: the man pages (built and checked); systemd: systemd-analyze verify.
+# openssl: the TLS tests and the TLS bench make their certificates with it (and probe with s_client).
 test=("${build[@]}" libcmocka-dev python3 python3-pytest python3-jsonschema clang curl yamllint
       procps scdoc groff man-db systemd openssl)
 bench=("${build[@]}" nginx libnginx-mod-http-echo wrk procps valgrind python3 golang-go gnuplot-nox
-       strace)
+       strace openssl)
 
 case "${1:-build}" in
 build) want=("${build[@]}") ;;

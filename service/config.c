@@ -61,10 +61,17 @@ static bool parse_listen(struct fo__vctx *c, const struct fo__field *f, const cJ
                          const char *path, void *base, const void *up)
 {
     struct fo_config *cfg = base;
-    const char *listen = string_value(c, v, path);
+    if (cJSON_IsNull(v)) { /* No plain listener: listen_tls only. */
+        free(cfg->listen_host);
+        cfg->listen_host = NULL;
+        return true;
+    }
+    const char *listen = cJSON_IsString(v) ? v->valuestring : NULL;
     char host[64];
-    if (!listen)
+    if (!listen) {
+        fo__errorf(c, path, "must be a string or null");
         return false;
+    }
     if (fo_listen_parse(listen, host, sizeof host, &cfg->listen_port) < 0) {
         fo__errorf(c, path,
                    "must be \"host:port\" with a numeric IPv4 or [IPv6] address and a port from "
@@ -560,6 +567,7 @@ static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
     if (!(bad & head) && cfg->max_url_bytes > cfg->max_header_bytes)
         fo__errorf(c, "max_url_bytes", "%zu is more than max_header_bytes (%zu)",
                    cfg->max_url_bytes, cfg->max_header_bytes);
+    fo__tls_checks(c, base, bad);
     fo__route_checks(c, cfg);
 }
 
@@ -615,6 +623,7 @@ static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
     "86400}}, \"additionalProperties\": false}"
 #define FWD_SCHEMA                                                                                 \
     "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"minLength\": 1}}"
+#define FILE_SCHEMA    "{\"type\": \"string\", \"minLength\": 1}"
 #define HOSTS_SCHEMA                                                                               \
     "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \":[0-9]{1,5}$\"}}"
 
@@ -685,6 +694,18 @@ static const struct fo__field backend_fields[] = {
         resil.stale_max_entries, 1000, "stale values kept (distinct URLs, least recent dropped)"),
     INT("stale_max_bytes", FO_FT_SIZE, 1, FO_MAX_SIZE, struct fo_backend_conf,
         resil.stale_max_bytes, 8 << 20, "bytes of stale values kept"),
+    CUSTOM("ca_file", struct fo_backend_conf, tls.ca_file, fo__parse_pem_path, FILE_SCHEMA,
+           "PEM CA bundle that verifies this https backend; default the top-level ca_file, "
+           "else the system's"),
+    CUSTOM("client_cert_file", struct fo_backend_conf, tls.client_cert_file, fo__parse_pem_path,
+           FILE_SCHEMA, "PEM client certificate for mutual TLS (with client_key_file)"),
+    CUSTOM("client_key_file", struct fo_backend_conf, tls.client_key_file, fo__parse_pem_path,
+           FILE_SCHEMA, "PEM private key of client_cert_file"),
+    CUSTOM("server_name", struct fo_backend_conf, tls.server_name, fo__parse_server_name,
+           "{\"type\": \"string\", \"minLength\": 1, \"maxLength\": 253}",
+           "TLS name (SNI, certificate check, Host) when the url's host is only where to connect"),
+    BOOL("insecure_skip_verify", struct fo_backend_conf, tls.insecure_skip_verify, false,
+         "do not verify the backend's certificate or name (warned at start and by --check)"),
 };
 static const struct fo__table backend_table = TABLE(backend_fields, NULL);
 
@@ -744,6 +765,19 @@ static const struct fo__field log_fields[] = {
 };
 static const struct fo__table log_table = TABLE(log_fields, NULL);
 
+static const struct fo__field tls_fields[] = {
+    {.key = "cert_file", .type = FO_FT_CUSTOM, .required = true, .parse = fo__parse_pem_path,
+     .offset = offsetof(struct fo_tls_conf, cert_file), .schema = FILE_SCHEMA,
+     .doc = "PEM certificate chain of the HTTPS listener (read again on SIGHUP)"},
+    {.key = "key_file", .type = FO_FT_CUSTOM, .required = true, .parse = fo__parse_pem_path,
+     .offset = offsetof(struct fo_tls_conf, key_file), .schema = FILE_SCHEMA,
+     .doc = "PEM private key of cert_file (read again on SIGHUP)"},
+    {.key = "min_version", .type = FO_FT_ENUM, .names = fo__tls_versions, .def = 0,
+     .offset = offsetof(struct fo_tls_conf, min_version),
+     .doc = "lowest TLS version offered; TLS 1.0 and 1.1 are never"},
+};
+static const struct fo__table tls_table = TABLE(tls_fields, NULL);
+
 #define ROOT_INT(k, t, lo, hi, d, text) INT(#k, t, lo, hi, struct fo_config, k, d, text)
 #define ROOT_PROBE(k, d, text)                                                                      \
     {.key = #k, .type = FO_FT_CUSTOM, .sdef = d, .parse = parse_probe_path,                        \
@@ -751,8 +785,18 @@ static const struct fo__table log_table = TABLE(log_fields, NULL);
 
 static const struct fo__field root_fields[] = {
     {.key = "listen", .type = FO_FT_CUSTOM, .sdef = "127.0.0.1:8080", .parse = parse_listen,
-     .init = listen_default, .schema = "{\"type\": \"string\"}",
-     .doc = "numeric address and port to bind: \"host:port\", \"[v6]:port\" or \":port\""},
+     .init = listen_default,
+     .schema = "{\"type\": [\"string\", \"null\"]}",
+     .doc = "numeric address and port to bind: \"host:port\", \"[v6]:port\" or \":port\"; "
+            "null: HTTPS only (listen_tls)"},
+    {.key = "listen_tls", .type = FO_FT_CUSTOM, .parse = fo__parse_listen_tls,
+     .schema = "{\"type\": \"string\"}",
+     .doc = "numeric address and port of the HTTPS listener (needs tls); default none"},
+    {.key = "tls", .type = FO_FT_OBJECT, .sub = &tls_table,
+     .offset = offsetof(struct fo_config, tls),
+     .doc = "certificate and key of the HTTPS listener, and its lowest TLS version"},
+    CUSTOM("ca_file", struct fo_config, backend_tls.ca_file, fo__parse_pem_path, FILE_SCHEMA,
+           "PEM CA bundle for https backends (and the ad-hoc batch); default the system's"),
     {.key = "workers", .type = FO_FT_UINT, .min = 1, .max = MAX_THREADS, .defn = online_cpus,
      .offset = offsetof(struct fo_config, workers),
      .doc = "backend worker threads (each drives one libcurl multi handle); default online CPUs"},
@@ -836,6 +880,10 @@ void fo_config_destroy(struct fo_config *cfg)
             fo_fwd_list_free(&b->fwd_query);
             fo_fwd_list_free(&b->fwd_headers);
             fo__resil_conf_free(&b->resil);
+            free(b->tls.ca_file);
+            free(b->tls.client_cert_file);
+            free(b->tls.client_key_file);
+            free(b->tls.server_name);
         }
         fo_shape_clear(&e->shape);
         free(e->backends);
@@ -855,6 +903,10 @@ void fo_config_destroy(struct fo_config *cfg)
     free(cfg->aggregate.path);
     free_lines(cfg->aggregate.allow_hosts, cfg->aggregate.nallow);
     free(cfg->listen_host);
+    free(cfg->listen_tls_host);
+    free(cfg->tls.cert_file);
+    free(cfg->tls.key_file);
+    free(cfg->backend_tls.ca_file);
     free(cfg->health_path);
     free(cfg->ready_path);
     free(cfg->metrics_path);

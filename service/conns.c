@@ -31,6 +31,7 @@
  * belong to the thread that walks the list. */
 struct fo_conn_rec {
     int fd;                          /* Client socket (MHD's). */
+    unsigned tag;                    /* The front's mark for its listener; the lock. */
     atomic_int_fast64_t head_by_ms;  /* A request head is due by then; 0: none is being read. */
     atomic_bool busy;                /* A request is under way (whole head to its end). */
     atomic_int_fast64_t line_ms;     /* When a request line arrived; 0 once its request ended. */
@@ -359,16 +360,36 @@ void fo_conns_watch(struct fo_conns *cs)
     pthread_mutex_unlock(&cs->lock);
 }
 
+void fo_conn_tag(struct fo_conns *cs, struct fo_conn_rec *cr, unsigned tag)
+{
+    if (!cr)
+        return;
+    pthread_mutex_lock(&cs->lock);
+    cr->tag = tag;
+    pthread_mutex_unlock(&cs->lock);
+}
+
+long fo_conns_count_tag(struct fo_conns *cs, unsigned tag)
+{
+    long n = 0;
+    pthread_mutex_lock(&cs->lock);
+    for (struct fo_conn_rec *cr = cs->head; cr; cr = cr->next)
+        n += cr->tag == tag;
+    pthread_mutex_unlock(&cs->lock);
+    return n;
+}
+
 /* A connection is not quiet while bytes wait in its socket that MHD's busy
  * threads have not read yet, or while the head whose request line arrived
  * less than 'quiet_ms' ago is still coming; a head older than that is
- * abandoned or dripped. */
-void fo_conns_close_quiet(struct fo_conns *cs, int64_t quiet_ms)
+ * abandoned or dripped. 'all' or only those tagged 'tag'. */
+static void close_quiet(struct fo_conns *cs, int64_t quiet_ms, bool all, unsigned tag)
 {
     int64_t now = fo_clock_ms();
     pthread_mutex_lock(&cs->lock);
     for (struct fo_conn_rec *cr = cs->head; cr; cr = cr->next) {
-        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed))
+        if (cr->fd < 0 || atomic_load_explicit(&cr->busy, memory_order_relaxed) ||
+            (!all && cr->tag != tag))
             continue;
         int64_t line = atomic_load_explicit(&cr->line_ms, memory_order_relaxed);
         int64_t idle = atomic_load_explicit(&cr->idle_ms, memory_order_relaxed);
@@ -380,4 +401,14 @@ void fo_conns_close_quiet(struct fo_conns *cs, int64_t quiet_ms)
         }
     }
     pthread_mutex_unlock(&cs->lock);
+}
+
+void fo_conns_close_quiet(struct fo_conns *cs, int64_t quiet_ms)
+{
+    close_quiet(cs, quiet_ms, true, 0);
+}
+
+void fo_conns_close_quiet_tag(struct fo_conns *cs, int64_t quiet_ms, unsigned tag)
+{
+    close_quiet(cs, quiet_ms, false, tag);
 }

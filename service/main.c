@@ -93,6 +93,24 @@ static int override_listen(struct fo_config *cfg, const char *listen)
     return 0;
 }
 
+/* One warn line per setting that weakens security (fo_config_warnings). */
+static void log_insecure(const struct fo_config *cfg)
+{
+    struct fo_buf w;
+    fo_buf_init(&w, 1 << 20);
+    (void)fo_config_warnings(cfg, &w);
+    const char *p = w.data ? w.data : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char line[512], q[600];
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        fo_log(FO_LOG_WARN, "insecure_config", "\"warning\":%s", fo_log_quote(q, sizeof q, line));
+        p += n + (nl ? 1 : 0);
+    }
+    fo_buf_free(&w);
+}
+
 /* SIGHUP: read the file again; a valid config takes over for new requests. */
 static void reload(struct fo_server *srv, struct fo_metrics *metrics, const char *path,
                    const char *listen)
@@ -107,6 +125,12 @@ static void reload(struct fo_server *srv, struct fo_metrics *metrics, const char
     int rc = fo_config_load(&cfg, path, &errors);
     if (rc == 0)
         rc = override_listen(cfg, listen);
+    if (rc == 0) { /* The certificate first: a bad one fails the whole reload. */
+        char err[512];
+        rc = fo_server_reload_tls(srv, cfg, err, sizeof err);
+        if (rc < 0)
+            (void)fo_buf_printf(&errors, "%s\n", err);
+    }
     if (rc < 0) {
         /* Counted before it is logged: whoever sees the line sees the count. */
         fo_metrics_reload(metrics, 0);
@@ -213,6 +237,9 @@ int main(int argc, char **argv)
             goto out;
         }
         if (check) {
+            fo_buf_reset(&errors);
+            (void)fo_config_warnings(cfg, &errors);
+            print_errors("warning: ", &errors);
             printf("%s: ok\n", config_path);
             status = 0;
             goto out;
@@ -265,12 +292,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "fanout: %s\n", err);
         goto out;
     }
-    struct fo_config *served = cfg; /* Now the server's; read only for the log line. */
+    struct fo_config *served = cfg; /* Now the server's; read only for the log lines. */
     cfg = NULL;
+    log_insecure(served);
     char qhost[96];
-    fo_log(FO_LOG_INFO, "listening", "\"host\":%s,\"port\":%u,\"workers\":%u,\"config\":%s",
-           fo_log_quote(qhost, sizeof qhost, served->listen_host), fo_server_port(srv),
-           served->workers, config_path ? "\"file\"" : "\"embedded-demo\"");
+    if (served->listen_tls_host)
+        fo_log(FO_LOG_INFO, "listening_tls", "\"host\":%s,\"port\":%u,\"min_version\":\"%s\"",
+               fo_log_quote(qhost, sizeof qhost, served->listen_tls_host), fo_server_tls_port(srv),
+               served->tls.min_version == 1 ? "1.3" : "1.2");
+    if (served->listen_host)
+        fo_log(FO_LOG_INFO, "listening", "\"host\":%s,\"port\":%u,\"workers\":%u,\"config\":%s",
+               fo_log_quote(qhost, sizeof qhost, served->listen_host), fo_server_port(srv),
+               served->workers, config_path ? "\"file\"" : "\"embedded-demo\"");
     fo_notify("READY=1"); /* systemd Type=notify: started once listening. */
 
     /* The watchdog runs on its own clock: signals (a SIGHUP every 100 ms,

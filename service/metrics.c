@@ -225,6 +225,11 @@ void fo_metrics_auth_failure(struct fo_metrics *m, unsigned reason)
         atomic_fetch_add_explicit(&m->auth_failures[reason], 1, memory_order_relaxed);
 }
 
+void fo_metrics_tls_handshakes(struct fo_backend_stats *b, long n)
+{
+    atomic_fetch_add_explicit(&b->tls_handshakes, (uint64_t)n, memory_order_relaxed);
+}
+
 void fo_metrics_reload(struct fo_metrics *m, int ok)
 {
     atomic_fetch_add_explicit(ok ? &m->reloads_ok : &m->reloads_failed, 1, memory_order_relaxed);
@@ -357,6 +362,19 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
             rc = labels(&lb, ep->label, b->label);
             if (rc == 0)
                 rc = put_hist(out, "fanout_backend_call_duration_seconds", lb.data, &b->duration);
+        }
+    }
+    if (rc == 0)
+        rc = fo_buf_puts(out, "# HELP fanout_backend_tls_handshakes_total New TLS connections "
+                              "to a backend (reuse is working when this stays flat).\n"
+                              "# TYPE fanout_backend_tls_handshakes_total counter\n");
+    for (struct fo_endpoint_stats *ep = m->endpoints; ep && rc == 0; ep = ep->next) {
+        for (struct fo_backend_stats *b = ep->backends; b && rc == 0; b = b->next) {
+            rc = labels(&lb, ep->label, b->label);
+            if (rc == 0)
+                rc = fo_buf_printf(out, "fanout_backend_tls_handshakes_total{%s} %llu\n", lb.data,
+                                   (unsigned long long)atomic_load_explicit(&b->tls_handshakes,
+                                                                            memory_order_relaxed));
         }
     }
     if (rc == 0) /* Orphans were written one last time. */

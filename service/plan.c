@@ -209,13 +209,14 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
         call->merge = b->merge;
         call->stats = series[i];
         call->shape = b->shape.any ? &b->shape : NULL;
+        call->tls = &b->tls;
     }
     free(sp);
     return 0;
 }
 
 int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
-                  struct fo_backend_stats *const *host_series)
+                  struct fo_backend_stats *const *host_series, const struct fo_backend_tls *tls)
 {
     p->calls = calloc(b->n, sizeof *p->calls);
     if (!p->calls)
@@ -235,6 +236,7 @@ int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
         call->required = q->required;
         call->merge = q->merge;
         call->stats = host_series[q->allow_index]; /* Checked by fo_batch_parse. */
+        call->tls = tls;
     }
     return 0;
 }

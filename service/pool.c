@@ -52,6 +52,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "pool_worker.h"
+#include "metrics.h"
 #include "socktab.h"
 #include "timerheap.h"
 #include "transfer.h"
@@ -236,6 +237,9 @@ void fo__count_connects(struct fo_worker *w, struct fo_xfer *x)
     long connects = fo_xfer_connects(x);
     if (connects > 0)
         atomic_fetch_add_explicit(&w->n_connects, (uint64_t)connects, memory_order_relaxed);
+    long tls = fo_xfer_tls_handshakes(x, connects);
+    if (tls > 0 && x->call && x->call->stats)
+        fo_metrics_tls_handshakes(x->call->stats, tls);
 }
 
 /* The submitter needs no more answers (fail fast): cancel and abort the rest. */

@@ -325,7 +325,7 @@ static enum MHD_Result start_batch(struct request *r)
     struct fo_batch *b = r->batch;
     enum MHD_Result res;
     int64_t timeout = b->timeout_ms < cfg->timeout_ms ? b->timeout_ms : cfg->timeout_ms;
-    if (fo_plan_batch(&r->plan, b, r->rt->host_stats) < 0)
+    if (fo_plan_batch(&r->plan, b, r->rt->host_stats, &r->rt->cfg->backend_tls) < 0)
         return MHD_NO;
     if (prepare(r, timeout, &res) < 0)
         return res;

@@ -16,6 +16,19 @@
  * it began, so a reload never pulls a config from under a request in flight.
  * Each connection has a record (conns.h) that the watchdog and the drain use.
  *
+ * Listeners: one daemon for plain HTTP ("listen") and one for HTTPS
+ * ("listen_tls"), with the same callbacks, front, limits and records, so both
+ * serve the same routes, count into the same series and drain together. The
+ * HTTPS socket is ours (bound once: the port never closes on a reload) and
+ * its connections are accepted by our own thread (acceptor.h), which hands
+ * each to the current HTTPS daemon. A certificate reload (SIGHUP) starts a
+ * new daemon and makes it current: new connections get the new certificate,
+ * the old daemon keeps serving the connections it has -- a request in flight
+ * finishes there -- and closes each once it is quiet (its answers say
+ * Connection: close); the watchdog stops it when none is left. If the new
+ * certificate cannot be read or GnuTLS refuses it, nothing changes. The
+ * HTTPS half lives in server_tls.c (server_int.h is what the two share).
+ *
  * Shutdown: see fo_server_stop. */
 #include "server.h"
 
@@ -42,18 +55,7 @@
 #include "log.h"
 #include "request.h"
 #include "runtime.h"
-
-struct fo_server {
-    struct fo_front front; /* What requests share (request.h). */
-    struct MHD_Daemon *daemon;
-    uint16_t port;                /* Bound port. */
-    pthread_mutex_t rt_lock;      /* Guards 'rt' (the pointer, not the runtime). */
-    struct fo_runtime *rt;        /* Current runtime; one reference. */
-    const struct fo_config *boot; /* The config the daemon was started with (in 'rt0'). */
-    struct fo_runtime *rt0;       /* Start-up runtime; a reference kept for 'boot'. */
-    struct fo_resil *resil;       /* Resilience states, kept across reloads (resil.h). */
-    bool stopped;
-};
+#include "server_int.h"
 
 /* ---- runtimes ---- */
 
@@ -70,12 +72,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
-    struct fo_server *srv = cls;
+    struct fo__listener *l = cls;
+    struct fo_server *srv = l->srv;
     struct request *r = *req_cls;
 
     if (!r) {
         r = fo_request_new(&srv->front, runtime_get(srv), c, method, url);
         *req_cls = r;
+        if (atomic_load_explicit(&l->retired, memory_order_relaxed))
+            r->close = true; /* Its daemon drains: the client reconnects to the new one. */
         bool body;
         struct fo_head_verdict v;
         if (fo_head_check(c, method, url, version, r->rt->cfg, &body, &v) < 0) {
@@ -132,7 +137,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
  * while the connections already open keep being served. */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
-    struct fo_server *srv = cls;
+    struct fo_server *srv = ((struct fo__listener *)cls)->srv;
     (void)addr;
     (void)addrlen;
     return fo_conns_admit(srv->front.conns, (long)srv->boot->max_connections) ? MHD_YES : MHD_NO;
@@ -154,19 +159,29 @@ static void refuse_connection(int fd)
     shutdown(fd, SHUT_RDWR); /* MHD's next read fails and it drops the connection. */
 }
 
-/* Give each connection its record (conns.h); refuse it near the
- * descriptor limit. */
+/* Give each connection its record (conns.h), from accept: for HTTPS the
+ * head's time runs from before the handshake, so a client that stalls in
+ * it is closed like one that stalls in its head. Refuse it near the
+ * descriptor limit (an HTTPS client is simply closed: plain text would
+ * mean nothing to it). */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct fo_server *srv = cls;
+    struct fo__listener *l = cls;
+    struct fo_server *srv = l->srv;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         int fd = ci ? ci->connect_fd : -1;
-        if (fo_fd_over_share(fd, FO_FD_CLIENT))
-            refuse_connection(fd);
+        if (fo_fd_over_share(fd, FO_FD_CLIENT)) {
+            if (l->tls)
+                shutdown(fd, SHUT_RDWR);
+            else
+                refuse_connection(fd);
+        }
         *socket_context = fo_conns_open(srv->front.conns, fd);
+        if (l->tag)
+            fo_conn_tag(srv->front.conns, *socket_context, l->tag);
         return;
     }
     fo_conns_close(srv->front.conns, *socket_context);
@@ -176,13 +191,14 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 void fo_server_watchdog(struct fo_server *srv)
 {
     fo_conns_watch(srv->front.conns);
+    fo__server_sweep_retired(srv);
 }
 
 /* A request line arrived. MHD takes the return value as the request's
  * initial req_cls: none. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    struct fo_server *srv = cls;
+    struct fo_server *srv = ((struct fo__listener *)cls)->srv;
     (void)uri;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -229,12 +245,51 @@ static void sweep_pool(void *arg)
     fo_pool_sweep(srv->front.pool);
 }
 
+/* Start 'l''s daemon: plain on 'ss', or HTTPS with l->creds and no socket of
+ * its own (the acceptor hands it connections). Returns 0 or -EADDRINUSE
+ * (plain) / -EINVAL (HTTPS: GnuTLS refused the certificate, the key or the
+ * pair). */
+int fo__server_start_daemon(struct fo_server *srv, struct fo__listener *l,
+                            const struct fo_config *cfg, const struct sockaddr_storage *ss, int v6)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | (v6 && !l->tls ? MHD_USE_IPv6 : 0) |
+                     (l->tls ? MHD_USE_TLS | MHD_USE_NO_LISTEN_SOCKET : 0);
+    unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
+    unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+    /* MHD's own limit is split between its threads and, when reached, leaves
+     * new clients hanging in the backlog; keep it out of the way and let
+     * on_accept enforce max_connections. */
+    unsigned mhd_limit = (unsigned)(cfg->max_connections + 64) * threads;
+    struct MHD_OptionItem where[4];
+    memset(where, 0, sizeof where); /* MHD_OPTION_END after what is set. */
+    if (l->tls) {
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->creds.cert};
+        where[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, l->creds.key};
+        where[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                           (void *)(uintptr_t)l->creds.priorities};
+    } else {
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)(uintptr_t)ss};
+        where[1] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    }
+    l->daemon = MHD_start_daemon(
+        flags, 0, on_accept, l, on_request, l, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
+        threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, l, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, l,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->max_header_bytes, MHD_OPTION_END);
+    if (!l->daemon)
+        return l->tls ? -EINVAL : -EADDRINUSE;
+    return 0;
+}
+
 int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_pool *pool,
                      struct fo_metrics *metrics, struct fo_budget *budget, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int v6 = 0;
-    int rc = make_addr(cfg->listen_host, cfg->listen_port, &ss, &v6);
+    int rc = cfg->listen_host ? make_addr(cfg->listen_host, cfg->listen_port, &ss, &v6) : 0;
     if (rc < 0) {
         snprintf(err, errlen, "listen address %s is not a numeric IP", cfg->listen_host);
         return rc;
@@ -242,6 +297,8 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     struct fo_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
+    srv->tls_fd = -1;
+    pthread_mutex_init(&srv->tls_lock, NULL);
     srv->front.pool = pool;
     srv->front.metrics = metrics;
     srv->front.budget = budget;
@@ -269,32 +326,30 @@ int fo_server_create(struct fo_server **out, struct fo_config *cfg, struct fo_po
     fo_runtime_hold(srv->rt0);
     srv->boot = cfg;
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
-    unsigned threads = cfg->server_threads > 0 ? cfg->server_threads : 1;
-    unsigned idle_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
-    /* MHD's own limit is split between its threads and, when reached, leaves
-     * new clients hanging in the backlog; keep it out of the way and let
-     * on_accept enforce max_connections. */
-    unsigned mhd_limit = (unsigned)(cfg->max_connections + 64) * threads;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        keep_escaped, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        idle_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->max_header_bytes, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
-    if (!srv->daemon) {
-        rc = -EADDRINUSE;
-        snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)",
-                 cfg->listen_host, cfg->listen_port);
-        goto fail;
+    if (cfg->listen_host) {
+        srv->plain = fo__listener_new(srv, false);
+        rc = srv->plain ? fo__server_start_daemon(srv, srv->plain, cfg, &ss, v6) : -ENOMEM;
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot listen on %s:%u (address in use or not available)",
+                     cfg->listen_host, cfg->listen_port);
+            goto fail;
+        }
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(srv->plain->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        srv->port = di ? di->port : cfg->listen_port;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = di ? di->port : cfg->listen_port;
+    if (cfg->listen_tls_host) {
+        rc = fo__server_start_tls(srv, cfg, err, errlen);
+        if (rc < 0)
+            goto fail;
+    }
     *out = srv;
     return 0;
 fail:
+    fo__server_stop_accepting_tls(srv);
+    fo__listener_free(srv->plain);
+    fo__server_free_tls(srv);
+    pthread_mutex_destroy(&srv->tls_lock);
     if (srv->rt) /* Without the config: the caller keeps it on error. */
         fo_runtime_free(srv->rt);
     fo_ctx_destroy(srv->front.root);
@@ -308,6 +363,11 @@ fail:
 uint16_t fo_server_port(const struct fo_server *srv)
 {
     return srv->port;
+}
+
+static bool same_host(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, size_t notelen)
@@ -329,8 +389,11 @@ void fo_server_reload(struct fo_server *srv, struct fo_config *cfg, char *note, 
     FO_STARTUP_ONLY(max_host_connections, "max_host_connections")
     FO_STARTUP_ONLY(max_buffered_bytes, "max_buffered_bytes")
 #undef FO_STARTUP_ONLY
-    if (strcmp(cfg->listen_host, b->listen_host) != 0 && !strstr(note, "listen"))
+    if (!same_host(cfg->listen_host, b->listen_host) && !strstr(note, "listen"))
         snprintf(note + strlen(note), notelen - strlen(note), "%slisten", note[0] ? ", " : "");
+    if (!same_host(cfg->listen_tls_host, b->listen_tls_host) ||
+        cfg->listen_tls_port != b->listen_tls_port)
+        snprintf(note + strlen(note), notelen - strlen(note), "%slisten_tls", note[0] ? ", " : "");
     struct fo_runtime *rt = fo_runtime_create(srv->front.metrics, cfg);
     if (!rt) {
         fo_config_destroy(cfg);
@@ -351,11 +414,9 @@ static void nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* In a drain, a kept-alive connection is closed once it has been quiet this
- * long; none is closed in the grace period at the start, so that a client
+/* In a drain, none is closed in the grace period at the start, so that a client
  * (a load balancer's pooled connection, a probe) that was quiet just before
  * the signal can still send one request and be told 503 "draining". */
-#define DRAIN_QUIET_MS 500
 #define DRAIN_GRACE_MS 1000
 
 /* Until 'until_ms': wait for every request to end and every connection to
@@ -368,7 +429,7 @@ static void drain_wait(struct fo_server *srv, int64_t until_ms)
         if (atomic_load(&srv->front.live) == 0 && fo_conns_count(srv->front.conns) == 0)
             return;
         if (i % 4 == 0 && fo_clock_ms() >= grace_until)
-            fo_conns_close_quiet(srv->front.conns, DRAIN_QUIET_MS);
+            fo_conns_close_quiet(srv->front.conns, FO__DRAIN_QUIET_MS);
         if (i % 20 == 0)
             fo_server_watchdog(srv);
         nap_ms(5);
@@ -384,8 +445,9 @@ static void drain_wait(struct fo_server *srv, int64_t until_ms)
  *    each of those requests is resumed and answered. The wait for that has no
  *    bound: every call ends by its curl timeout at the latest, and stopping
  *    the daemon with a suspended connection would abort the process.
- * 4. MHD_stop_daemon, which then meets no suspended connection, and the pool
- *    has no fan-out of ours left to call back. */
+ * 4. MHD_stop_daemon on every daemon (plain, HTTPS, retired HTTPS), which
+ *    then meets no suspended connection, and the pool has no fan-out of ours
+ *    left to call back. */
 void fo_server_stop(struct fo_server *srv)
 {
     if (srv->stopped)
@@ -396,9 +458,10 @@ void fo_server_stop(struct fo_server *srv)
      * is refused instead of waiting in the backlog. shutdown() rather than
      * close(): MHD's threads take the socket out of their epoll sets after
      * this returns, so the fd is closed only once they are stopped. */
-    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+    MHD_socket lfd = srv->plain ? MHD_quiesce_daemon(srv->plain->daemon) : MHD_INVALID_SOCKET;
     if (lfd != MHD_INVALID_SOCKET)
         shutdown(lfd, SHUT_RDWR);
+    fo__server_stop_accepting_tls(srv);
     pthread_mutex_lock(&srv->rt_lock);
     int64_t drain_ms = srv->rt->cfg->drain_ms; /* Reloadable: the current config's. */
     pthread_mutex_unlock(&srv->rt_lock);
@@ -417,8 +480,9 @@ void fo_server_stop(struct fo_server *srv)
         }
         drain_wait(srv, fo_clock_ms() + 1000); /* Let those answers go out. */
     }
-    MHD_stop_daemon(srv->daemon);
-    srv->daemon = NULL;
+    fo__listener_free(srv->plain);
+    srv->plain = NULL;
+    fo__server_free_tls(srv);
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
 }
@@ -432,6 +496,7 @@ void fo_server_destroy(struct fo_server *srv)
     fo_runtime_put(srv->rt0);
     fo_ctx_destroy(srv->front.root);
     pthread_mutex_destroy(&srv->rt_lock);
+    pthread_mutex_destroy(&srv->tls_lock);
     fo_conns_destroy(srv->front.conns);
     fo_resil_destroy(srv->resil);
     free(srv);

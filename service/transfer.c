@@ -124,9 +124,12 @@ static bool conn_dirty(const struct fo_xfer *x, const char *ip, const char *lip,
 static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
 {
     struct fo_xfer *x = arg;
-    if (conn_dirty(x, ip, lip, rport, lport)) {
-        long fresh = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
+    long fresh = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &fresh);
+    /* A TLS connection just made has the server's post-handshake records
+     * (session tickets) waiting under TLS, and no stale answer: not dirty. */
+    bool look = !(x->https && fresh > 0);
+    if (look && conn_dirty(x, ip, lip, rport, lport)) {
         x->dirty = true;
         x->dirty_fresh = fresh > 0;
         return CURL_PREREQFUNC_ABORT; /* Closes the connection (a premature end). */
@@ -149,6 +152,7 @@ struct fo_xfer *fo_xfer_new(struct fo_xfer_env *env)
         fo_panic("out of memory (curl_easy_init)");
     x->easy = e;
     x->env = env;
+    fo_tls_call_init(&x->tls, e);
     fo_buf_init(&x->body, env->max_response_bytes);
     /* Options that never change between calls. */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -185,6 +189,7 @@ void fo_xfer_free(struct fo_xfer *x)
     free(x->url);
     curl_slist_free_all(x->hdrs);
     curl_easy_cleanup(x->easy);
+    fo_tls_call_clear(&x->tls);
     fo_buf_free(&x->body);
     free(x);
 }
@@ -204,6 +209,7 @@ void fo_xfer_reset(struct fo_xfer *x)
     x->url = NULL;
     x->attempt = 0;
     x->run = NULL;
+    fo_tls_call_clear(&x->tls);
     x->call = NULL;
     x->group = NULL;
     x->too_large = false;
@@ -341,8 +347,13 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
     x->hdrs = request_headers(group, call, budget_ms, x->attempt);
     if (!x->hdrs)
         return -ENOMEM;
+    const char *attempt_url = x->url ? x->url : call->url; /* A host of its own (hosts). */
+    x->https = fo_tls_back_is_https(attempt_url);
+    const char *url;
+    if (fo_tls_back_apply(e, call->tls, attempt_url, &x->tls, &url) < 0)
+        return -ENOMEM;
 
-    curl_easy_setopt(e, CURLOPT_URL, x->url ? x->url : call->url);
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
@@ -408,6 +419,11 @@ long fo_xfer_connects(const struct fo_xfer *x)
     long connects = 0;
     curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects);
     return connects;
+}
+
+long fo_xfer_tls_handshakes(const struct fo_xfer *x, long connects)
+{
+    return x->https ? connects : 0;
 }
 
 void fo_xfer_classify(struct fo_xfer *x, CURLcode res)

@@ -22,6 +22,13 @@ Behaviour is chosen by path:
     /id/<v>           {"id":"<v>"}
     /echo[/...]       the request as JSON: method, target, path, query, headers, body
 
+Over TLS: Backend(ssl_context=ctx) serves the same behaviours over HTTPS
+(a server-side ssl.SSLContext from the test; url() then says https). Each
+connection's handshake runs on its own thread; a failed one is recorded in
+tls_failures and the connection ends. The client certificate a connection
+showed is in Conn.peer_cert, and the SNI names clients sent in sni_names
+(ctx.sni_callback is set here).
+
 Any query parameter not named above (e.g. tag=...) is ignored, which lets a
 test find its own requests among everything recorded.
 
@@ -34,6 +41,7 @@ sleep to synchronise.
 import json
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -57,6 +65,7 @@ class Conn:
     closed_at: Optional[float] = None  # set when the connection ended
     closed_by: Optional[str] = None  # "peer" (fanout closed it) or "backend"
     nrequests: int = 0
+    peer_cert: Optional[dict] = None  # TLS: the client certificate shown (getpeercert())
 
 
 @dataclass
@@ -124,7 +133,12 @@ def _as_body(body) -> bytes:
 class Backend:
     """The server. Create, use .url(...)/.route(...), then .close()."""
 
-    def __init__(self):
+    def __init__(self, ssl_context: Optional[ssl.SSLContext] = None):
+        self._ssl = ssl_context
+        self.tls_failures: List[str] = []  # under cond: handshakes that failed, why
+        self.sni_names: List[Optional[str]] = []  # under cond: SNI of each handshake
+        if ssl_context is not None:
+            ssl_context.sni_callback = self._on_sni
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._lsock.bind(("127.0.0.1", 0))
@@ -146,7 +160,7 @@ class Backend:
 
     def url(self, path: str = "") -> str:
         """Absolute URL of 'path' on this backend."""
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % ("https" if self._ssl else "http", self.port, path)
 
     def route(self, body, status: int = 200, delay_ms: int = 0,
               content_type: str = "application/json", headers=()) -> str:
@@ -263,10 +277,38 @@ class Backend:
             threading.Thread(target=self._serve, args=(c, sock), name="backend-conn-%d" % c.id,
                              daemon=True).start()
 
+    def _on_sni(self, sslobj, name, ctx):
+        with self.cond:
+            self.sni_names.append(name)
+            self.cond.notify_all()
+
+    def _handshake(self, c: Conn, sock: socket.socket):
+        """The TLS side of a new connection, or None when the handshake failed."""
+        try:
+            sock.settimeout(10)
+            tls = self._ssl.wrap_socket(sock, server_side=True)
+            tls.settimeout(None)
+        except (ssl.SSLError, OSError) as e:
+            with self.cond:
+                self.tls_failures.append("%s: %s" % (type(e).__name__, e))
+                self.cond.notify_all()
+            return None
+        with self.cond:
+            c.peer_cert = tls.getpeercert() or None
+            self._socks[c.id] = tls
+        return tls
+
     def _serve(self, c: Conn, sock: socket.socket):
         closed_by = "peer"
         buf = b""
+        if self._ssl is not None:
+            raw_sock, sock = sock, self._handshake(c, sock)
+            if sock is None:
+                sock = raw_sock
+                closed_by = "backend"
         try:
+            if closed_by == "backend":
+                raise OSError("handshake failed")
             while True:
                 req, buf = self._read_request(c, sock, buf)
                 if req is None:
@@ -360,6 +402,9 @@ class Backend:
     def _wait(sock, seconds: float) -> bool:
         """Sleep up to 'seconds' but notice the peer closing; False if it did."""
         end = time.monotonic() + seconds
+        if isinstance(sock, ssl.SSLSocket):  # No MSG_PEEK through TLS: just wait.
+            time.sleep(seconds)
+            return True
         while True:
             left = end - time.monotonic()
             if left <= 0:

@@ -310,7 +310,7 @@ static void test_bad_cases(void **state)
         {"{'max_json_depth': 0}", "max_json_depth: must be an integer from 1 to 4096\n"},
         {"{'max_json_depth': 4097}", "max_json_depth: must be an integer from 1 to 4096\n"},
         /* listen. */
-        {"{'listen': 8080}", "listen: must be a string\n"},
+        {"{'listen': 8080}", "listen: must be a string or null\n"},
         {"{'listen': 'localhost:8080'}",
          "listen: must be \"host:port\" with a numeric IPv4 or [IPv6] address and a port from 0 "
          "to 65535\n"},

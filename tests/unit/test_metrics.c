@@ -829,6 +829,7 @@ static void test_exposition_families(void **state)
         {"fanout_request_duration_seconds", "histogram"},
         {"fanout_backend_calls_total", "counter"},
         {"fanout_backend_call_duration_seconds", "histogram"},
+        {"fanout_backend_tls_handshakes_total", "counter"},
     };
     enum { NF = sizeof fams / sizeof fams[0] };
     assert_int_equal(e.nfamilies, NF);
@@ -846,6 +847,7 @@ static void test_exposition_families(void **state)
     assert_int_equal(count_samples(&e, "fanout_backend_call_duration_seconds_bucket"),
                      10 * FO_HIST_BUCKETS);
     assert_int_equal(count_samples(&e, "fanout_backend_call_duration_seconds_sum"), 10);
+    assert_int_equal(count_samples(&e, "fanout_backend_tls_handshakes_total"), 10);
     expo_free(&e);
     fo_metrics_destroy(m);
 }

@@ -362,7 +362,7 @@ check "$MINIMAL_IMAGE: only the binaries, their libraries, CA certificates and /
 import re, sys
 names = [n.strip().lstrip(".").strip("/") for n in open(sys.argv[1])]
 names = [n for n in names if n]
-allowed = re.compile(r"^(usr/bin/(fanout|curl)|(usr/)?lib(64|/x86_64-linux-gnu)?/[^/]+\.so[.0-9]*"
+allowed = re.compile(r"^(usr/bin/(fanout|curl)|(usr/)?lib(64|/x86_64-linux-gnu)?/[^/]+\.so(\.[0-9a-z]+)*"
                      r"|etc/(passwd|group|nsswitch\.conf|ssl/certs/ca-certificates\.crt"
                      r"|hosts|hostname|resolv\.conf)|tmp|etc/fanout)$")
 dirs = {n.rsplit("/", 1)[0] for n in names if "/" in n} | {"dev", "proc", "sys", "run"}

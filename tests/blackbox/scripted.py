@@ -110,6 +110,17 @@ class Scripted:
                     raise AssertionError("backend: %d hits, waited for %d" % (len(self.hits), n))
                 self.lock.wait(left)
 
+    def wait_count(self, pred, n, timeout):
+        """Wait until at least n hits satisfy pred; False after 'timeout' seconds."""
+        end = time.monotonic() + timeout
+        with self.lock:
+            while sum(1 for h in self.hits if pred(h)) < n:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(left)
+        return True
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()

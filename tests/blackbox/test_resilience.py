@@ -71,6 +71,18 @@ def hold_first(h, k):
     return 200, {"attempt": h.header("x-fanout-attempt")}
 
 
+def first_attempt(h):
+    return h.header("x-fanout-attempt") in (None, "1")
+
+
+def budget_503(h):
+    """503 after 300 ms; a first attempt waits (up to 10 s) for the test's 100 to be in."""
+    if first_attempt(h):
+        B["slow503"].wait_count(first_attempt, STATE.get("budget_base", 0) + 100, 10.0)
+    time.sleep(0.3)
+    return 503, {"e": 1}
+
+
 def fanout_config(_backend):
     def mk(name, fn):
         B[name] = Scripted(fn)
@@ -87,7 +99,7 @@ def fanout_config(_backend):
                                       "timeout": h.header("x-timeout-ms")})))
     post = mk("post", lambda h: (503, {"e": 1}))
     post_i = mk("post_i", lambda h: (503, {"e": 1}))
-    slow503 = mk("slow503", lambda h: (time.sleep(0.3), (503, {"e": 1}))[1])
+    slow503 = mk("slow503", budget_503)
     ra = mk("ra", by_tag(lambda h, k: (503, {"e": 1}, {"Retry-After": "30"}) if k == 1 else
                          (200, {"ok": 1})))
     always500 = mk("b500", lambda h: (200, {"ok": 1}) if STATE["breaker_ok"] else
@@ -286,7 +298,10 @@ def test_retry_after_longer_than_time_left_means_no_retry(fo):
 
 def test_retry_budget_caps_retries_of_overlapping_calls(fo):
     """100 concurrent GETs to a backend answering 503 after 300 ms, budget {20, 3},
-    attempts 2: between 100 and 125 hits, and some reports say the budget was exhausted."""
+    attempts 2: between 100 and 125 hits, and some reports say the budget was exhausted.
+    The backend holds each first attempt until all 100 have arrived, so the primaries
+    overlap even on a slow machine (the budget caps retries in flight, not in total)."""
+    STATE["budget_base"] = B["slow503"].count(first_attempt)
     before = B["slow503"].count()
     res = parallel(100, lambda i: fo.get("/budget/%d" % i, timeout=30))
     hits = B["slow503"].count() - before

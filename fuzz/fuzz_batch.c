@@ -10,7 +10,7 @@
  * Any violation aborts.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_batch.c \
- *       service/batch.c service/json.c service/buf.c -lcurl -o /tmp/fuzz_batch */
+ *       service/batch.c service/json.c service/json_raw.c service/buf.c -lcurl -o /tmp/fuzz_batch */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
  * top-level keys. Any violation aborts.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_json.c \
- *       service/json.c service/merge.c service/buf.c service/outcome.c -o /tmp/fuzz_json */
+ *       service/json.c service/json_raw.c service/merge.c service/buf.c service/outcome.c -o /tmp/fuzz_json */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>

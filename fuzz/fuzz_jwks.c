@@ -9,7 +9,7 @@
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_jwks.c \
  *       service/jwks.c service/b64url.c service/auth_config.c service/auth.c \
- *       service/jwt_verify.c service/jwt_cache.c service/json.c service/buf.c service/token.c \
+ *       service/jwt_verify.c service/jwt_cache.c service/json.c service/json_raw.c service/buf.c service/token.c \
  *       service/cors.c \
  *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
  *       service/tmpl.c service/placeholder.c service/clock.c service/log.c \

@@ -9,7 +9,7 @@
  * control byte but HTAB; nothing leaks. Any violation aborts.
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_jwt.c \
- *       service/jwt_verify.c service/jwt_cache.c service/jwks.c service/b64url.c service/json.c \
+ *       service/jwt_verify.c service/jwt_cache.c service/jwks.c service/b64url.c service/json.c service/json_raw.c \
  *       service/buf.c \
  *       -ljwt -lcrypto -lcjson -o /tmp/fuzz_jwt */
 #include <errno.h>

@@ -12,7 +12,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_shape.c \
  *       service/jpath.c service/jtree.c service/shape.c service/shape_stream.c \
- *       service/json.c service/buf.c service/budget.c */
+ *       service/json.c service/json_raw.c service/buf.c service/budget.c */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -134,37 +134,6 @@ static const char *ws(const char *p, const char *end)
     return p;
 }
 
-/* One past the closing quote of the string whose content starts at p. */
-static const char *string_end(const char *p, const char *end)
-{
-    while (p < end) {
-        const char *q = memchr(p, '"', (size_t)(end - p));
-        if (!q)
-            return end;
-        const char *b = q;
-        while (b > p && b[-1] == '\\')
-            b--;
-        if ((q - b) % 2 == 0)
-            return q + 1;
-        p = q + 1;
-    }
-    return end;
-}
-
-static const char *scalar_end(const char *p, const char *end)
-{
-    if (*p == '"')
-        return string_end(p + 1, end);
-    if (*p == 't' || *p == 'n')
-        return end - p >= 4 ? p + 4 : end;
-    if (*p == 'f')
-        return end - p >= 5 ? p + 5 : end;
-    while (p < end &&
-           ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' || (*p | 0x20) == 'e'))
-        p++;
-    return p;
-}
-
 /* Build every child of container x, whose text starts at p, and theirs (recursively, as
  * deep as the validated nesting); returns the end of x's text. Children get exact spans,
  * so a later write of an unedited child copies its bytes. */
@@ -178,7 +147,7 @@ static const char *build(struct fo_jtree *t, struct fo_jnode *x, const char *p, 
     while (*rc == 0 && p < end && *p != close) {
         struct fo_json_span k = {NULL, 0};
         if (obj) {
-            const char *ke = string_end(p + 1, end);
+            const char *ke = fo_json_value_end(p, end);
             k = (struct fo_json_span){p, (size_t)(ke - p)};
             p = ws(ke, end);
             p = ws(p + 1, end); /* The colon. */
@@ -188,7 +157,8 @@ static const char *build(struct fo_jtree *t, struct fo_jnode *x, const char *p, 
             break;
         if (obj && (*rc = decode_key(t, k, &c->key, &c->klen)) < 0)
             break;
-        const char *ve = *p == '{' || *p == '[' ? build(t, c, p, end, rc) : scalar_end(p, end);
+        const char *ve =
+            *p == '{' || *p == '[' ? build(t, c, p, end, rc) : fo_json_value_end(p, end);
         c->raw.len = (size_t)(ve - p);
         link_last(x, c);
         p = ws(ve, end);

@@ -46,22 +46,6 @@ static const char *ws(const char *p, const char *end)
     return p;
 }
 
-static const char *string_end(const char *p, const char *end)
-{
-    while (p < end) {
-        const char *q = memchr(p, '"', (size_t)(end - p));
-        if (!q)
-            return end;
-        const char *b = q;
-        while (b > p && b[-1] == '\\')
-            b--;
-        if ((q - b) % 2 == 0)
-            return q + 1;
-        p = q + 1;
-    }
-    return end;
-}
-
 /* Past the comma (and whitespace) that may follow a value ending at p. */
 static const char *next(const char *p, const char *end)
 {
@@ -222,7 +206,7 @@ static int walk_object_at(struct sctx *c, struct fo_json_span v, enum mode m, co
         put(c, "{", 1);
     struct act cf[FO_SHAPE_MAX_LIST], cr[FO_SHAPE_MAX_LIST];
     while (c->rc == 0 && p < end && *p != '}') {
-        const char *ke = string_end(p + 1, end);
+        const char *ke = fo_json_value_end(p, end);
         struct fo_json_span kraw = {p, (size_t)(ke - p)};
         p = ws(ws(ke, end) + 1, end);
         struct fo_json_span cv = {p, (size_t)(end - p)};
@@ -445,7 +429,7 @@ static bool find_target(struct fo_json_span v, const struct fo_jpath *p, struct 
         if (*x == '{') {
             const char *q = ws(x + 1, end);
             while (!hit && q < end && *q != '}') {
-                const char *ke = string_end(q + 1, end);
+                const char *ke = fo_json_value_end(q, end);
                 bool eq = key_is((struct fo_json_span){q, (size_t)(ke - q)}, g->s, g->len);
                 q = ws(ws(ke, end) + 1, end);
                 if (eq)

@@ -19,11 +19,14 @@ enum fo_outcome {
                             or a response that fails a shaping stage. */
     FO_ERR_CIRCUIT_OPEN, /* Its breaker is open: no connection was made. */
     FO_ERR_RATE_LIMITED, /* Over its backend's rate limit: no connection was made. */
+    FO_ERR_DEPENDENCY,   /* Not made: a call it depends on failed, or gave no value
+                            that can be placed (missing, null, an object). */
+    FO_ERR_FORBIDDEN,    /* Not made: the URL its dependency's value gave is not allowed. */
     FO_OUTCOME_COUNT
 };
 
 /* Stable lower-case name: "ok", "timeout", "connect", "status",
- * "invalid_json", "too_large", "cancelled", "shape", "circuit_open", "rate_limited". */
+ * "invalid_json", "too_large", "cancelled", "shape", "circuit_open", "rate_limited", "dependency", "forbidden". */
 const char *fo_outcome_name(enum fo_outcome o);
 
 #endif /* FO_OUTCOME_H */

@@ -37,6 +37,7 @@ struct fo_shape;         /* shape.h */
 struct fo_jtree;         /* jtree.h */
 struct fo_tmpl_vals;     /* tmpl.h */
 struct fo_fwd_client;    /* forward.h */
+struct fo_dep;           /* deps.h */
 
 /* What the attempts of a call with a resilience policy did (resil.h): written by the pool,
  * and by the fan-in for 'stale'. All zero for a call without one. */
@@ -76,6 +77,15 @@ struct fo_call {
     const struct fo_resil_conf *rconf; /* Borrowed: its resilience settings (with 'resil'). */
     /* Borrowed: its TLS options (for https; the config's), never NULL. */
     const struct fo_backend_tls *tls;
+    const struct fo_dep *dep; /* Borrowed: what it waits for (deps.h), or NULL. */
+    bool held;                /* The pool waits for the fan-in to start or end it (pool.h):
+                                 it has dependencies, or is a foreach. */
+    bool gathered;            /* A foreach's result, made by the fan-in from its items'. */
+    unsigned items_failed;    /* A foreach's items that failed. */
+    char *built;              /* From malloc(): the URL, header lines and body of a call
+                                 made once its dependencies answered, or NULL. */
+    const char **built_hdrs;  /* From malloc(): its line pointers into 'built', or NULL. */
+    int64_t start_us;         /* When the pool started it (fo_clock_us); 0 = never. */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;

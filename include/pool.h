@@ -74,7 +74,24 @@ struct fo_fanout {
     fo_fanout_ended_cb ended; /* Required. */
     fo_fanout_done_cb done;   /* Required. */
     void *data;               /* The submitter's; the pool never reads it. */
+    void *job;                /* The pool's while it runs the fan-out. */
 };
+
+/* Dependent calls. A call whose 'held' is set at submit is not started by the pool: it
+ * counts as one of the fan-out's calls from the start, and the submitter, from 'ended' (on
+ * the worker thread, once what it waits for has ended), either starts it or ends it
+ * without a transfer. Both take effect in order once 'ended' returns. A held call that is
+ * neither when the fan-out is decided, aborted or past its deadline ends with that outcome.
+ *
+ * Start call 'c': a held call of 'f', or an extra call the submitter owns (an item of a
+ * foreach: it counts from now, is sent on the fan-in when it ends like every call, so the
+ * channel needs room for it, and runs as one plain transfer: no resilience policy). After
+ * the fan-out is decided, or once its context is done, it ends at once instead. */
+void fo_fanout_start(struct fo_fanout *f, struct fo_call *c);
+
+/* End held call 'c' as the submitter set it (its outcome, and for FO_OK its result),
+ * without a transfer: sent on the fan-in and 'ended' like any other. */
+void fo_fanout_finish(struct fo_fanout *f, struct fo_call *c);
 
 /* Cap on a call's response head bytes (all heads, 1xx included). */
 #define FO_MAX_HEAD_BYTES (100 * 1024)

@@ -56,9 +56,16 @@ struct run {
     bool slot_held;         /* A retry budget slot is held for the coming retry. */
 };
 
+/* A call the submitter asked to start or to end, from 'ended' (pool.h). */
+struct fo__qent {
+    struct fo_call *call;
+    bool start; /* Start it; else end it as the submitter set it. */
+};
+
 /* One submitted fan-out while a worker runs it. */
 struct job {
     struct fo_fanout *f;        /* Borrowed until 'done'. */
+    struct fo_worker *w;        /* Its worker. */
     struct fo_xfer_group group; /* What its transfers share (deadline, byte budget). */
     struct fo_xfer *xfers;      /* Running transfers. */
     size_t pending;             /* Calls not ended yet. */
@@ -70,6 +77,10 @@ struct job {
                                    NULL; kept with the recycled job. */
     size_t runs_cap;            /* Capacity of 'runs'. */
     size_t nruns;               /* Runs in use: ncalls when any call has a policy, else 0. */
+    size_t nheld;               /* Held calls neither started nor ended yet. */
+    struct fo__qent *q;         /* From realloc(): what 'ended' queued; kept with the job. */
+    size_t nq, q_cap;
+    bool in_queue;              /* run_queue is carrying the queue out. */
 };
 
 struct fo_worker {

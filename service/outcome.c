@@ -14,6 +14,8 @@ const char *fo_outcome_name(enum fo_outcome o)
         [FO_ERR_SHAPE] = "shape",
         [FO_ERR_CIRCUIT_OPEN] = "circuit_open",
         [FO_ERR_RATE_LIMITED] = "rate_limited",
+        [FO_ERR_DEPENDENCY] = "dependency",
+        [FO_ERR_FORBIDDEN] = "forbidden",
     };
     if ((unsigned)o >= FO_OUTCOME_COUNT)
         return "unknown";

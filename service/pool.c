@@ -166,9 +166,13 @@ static struct job *job_get(struct fo_worker *w)
         w->free_jobs = j->next;
         struct run *runs = j->runs;
         size_t cap = j->runs_cap;
+        struct fo__qent *q = j->q;
+        size_t q_cap = j->q_cap;
         memset(j, 0, sizeof *j);
         j->runs = runs;
         j->runs_cap = cap;
+        j->q = q;
+        j->q_cap = q_cap;
         return j;
     }
     return fo_xcalloc(sizeof *j);
@@ -205,6 +209,11 @@ static void job_release(struct fo_worker *w, struct job *j)
     f->done(f);
 }
 
+static void run_queue(struct fo_worker *w, struct job *j);
+static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call);
+static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
+                      enum fo_outcome outcome, double ms);
+
 /* Hand an ended call to the fan-in channel, let the submitter judge it
  * ('ended' may decide the fan-out), and release its count. */
 void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
@@ -215,7 +224,65 @@ void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
     if (j->f->ended(j->f))
         j->decided = true;
     atomic_fetch_add_explicit(&w->n_calls, 1, memory_order_relaxed);
+    run_queue(w, j);
     job_release(w, j);
+}
+
+/* ---- calls the submitter starts or ends from 'ended' (dependent calls) ---- */
+
+static void enqueue(struct fo_fanout *f, struct fo_call *c, bool start)
+{
+    struct job *j = f->job;
+    if (j->nq == j->q_cap) {
+        j->q_cap = j->q_cap ? 2 * j->q_cap : 8;
+        j->q = fo_xrealloc(j->q, j->q_cap * sizeof *j->q);
+    }
+    j->q[j->nq++] = (struct fo__qent){.call = c, .start = start};
+    bool own = c >= f->calls && c < f->calls + f->ncalls;
+    if (!own)
+        j->pending++; /* An extra call: one more to end. */
+}
+
+void fo_fanout_start(struct fo_fanout *f, struct fo_call *c)
+{
+    enqueue(f, c, true);
+}
+
+void fo_fanout_finish(struct fo_fanout *f, struct fo_call *c)
+{
+    enqueue(f, c, false);
+}
+
+/* Carry out what 'ended' queued, in order, once it has returned; what a call ended here
+ * queues is carried out by the same loop. After the fan-out is decided or its context is
+ * done a start ends the call at once instead (the context's outcome, or cancelled). The job
+ * stays alive throughout: the call whose end ran 'ended' still holds its count. */
+static void run_queue(struct fo_worker *w, struct job *j)
+{
+    if (j->in_queue)
+        return;
+    j->in_queue = true;
+    for (size_t k = 0; k < j->nq; k++) {
+        struct fo__qent e = j->q[k];
+        if (e.call->held) {
+            e.call->held = false;
+            j->nheld--;
+        }
+        if (!e.start) {
+            fo__call_end(w, j, e.call);
+            continue;
+        }
+        int err = fo_ctx_err(j->f->ctx);
+        if (j->decided || err < 0) {
+            e.call->resp = NULL;
+            e.call->resp_len = 0;
+            call_fail(w, j, e.call, err < 0 ? fo__ctx_outcome(err) : FO_ERR_CANCELLED, 0);
+            continue;
+        }
+        call_begin(w, j, e.call);
+    }
+    j->nq = 0;
+    j->in_queue = false;
 }
 
 /* End a call that never started or was aborted, without a response. */
@@ -308,6 +375,15 @@ static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcom
         if (runs[i].active && !runs[i].ended)
             fo__run_fail(w, j, &runs[i], outcome);
     }
+    /* Held calls never started: each ends too. Once the last has, the submitter may free
+     * the fan-out, so its calls are only read while a count is left. */
+    for (size_t i = 0; j->pending > 0 && j->nheld > 0 && i < j->f->ncalls; i++) {
+        struct fo_call *call = &j->f->calls[i];
+        if (call->held) {
+            j->nheld--;
+            call_fail(w, j, call, outcome, 0);
+        }
+    }
 }
 
 /* Outcome for calls cut short because the context is done. */
@@ -334,11 +410,50 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
     return 0;
 }
 
+/* Start one call of 'j': a transfer, a run of attempts (it has a policy), or its end at once
+ * (refused, the context done, no time left). */
+static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call)
+{
+    struct fo_fanout *f = j->f;
+    call->resp = NULL;
+    call->resp_len = 0;
+    call->json.p = NULL;
+    call->json.len = 0;
+    call->start_us = fo_clock_us();
+    if (call->refused) { /* Nothing can be sent for it (plan.h). */
+        call_fail(w, j, call, FO_ERR_SHAPE, 0);
+        return;
+    }
+    bool own = call >= f->calls && call < f->calls + f->ncalls;
+    if (call->resil && own) {
+        fo__run_start(w, j, (size_t)(call - f->calls));
+        return;
+    }
+    int err = fo_ctx_err(f->ctx);
+    if (err < 0) {
+        call_fail(w, j, call, fo__ctx_outcome(err), 0);
+        return;
+    }
+    int64_t budget = fo_ctx_remaining_ms(f->ctx, call->start_us / 1000);
+    if (call->timeout_ms > 0 && call->timeout_ms < budget)
+        budget = call->timeout_ms;
+    if (budget > FO_MAX_TIMEOUT_MS)
+        budget = FO_MAX_TIMEOUT_MS;
+    if (budget <= 0) {
+        call_fail(w, j, call, FO_ERR_TIMEOUT, 0);
+        return;
+    }
+    if (xfer_start(w, j, call, budget) < 0)
+        call_fail(w, j, call, FO_ERR_CONNECT, 0);
+}
+
 /* Take one fan-out from the inbox and start all its calls. */
 static void job_start(struct fo_worker *w, struct fo_fanout *f)
 {
     struct job *j = job_get(w);
     j->f = f;
+    j->w = w;
+    f->job = j;
     j->group.f = f;
     j->deadline.index = FO_TIMER_NONE;
     int64_t deadline_ms = fo_ctx_deadline(f->ctx);
@@ -364,37 +479,11 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         w->running->prev = j;
     w->running = j;
 
-    int64_t now = fo_clock_ms();
+    for (size_t i = 0; i < f->ncalls; i++)
+        j->nheld += f->calls[i].held;
     for (size_t i = 0; i < f->ncalls; i++) {
-        struct fo_call *call = &f->calls[i];
-        call->resp = NULL;
-        call->resp_len = 0;
-        call->json.p = NULL;
-        call->json.len = 0;
-        if (call->refused) { /* Nothing can be sent for it (plan.h). */
-            call_fail(w, j, call, FO_ERR_SHAPE, 0);
-            continue;
-        }
-        if (call->resil) {
-            fo__run_start(w, j, i);
-            continue;
-        }
-        int err = fo_ctx_err(f->ctx);
-        if (err < 0) {
-            call_fail(w, j, call, fo__ctx_outcome(err), 0);
-            continue;
-        }
-        int64_t budget = fo_ctx_remaining_ms(f->ctx, now);
-        if (call->timeout_ms > 0 && call->timeout_ms < budget)
-            budget = call->timeout_ms;
-        if (budget > FO_MAX_TIMEOUT_MS)
-            budget = FO_MAX_TIMEOUT_MS;
-        if (budget <= 0) {
-            call_fail(w, j, call, FO_ERR_TIMEOUT, 0);
-            continue;
-        }
-        if (xfer_start(w, j, call, budget) < 0)
-            call_fail(w, j, call, FO_ERR_CONNECT, 0);
+        if (!f->calls[i].held)
+            call_begin(w, j, &f->calls[i]);
     }
     /* A call that could not start may have decided it already. Then release
      * the extra count; this ends the job if every call already ended. */
@@ -570,6 +659,7 @@ static void worker_cleanup(struct fo_worker *w)
         struct job *j = w->free_jobs;
         w->free_jobs = j->next;
         free(j->runs);
+        free(j->q);
         free(j);
     }
     if (w->multi)

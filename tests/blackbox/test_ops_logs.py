@@ -20,7 +20,7 @@ from blackbox.promparse import parse
 GENERATED_ID = re.compile(r"[0-9a-f]{20}")
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 OUTCOMES = {"ok", "timeout", "connect", "status", "invalid_json", "too_large", "cancelled",
-            "shape", "circuit_open", "rate_limited"}
+            "shape", "circuit_open", "rate_limited", "dependency", "forbidden"}
 LEVELS = ["debug", "info", "warn", "error"]
 
 

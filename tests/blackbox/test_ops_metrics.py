@@ -22,7 +22,7 @@ COUNTERS = ["fanout_backend_connections_opened_total", "fanout_config_reloads_to
 HISTOGRAMS = ["fanout_request_duration_seconds", "fanout_backend_call_duration_seconds"]
 CODES = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"}
 OUTCOMES = {"ok", "timeout", "connect", "status", "invalid_json", "too_large", "cancelled",
-            "shape", "circuit_open", "rate_limited"}
+            "shape", "circuit_open", "rate_limited", "dependency", "forbidden"}
 
 _refused = []  # keeps a refusing port bound for the whole session
 

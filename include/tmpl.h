@@ -89,6 +89,8 @@ enum fo_tmpl_kind {
     FO_TMPL_HEADER, /* A "Name: value" line: values as they are; one holding
                        CR, LF or NUL is refused. "{{" and "}}" are literal
                        braces. */
+    FO_TMPL_TEXT,   /* Text (a JSON body's string, before it is escaped): values as they
+                       are, any byte; "{{" and "}}" are literal braces. */
 };
 
 /* One placeholder's value in one request. */
@@ -102,7 +104,9 @@ struct fo_tmpl_val {
 /* A placeholder namespace. The bare form "{name}" is the namespace whose
  * name is "". */
 struct fo_tmpl_ns {
-    const char *name; /* "query", "header", ...; "" for the bare form. */
+    const char *name; /* "query", "header", ...; "" for the bare form; "*" for what no other
+                         takes (an unknown namespace, a bare name that is no parameter): its
+                         bind sees the whole "ns.name" and returns -ENOENT when not its. */
     bool fold_case;   /* Names compare without case (two spellings, one slot). */
     /* Compile time: is [s, s+n) a name of this namespace for the scope's
      * 'arg'? Returns an id >= 0 handed back to 'lookup', or -EINVAL with a
@@ -161,6 +165,13 @@ const char *fo_tmpl_text(const struct fo_tmpl *t);
  * fo_buf_append errors. On error nothing is appended. */
 int fo_tmpl_expand(const struct fo_tmpl *t, const struct fo_tmpl_vals *vals, struct fo_buf *out,
                    size_t *slot);
+
+/* The distinct slots template 't' uses, at most 'max' into 'out'. Returns how many. */
+size_t fo_tmpl_slots(const struct fo_tmpl *t, unsigned *out, size_t max);
+
+/* What the bind of slot i returned, and whether its namespace is 'ns'. */
+unsigned fo_tmpl_slot_id(const struct fo_tmpl_scope *s, size_t i);
+bool fo_tmpl_slot_in(const struct fo_tmpl_scope *s, size_t i, const char *ns);
 
 /* Percent-decode n bytes of 's' into 'dst' (room for n bytes): each valid
  * %XX becomes its byte, every other byte is copied. Returns the length. */

@@ -376,7 +376,7 @@ static int slot_of(struct fo_tmpl_scope *s, size_t nsi, const char *name, size_t
     if (s->n == FO_TMPL_MAX_SLOTS)
         return fail(err, errlen, "more than %d distinct placeholders in one endpoint",
                     FO_TMPL_MAX_SLOTS);
-    size_t nslen = strlen(ns->name);
+    size_t nslen = strcmp(ns->name, "*") == 0 ? 0 : strlen(ns->name); /* "*": the whole spec. */
     size_t off = nslen ? nslen + 1 : 0;
     char *text = malloc(off + n + 1);
     if (!text)
@@ -438,6 +438,35 @@ static int parse_placeholder(struct fo_tmpl_scope *s, const char *a, size_t n, s
     while (s && nsi < s->nns &&
            !(strlen(s->ns[nsi].name) == nslen && memcmp(s->ns[nsi].name, ns, nslen) == 0))
         nsi++;
+    size_t any = 0; /* The catch-all namespace "*", if the scope has one. */
+    while (s && any < s->nns && strcmp(s->ns[any].name, "*") != 0)
+        any++;
+    if (s && any < s->nns && (nsi == s->nns || !dot)) {
+        /* What no named namespace takes, or a bare name that is no path parameter. */
+        char first[200] = "";
+        int slot = -ENOENT;
+        if (nsi < s->nns) {
+            slot = slot_of(s, nsi, name, nlen, first, sizeof first);
+            if (slot >= 0 || slot == -ENOMEM)
+                goto placed;
+        }
+        slot = slot_of(s, any, a, speclen, err, errlen);
+        if (slot == -ENOENT && first[0])
+            return fail(err, errlen, "%s", first);
+        if (slot == -ENOENT)
+            nsi = s->nns; /* Not its either: the unknown namespace below. */
+        else if (slot < 0)
+            return slot;
+    placed:
+        if (slot >= 0) {
+            pc->lit = NULL;
+            pc->len = 0;
+            pc->slot = (unsigned)slot;
+            return 0;
+        }
+        if (slot == -ENOMEM)
+            return slot;
+    }
     if (!s || nsi == s->nns) {
         char known[128];
         ns_list(s, known, sizeof known);
@@ -552,7 +581,7 @@ int fo_tmpl_compile(struct fo_tmpl **out, const char *text, enum fo_tmpl_kind ki
     for (; *c; c++) {
         if (kind == FO_TMPL_URL && (*c == '?' || *c == '#'))
             in_path = false;
-        if (kind == FO_TMPL_HEADER && (c[0] == '{' || c[0] == '}') && c[1] == c[0]) {
+        if (kind != FO_TMPL_URL && (c[0] == '{' || c[0] == '}') && c[1] == c[0]) {
             add_literal(t, lit, (size_t)(c - lit) + 1); /* Up to and with the first brace. */
             c++;
             lit = c + 1;
@@ -641,8 +670,8 @@ static ssize_t placed_len(const struct piece *pc, enum fo_tmpl_kind kind, struct
         if (raw < 2)
             first[raw] = c;
         raw++;
-        if (kind == FO_TMPL_HEADER) {
-            if (c == '\r' || c == '\n' || c == '\0')
+        if (kind != FO_TMPL_URL) {
+            if (kind == FO_TMPL_HEADER && (c == '\r' || c == '\n' || c == '\0'))
                 return -EILSEQ;
             len++;
         } else {
@@ -661,7 +690,7 @@ static void place(struct fo_buf *out, enum fo_tmpl_kind kind, struct vwalk w)
     char *d = out->data + out->len;
     unsigned char c;
     while (vnext(&w, &c)) {
-        if (kind == FO_TMPL_HEADER || is_unreserved(c)) {
+        if (kind != FO_TMPL_URL || is_unreserved(c)) {
             *d++ = (char)c;
         } else {
             *d++ = '%';
@@ -749,4 +778,30 @@ int fo_url_encode(struct fo_buf *out, const char *s, size_t n)
     place(out, FO_TMPL_URL, (struct vwalk){(const unsigned char *)s, n, 0, false});
     out->data[out->len] = '\0';
     return 0;
+}
+
+size_t fo_tmpl_slots(const struct fo_tmpl *t, unsigned *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; t && i < t->npieces; i++) {
+        const struct piece *pc = &t->pieces[i];
+        if (pc->lit)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = out[k] == pc->slot;
+        if (!seen && n < max)
+            out[n++] = pc->slot;
+    }
+    return n;
+}
+
+unsigned fo_tmpl_slot_id(const struct fo_tmpl_scope *s, size_t i)
+{
+    return (unsigned)s->slots[i].id;
+}
+
+bool fo_tmpl_slot_in(const struct fo_tmpl_scope *s, size_t i, const char *ns)
+{
+    return strcmp(s->ns[s->slots[i].ns].name, ns) == 0;
 }

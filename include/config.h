@@ -21,6 +21,9 @@
 #include "forward.h"
 #include "resil_conf.h"
 #include "tmpl.h"
+#include "deps.h"
+
+struct fo_body_tmpl; /* bodytmpl.h */
 
 struct fo_auth; /* auth.h */
 struct fo_cors; /* cors.h */
@@ -63,6 +66,8 @@ struct fo_backend_conf {
     uint64_t def_hash;              /* Of its endpoint's route and its own definition text. */
     /* Its TLS options (ca_file defaults to the top-level one). */
     struct fo_backend_tls tls;
+    struct fo_dep dep;          /* depends_on and foreach (deps.h). */
+    struct fo_body_tmpl *body;  /* Its own JSON body (bodytmpl.h), or NULL. */
 };
 
 /* One configured endpoint. */
@@ -70,6 +75,9 @@ struct fo_endpoint_conf {
     char *path;                       /* Pattern text, e.g. "/api/dashboard/{id}". */
     struct fo_path *pattern;          /* Compiled 'path'. */
     struct fo_tmpl_scope *scope;      /* The placeholders its backends use (placeholder.h). */
+    struct fo_dep_refs *deprefs;      /* From malloc(): its {name.path} and {item} placeholders
+                                         (deps.h); an entry's index is its slot's id. */
+    bool has_deps;                    /* A backend has depends_on or foreach. */
     struct fo_fwd_list fwd_query;     /* Query parameters passed on (forward.h). */
     struct fo_fwd_list fwd_headers;   /* Header fields passed on (forward.h). */
     bool forward_body;                /* The client's body goes to POST/PUT/PATCH backends. */

@@ -22,4 +22,8 @@ void fo__shape_check_backend(struct fo__vctx *c, const char *path, const struct 
 void fo__shape_check_endpoint(struct fo__vctx *c, const char *path,
                               const struct fo_endpoint_conf *e);
 
+/* The exact, compacted text of the config value at JSON path 'path' (numbers keep their
+ * digits), from malloc(); NULL after an error that names 'what' (or out of memory). */
+char *fo__exact_text(struct fo__vctx *c, const char *path, const char *what, size_t *len);
+
 #endif /* FO_CONFIG_SHAPE_H */

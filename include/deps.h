@@ -26,6 +26,8 @@
 #define FO_DEPS_DEFAULT_ITEMS       100
 #define FO_DEPS_MAX_ITEMS           1000
 
+enum { FO_DEPS_AS_ARRAY, FO_DEPS_AS_OBJECT };
+
 /* What one call waits for. Zeroed: nothing (it starts at once). */
 struct fo_dep {
     char **names;        /* From malloc(): n names as given (depends_on, then the foreach's). */
@@ -37,7 +39,7 @@ struct fo_dep {
     struct fo_jpath each; /* Path with exactly one "*" in its body. */
     unsigned max_concurrency; /* Items in flight at most (1..64). */
     unsigned max_items;       /* Elements at most (1..1000); more fails the call "shape". */
-    bool as_object;           /* Results keyed by element value, else an array. */
+    int as;                   /* FO_DEPS_AS_ARRAY or FO_DEPS_AS_OBJECT: how results gather. */
 };
 
 /* One placeholder that reads another call's body or the foreach element: {hotel.id},

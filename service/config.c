@@ -27,6 +27,7 @@
 #include "config_resil.h"
 #include "config_schema.h"
 #include "config_shape.h"
+#include "config_deps.h"
 #include "cors.h"
 #include "token.h"
 #include "json.h"
@@ -246,6 +247,8 @@ static bool parse_endpoint_path(struct fo__vctx *c, const struct fo__field *f, c
     if (!pat)
         return false;
     int rc = fo_path_compile(&e->pattern, pat, err, sizeof err);
+    if (rc == 0 && !(e->deprefs = calloc(1, sizeof *e->deprefs)))
+        rc = -ENOMEM;
     if (rc == 0)
         rc = fo_placeholder_scope(&e->scope, e);
     if (rc == -ENOMEM)
@@ -432,8 +435,10 @@ static bool parse_endpoints(struct fo__vctx *c, const struct fo__field *f, const
         snprintf(p, sizeof p, "endpoints[%zu]", i);
         fo__defaults(c, &endpoint_table, &cfg->endpoints[i]);
         struct fo_endpoint_conf *ec = &cfg->endpoints[i];
-        if (fo__walk(c, &endpoint_table, e, p, ec, NULL) == 0)
+        if (fo__walk(c, &endpoint_table, e, p, ec, NULL) == 0) {
             fo__shape_check_endpoint(c, p, ec);
+            fo__deps_check_endpoint(c, p, ec);
+        }
         ec->rate_hash = fo__def_hash(ec->method, ec->path, cJSON_GetObjectItem(e, "rate_limit"));
     }
     return true;
@@ -627,6 +632,12 @@ static void root_check(struct fo__vctx *c, void *base, uint64_t bad)
 #define HOSTS_SCHEMA                                                                               \
     "{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \":[0-9]{1,5}$\"}}"
 
+#define DEPS_SCHEMA                                                                                \
+    "{\"type\": \"array\", \"uniqueItems\": true, \"items\": {\"type\": \"string\", "     \
+    "\"minLength\": 1}}"
+#define FOREACH_SCHEMA "{\"type\": \"string\", \"pattern\": \"^[^.]+\\\\..*\\\\*\"}"
+static const char *const foreach_as[] = {"array", "object", NULL};
+
 static const struct fo__field backend_fields[] = {
     {.key = "name", .type = FO_FT_CUSTOM, .required = true, .parse = parse_backend_name,
      .schema = "{\"type\": \"string\", \"minLength\": 1, \"not\": {\"const\": \"_fanout\"}}",
@@ -669,6 +680,19 @@ static const struct fo__field backend_fields[] = {
            "narrows the endpoint's forward_query for this backend"),
     CUSTOM("forward_headers", struct fo_backend_conf, fwd_headers, parse_fwd_headers, FWD_SCHEMA,
            "narrows the endpoint's forward_headers for this backend"),
+    CUSTOM("depends_on", struct fo_backend_conf, dep, fo__parse_depends_on, DEPS_SCHEMA,
+           "names of backends of the endpoint it waits for; {name.path} reads their bodies"),
+    CUSTOM("foreach", struct fo_backend_conf, dep, fo__parse_foreach, FOREACH_SCHEMA,
+           "\"name.path.*\": one call per element, {item} / {item.path} in the call"),
+    INT("max_concurrency", FO_FT_UINT, 1, FO_DEPS_MAX_CONCURRENCY, struct fo_backend_conf,
+        dep.max_concurrency, FO_DEPS_DEFAULT_CONCURRENCY, "foreach: items in flight at most"),
+    INT("max_items", FO_FT_UINT, 1, FO_DEPS_MAX_ITEMS, struct fo_backend_conf, dep.max_items,
+        FO_DEPS_DEFAULT_ITEMS, "foreach: elements at most (more fails the call \"shape\")"),
+    {.key = "foreach_as", .type = FO_FT_ENUM, .names = foreach_as, .def = FO_DEPS_AS_ARRAY,
+     .offset = offsetof(struct fo_backend_conf, dep.as),
+     .doc = "foreach results as an \"array\" in element order or an \"object\" by element"},
+    {.key = "body", .type = FO_FT_CUSTOM, .parse = fo__parse_body, .schema = "{}",
+     .doc = "JSON body of a POST/PUT/PATCH call; a string \"{name.path}\" becomes the value"},
     {.key = "hosts", .type = FO_FT_CUSTOM, .parse = fo__parse_hosts,
      .offset = offsetof(struct fo_backend_conf, resil),
      .schema = "{\"type\": \"array\", \"minItems\": 1, \"maxItems\": 64, \"items\": "
@@ -884,12 +908,16 @@ void fo_config_destroy(struct fo_config *cfg)
             free(b->tls.client_cert_file);
             free(b->tls.client_key_file);
             free(b->tls.server_name);
+            fo__deps_backend_free(b);
         }
         fo_shape_clear(&e->shape);
         free(e->backends);
         free(e->path);
         fo_path_destroy(e->pattern);
         fo_tmpl_scope_destroy(e->scope);
+        if (e->deprefs)
+            fo_dep_refs_free(e->deprefs);
+        free(e->deprefs);
         fo_fwd_list_free(&e->fwd_query);
         fo_fwd_list_free(&e->fwd_headers);
         free(e->method);

@@ -354,25 +354,30 @@ static char *compact(struct fo_json_span v, size_t *len)
     return d;
 }
 
+char *fo__exact_text(struct fo__vctx *c, const char *path, const char *what, size_t *len)
+{
+    struct fo_json_span doc, at;
+    if (!c->text || fo_json_validate(c->text, c->text_len, FO_JSON_MAX_DEPTH, &doc) < 0 ||
+        !locate(doc, path, &at)) {
+        fo__errorf(c, path, "the config must be strict JSON (RFC 8259) to keep %s text exact",
+                   what);
+        return NULL;
+    }
+    char *t = compact(at, len);
+    if (!t)
+        c->oom = true;
+    return t;
+}
+
 bool fo__parse_fallback(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
                         const char *path, void *base, const void *up)
 {
     struct fo_shape *s = shape_of(f, base);
-    struct fo_json_span doc, at;
     (void)v;
     (void)up;
-    if (!c->text || fo_json_validate(c->text, c->text_len, FO_JSON_MAX_DEPTH, &doc) < 0 ||
-        !locate(doc, path, &at)) {
-        fo__errorf(c, path,
-                   "the config must be strict JSON (RFC 8259) to keep a fallback's "
-                   "text exact");
+    s->fallback = fo__exact_text(c, path, "a fallback's", &s->fallback_len);
+    if (!s->fallback)
         return false;
-    }
-    s->fallback = compact(at, &s->fallback_len);
-    if (!s->fallback) {
-        c->oom = true;
-        return false;
-    }
     s->any = true;
     return true;
 }

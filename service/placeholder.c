@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "deps.h"
 #include "request.h"
 #include "token.h"
 
@@ -150,12 +151,28 @@ static void lookup_jwt(const void *req, const char *s, size_t n, int id, struct 
 }
 
 /* The namespaces. A new one is a row here (and its bind and lookup). */
+/* ---- {name.path}: a value from a dependency's body, {item}: a foreach element ---- */
+
+/* The value is not in the request: the fan-in places it once the dependency has answered
+ * (graph.h); here it is only registered. Which dependency may be read is checked against
+ * each backend's depends_on once the endpoint is read (config_deps.c). */
+static int bind_dep(const void *arg, const char *s, size_t n, char *err, size_t errlen)
+{
+    const struct fo_endpoint_conf *ep = arg;
+    return fo_dep_ref_add(ep->deprefs, s, n, err, errlen);
+}
+
+static void lookup_dep(const void *req, const char *s, size_t n, int id, struct fo_tmpl_val *out)
+{
+}
+
 static const struct fo_tmpl_ns namespaces[] = {
     {.name = "", .bind = bind_path, .lookup = lookup_path},
     {.name = "query", .bind = bind_query, .lookup = lookup_query},
     {.name = "header", .fold_case = true, .bind = bind_header, .lookup = lookup_header},
     {.name = "auth", .bind = bind_auth, .lookup = lookup_auth},
     {.name = "jwt", .bind = bind_jwt, .lookup = lookup_jwt},
+    {.name = "*", .bind = bind_dep, .lookup = lookup_dep},
 };
 
 int fo_placeholder_scope(struct fo_tmpl_scope **out, const struct fo_endpoint_conf *ep)

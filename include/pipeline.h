@@ -58,6 +58,11 @@ int fo_stage_emit(const struct fo_stage_env *env, struct fo_call *call);
  * without one passes through untouched. Returns 0 when it came through, -1 when it failed. */
 int fo_pipeline_run(const struct fo_stage_env *env, struct fo_call *call);
 
+/* The same in two halves: check and decode (after which the body is the backend's,
+ * validated: what a dependent call reads), then the shaping stages. */
+int fo_pipeline_judge(const struct fo_stage_env *env, struct fo_call *call);
+int fo_pipeline_shape(const struct fo_stage_env *env, struct fo_call *call);
+
 /* For the shaping stages (pipeline.c). The call's tree, made over its body on first use;
  * NULL after failing the call (too_large). */
 struct fo_jtree *fo__stage_tree(const struct fo_stage_env *env, struct fo_call *call);

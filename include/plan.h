@@ -24,6 +24,7 @@
 
 #include "budget.h"
 #include "json.h"
+#include "json.h"
 #include "outcome.h"
 
 struct fo_backend_stats; /* metrics.h */
@@ -86,6 +87,7 @@ struct fo_call {
                                  made once its dependencies answered, or NULL. */
     const char **built_hdrs;  /* From malloc(): its line pointers into 'built', or NULL. */
     int64_t start_us;         /* When the pool started it (fo_clock_us); 0 = never. */
+    long start_ms;            /* ... in ms after the request began (the fan-in's); -1 = never. */
 
     /* The result: written by the pool (transport) and the pipeline (judgement). */
     enum fo_outcome outcome;
@@ -111,15 +113,6 @@ void fo_call_drop_body(struct fo_call *call);
 /* Free a call's result and reset its result fields. */
 void fo_call_clear(struct fo_call *call);
 
-/* The calls of one request. */
-struct fo_plan {
-    struct fo_call *calls; /* From calloc(): n of them, in config (or body) order. */
-    size_t n;
-    char *urls;        /* From malloc(): expanded URLs, NUL-separated, or NULL. */
-    char *hdrtext;     /* From malloc(): expanded header lines, NUL-separated, or NULL. */
-    const char **hdrs; /* From malloc(): the calls' lines when any call has its own. */
-};
-
 /* What a request gives its endpoint's plan. */
 struct fo_plan_src {
     const struct fo_tmpl_vals *vals; /* Borrowed: the endpoint's placeholder values. */
@@ -128,6 +121,20 @@ struct fo_plan_src {
     size_t body_len;
     const char *body_type; /* Borrowed: its Content-Type, NULL if none. */
 };
+
+/* The calls of one request. */
+struct fo_plan {
+    struct fo_call *calls; /* From calloc(): n of them, in config (or body) order. */
+    size_t n;
+    char *urls;        /* From malloc(): expanded URLs, NUL-separated, or NULL. */
+    char *hdrtext;     /* From malloc(): expanded header lines, NUL-separated, or NULL. */
+    const char **hdrs; /* From malloc(): the calls' lines when any call has its own. */
+    /* What held calls are built from once their dependencies answered (fo_plan_build). */
+    const struct fo_endpoint_conf *ep; /* Borrowed: the endpoint, or NULL (a batch). */
+    const struct fo_batch *batch;      /* Borrowed: the batch, or NULL. */
+    struct fo_plan_src src;            /* The endpoint's (its 'vals' not kept). */
+};
+
 
 /* The plan of a configured endpoint: one call per backend, each URL and
  * header line expanded from src->vals, with what the endpoint forwards, each
@@ -143,6 +150,16 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
  * with the TLS options 'tls' (the top-level ca_file). Returns 0, or -ENOMEM. */
 int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
                   struct fo_backend_stats *const *host_series, const struct fo_backend_tls *tls);
+
+/* Build held call 'call' of plan index i (an item of a foreach: the foreach's index) now
+ * that its values are known: 'vals' the endpoint's (or batch's) slots with the
+ * dependencies' values placed, 'json' the same as JSON by slot (for bodies). Sets its URL,
+ * header lines and body into call->built. Returns 0; -ENOENT when a value it needs is
+ * absent (the call fails "dependency"); -EILSEQ when one cannot be placed ("shape");
+ * -EACCES when a batch URL built from a value is not allowed ("forbidden"); -ENOMEM. On the
+ * worker thread that runs the plan's calls. */
+int fo_plan_build(struct fo_plan *p, size_t i, struct fo_call *call,
+                  const struct fo_tmpl_vals *vals, const struct fo_json_span *json);
 
 /* Free the calls' results, the calls and the URLs; the plan is empty after.
  * Safe on an empty (zeroed) plan. */

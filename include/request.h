@@ -29,12 +29,15 @@
 #include "chan.h"
 #include "conns.h"
 #include "cors.h"
+#include "forward.h"
 #include "ctx.h"
 #include "metrics.h"
 #include "plan.h"
 #include "pool.h"
 #include "runtime.h"
 #include "tmpl.h"
+
+struct fo_graph; /* graph.h */
 
 /* What requests share with the front that serves them. Owned by the server;
  * the atomics are the only fields written after start. */
@@ -74,6 +77,7 @@ struct fo_tally {
     ssize_t req_cancelled; /* ... of the first required cancelled for another, or -1. */
     bool any_timeout;      /* A call timed out. */
     size_t stale;          /* ... of 'ok', answered with a stale value (resil.h). */
+    size_t partial;        /* ... of 'ok', a foreach some of whose items failed. */
 };
 
 /* One client request. From fo_request_new in the first handler call; freed
@@ -103,6 +107,10 @@ struct request {
     struct fo_chan *fanin; /* Results arrive here, one per call. */
     struct fo_fanout fan;  /* What the pool runs. */
     struct fo_plan plan;   /* The calls, in config (or body) order. */
+    struct fo_graph *graph; /* Its dependent calls while they run (graph.h), or NULL. */
+    struct fo_tmpl_vals vals;    /* The endpoint's placeholder values (dependents use them). */
+    struct fo_fwd_client fwd;    /* The client, for what dependents forward. */
+    char fwd_addr[48];           /* Its address text. */
     size_t ncalls;         /* Calls made: plan.n once launched (0 if refused). */
     struct fo_tally tally; /* Fan-in: written by the worker, read after resume. */
 

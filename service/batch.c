@@ -597,3 +597,4 @@ out:
     *out = b;
     return 0;
 }
+

@@ -45,7 +45,7 @@ int fo_dep_ref_add(struct fo_dep_refs *refs, const char *s, size_t n, char *err,
     }
     if (dot) {
         char perr[160];
-        int rc = fo_jpath_compile(&r->path, dot + 1, perr, sizeof perr);
+        int rc = fo_jpath_compile(&r->path, r->text + (dot - s) + 1, perr, sizeof perr);
         if (rc == 0 && r->path.nany) {
             fo_jpath_free(&r->path);
             snprintf(perr, sizeof perr, "a placeholder path cannot hold \"*\"");

@@ -91,7 +91,7 @@ enum MHD_Result fo_request_finish(struct request *r)
     }
     struct fo_call *calls = r->plan.calls;
     size_t ok = t->ok;
-    size_t fresh = ok - t->stale; /* A stale value is not a complete answer. */
+    size_t fresh = ok - t->stale - t->partial; /* Stale values, failed items: not complete. */
     /* Which failure decides the status: a required call's, preferring one
      * that failed by itself over one cancelled because of another. */
     ssize_t failed_required = t->req_failed >= 0 ? t->req_failed : t->req_cancelled;

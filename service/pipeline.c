@@ -13,14 +13,32 @@ static const fo_stage_fn stages[] = {
     fo_stage_filter, fo_stage_rename, fo_stage_ops,    fo_stage_emit,
 };
 
-int fo_pipeline_run(const struct fo_stage_env *env, struct fo_call *call)
+/* Stages [0, JUDGED) judge the answer; the rest shape it. */
+#define JUDGED 2
+
+static int run(const struct fo_stage_env *env, struct fo_call *call, size_t from, size_t to)
 {
     if (call->outcome != FO_OK)
         return -1;
-    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+    for (size_t i = from; i < to; i++)
         if (stages[i](env, call) < 0)
             return -1;
     return 0;
+}
+
+int fo_pipeline_run(const struct fo_stage_env *env, struct fo_call *call)
+{
+    return run(env, call, 0, sizeof stages / sizeof stages[0]);
+}
+
+int fo_pipeline_judge(const struct fo_stage_env *env, struct fo_call *call)
+{
+    return run(env, call, 0, JUDGED);
+}
+
+int fo_pipeline_shape(const struct fo_stage_env *env, struct fo_call *call)
+{
+    return run(env, call, JUDGED, sizeof stages / sizeof stages[0]);
 }
 
 static void drop_tree(struct fo_call *call)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "bodytmpl.h"
 #include "buf.h"
 #include "config.h"
 #include "jtree.h"
@@ -26,6 +27,10 @@ void fo_call_drop_body(struct fo_call *call)
 
 void fo_call_clear(struct fo_call *call)
 {
+    free(call->built);
+    free(call->built_hdrs);
+    call->built = NULL;
+    call->built_hdrs = NULL;
     if (call->tree) {
         fo_jtree_free(call->tree);
         free(call->tree);
@@ -132,6 +137,10 @@ static int plan_lines(const struct fo_endpoint_conf *ep, const struct fo_backend
     return rc;
 }
 
+static int build_endpoint(struct fo_plan *p, size_t i, struct fo_call *call,
+                          const struct fo_tmpl_vals *vals, const struct fo_json_span *json,
+                          size_t *slotp);
+
 int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
                      const struct fo_plan_src *src, struct fo_backend_stats *const *series,
                      size_t *slot)
@@ -153,6 +162,10 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const struct fo_backend_conf *b = &ep->backends[i];
         sp[i].url = urls.len;
+        if (b->dep.n) { /* Built when its dependencies have answered (fo_plan_build). */
+            rc = fo_buf_putc(&urls, '\0');
+            continue;
+        }
         rc = fo_tmpl_expand(b->tmpl, src->vals, &urls, slot);
         if (rc == -EILSEQ) {
             sp[i].refused = true;
@@ -192,6 +205,7 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
         const struct fo_backend_conf *b = &ep->backends[i];
         struct fo_call *call = &p->calls[i];
         call->name = b->name;
+        call->start_ms = -1;
         call->url = p->urls + sp[i].url;
         call->method = b->method;
         call->headers = sp[i].own ? p->hdrs + sp[i].line0 : (const char *const *)b->headers;
@@ -210,9 +224,121 @@ int fo_plan_endpoint(struct fo_plan *p, const struct fo_endpoint_conf *ep,
         call->stats = series[i];
         call->shape = b->shape.any ? &b->shape : NULL;
         call->tls = &b->tls;
+        if (b->dep.n) {
+            call->dep = &b->dep;
+            call->held = true;
+            call->headers = NULL;
+            call->nheaders = 0;
+            call->body = NULL;
+            call->body_len = 0;
+        }
     }
     free(sp);
+    p->ep = ep;
+    p->src = *src;
+    p->src.vals = NULL;
+    /* A body of its own on a call that waits for nothing: placed now. */
+    for (size_t i = 0; i < n; i++) {
+        const struct fo_backend_conf *b = &ep->backends[i];
+        struct fo_call *call = &p->calls[i];
+        if (!b->body || b->dep.n)
+            continue;
+        if (!fo_body_dynamic(b->body)) {
+            call->body = fo_body_text(b->body, &call->body_len);
+            call->body_type = NULL;
+            continue;
+        }
+        rc = build_endpoint(p, i, call, src->vals, NULL, slot);
+        if (rc == -EILSEQ)
+            call->refused = true;
+        else if (rc < 0) {
+            fo_plan_clear(p);
+            return rc;
+        }
+    }
     return 0;
+}
+
+/* The URL, header lines and body of a held call of an endpoint (or an item of one). */
+static int build_endpoint(struct fo_plan *p, size_t i, struct fo_call *call,
+                          const struct fo_tmpl_vals *vals, const struct fo_json_span *json,
+                          size_t *slotp)
+{
+    const struct fo_endpoint_conf *ep = p->ep;
+    const struct fo_backend_conf *b = &ep->backends[i];
+    struct fo_buf out, text;
+    fo_buf_init(&out, FO_BUF_UNLIMITED);
+    fo_buf_init(&text, FO_BUF_UNLIMITED);
+    struct offsets lines = {0};
+    struct fwd_lines fw = {0};
+    struct spot sp = {0};
+    struct fo_plan_src src = p->src;
+    src.vals = vals;
+    size_t slot;
+    int rc = fo_tmpl_expand(b->tmpl, vals, &out, &slot);
+    if (rc == 0 && src.fwd)
+        rc = fo_fwd_query(&out, 0, fo_fwd_effective(&b->fwd_query, &ep->fwd_query), src.fwd);
+    if (rc == 0)
+        rc = fo_buf_putc(&out, '\0');
+    bool fwd = src.fwd && fo_fwd_active(fo_fwd_effective(&b->fwd_headers, &ep->fwd_headers));
+    if (rc == 0 && (b->htmpl || fwd))
+        rc = plan_lines(ep, b, &src, &text, &lines, &fw, &sp, &slot);
+    else if (rc == 0)
+        for (size_t k = 0; rc == 0 && k < b->nheaders; k++) {
+            size_t off = text.len;
+            rc = fo_buf_puts(&text, b->headers[k]);
+            if (rc == 0)
+                rc = fo_buf_putc(&text, '\0');
+            if (rc == 0)
+                rc = push(&lines, off);
+        }
+    size_t body_at = out.len + text.len;
+    if (rc == 0 && text.len)
+        rc = fo_buf_append(&out, text.data, text.len);
+    if (rc == 0 && b->body)
+        rc = fo_body_expand(b->body, vals, json, &out, &slot);
+    if (rc == 0 && sp.refused)
+        rc = -EILSEQ;
+    if (slotp)
+        *slotp = slot;
+    size_t url_len = strlen(out.data ? out.data : "");
+    if (rc == 0) {
+        size_t len;
+        call->built = fo_buf_release(&out, &len);
+        call->built_hdrs = lines.n ? malloc(lines.n * sizeof *call->built_hdrs) : NULL;
+        if (!call->built || (lines.n && !call->built_hdrs))
+            rc = -ENOMEM;
+        for (size_t k = 0; rc == 0 && k < lines.n; k++)
+            call->built_hdrs[k] = call->built + url_len + 1 + lines.at[k];
+        if (rc == 0) {
+            call->url = call->built;
+            call->headers = call->built_hdrs;
+            call->nheaders = lines.n;
+            if (b->body) {
+                call->body = call->built + body_at;
+                call->body_len = len - body_at;
+                call->body_type = NULL;
+            }
+        }
+    }
+    fo_buf_free(&out);
+    fo_buf_free(&text);
+    free(lines.at);
+    return rc;
+}
+
+/* The same for a request of a batch. */
+static int build_batch(struct fo_plan *p, size_t i, struct fo_call *call,
+                       const struct fo_tmpl_vals *vals, const struct fo_json_span *json)
+{
+    return -ENOENT;
+}
+
+int fo_plan_build(struct fo_plan *p, size_t i, struct fo_call *call,
+                  const struct fo_tmpl_vals *vals, const struct fo_json_span *json)
+{
+    return p->ep ? build_endpoint(p, i, call, vals, json, NULL)
+                 : build_batch(p, i, call, vals, json);
 }
 
 int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
@@ -226,6 +352,7 @@ int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
         const struct fo_batch_req *q = &b->reqs[i];
         struct fo_call *call = &p->calls[i];
         call->name = q->name;
+        call->start_ms = -1;
         call->url = q->url;
         call->method = q->method;
         call->headers = (const char *const *)q->headers;

@@ -32,6 +32,7 @@
 #include "head.h"
 #include "log.h"
 #include "merge.h"
+#include "graph.h"
 #include "pipeline.h"
 #include "resil.h"
 
@@ -57,17 +58,32 @@ static bool on_call_ended(struct fo_fanout *f)
     void *item;
     while (fo_chan_recv(r->fanin, &item, 0) == 0) {
         struct fo_call *c = item;
+        if (r->graph && fo_graph_is_item(r->graph, c)) { /* One element of a foreach. */
+            fo_pipeline_run(&env, c);
+            fo_metrics_call(c->stats, c->outcome, (int64_t)(c->ms * 1000.0));
+            fo_graph_item_ended(r->graph, c, f);
+            continue;
+        }
         ssize_t i = c - r->plan.calls;
-        fo_pipeline_run(&env, c);
-        if (c->resil)
+        c->start_ms = c->start_us ? (long)((c->start_us - r->start_us) / 1000) : -1;
+        if (!c->gathered) {
+            fo_pipeline_judge(&env, c);
+            if (r->graph) /* What its dependents read: the body before its own shaping. */
+                fo_graph_capture(r->graph, (size_t)i, c);
+            fo_pipeline_shape(&env, c);
+        }
+        if (c->resil && c->start_us)
             fo_resil_call_judged(c); /* Its breaker; a good value kept for stale-on-error. */
         fo_metrics_call(c->stats, c->outcome, (int64_t)(c->ms * 1000.0));
+        if (r->graph)
+            fo_graph_ended(r->graph, (size_t)i, f);
         bool stale = c->resil && fo_resil_stale(c); /* A failure answered from the cache. */
         struct fo_tally *t = &r->tally;
         t->in++;
         t->stale += stale;
         if (c->outcome == FO_OK) {
             t->ok++;
+            t->partial += c->items_failed > 0; /* A foreach with failed items. */
             continue;
         }
         /* The first in plan order, whatever the order of arrival. */
@@ -275,17 +291,16 @@ static enum MHD_Result start_endpoint(struct request *r)
                                     NULL);
     }
     /* Placeholder values and the client, read once for every call of the plan. */
-    struct fo_tmpl_vals vals;
-    fo_tmpl_resolve(ep->scope, r, &vals);
-    char addr[INET6_ADDRSTRLEN] = "";
-    struct fo_fwd_client cl = {.conn = r->conn,
-                               .proto = "http",
-                               .secret = fo_auth_secret_header(fo_endpoint_auth(cfg, ep))};
+    /* Kept in the request: dependent calls are built from them later. */
+    fo_tmpl_resolve(ep->scope, r, &r->vals);
+    r->fwd = (struct fo_fwd_client){.conn = r->conn,
+                                    .proto = "http",
+                                    .secret = fo_auth_secret_header(fo_endpoint_auth(cfg, ep))};
     if (fo_fwd_active(&ep->fwd_headers))
-        client_of(r->conn, addr, sizeof addr, &cl);
+        client_of(r->conn, r->fwd_addr, sizeof r->fwd_addr, &r->fwd);
     struct fo_plan_src src = {
-        .vals = &vals,
-        .fwd = &cl,
+        .vals = &r->vals,
+        .fwd = &r->fwd,
         .body = r->body.data,
         .body_len = r->body.len,
         .body_type = ep->forward_body
@@ -302,6 +317,8 @@ static enum MHD_Result start_endpoint(struct request *r)
     }
     if (rc < 0)
         return MHD_NO;
+    if (ep->has_deps)
+        r->graph = fo_graph_create(&r->plan, ep->scope, ep->deprefs, &r->vals);
     fo_resil_plan(r->rt->resil, r->ep_index, &r->plan);
     enum MHD_Result res;
     if (fo_auth_apply(&r->auth, &r->plan) < 0) /* forward_claims headers. */
@@ -576,6 +593,7 @@ void fo_request_end(struct request *r, enum MHD_RequestTerminationCode toe)
     fo_conn_done(r->cr);
     if (r->state != REQ_READ)
         fo__access_log(r, toe);
+    fo_graph_destroy(r->graph);
     fo_plan_clear(&r->plan);
     fo_chan_destroy(r->fanin, NULL);
     fo_ctx_destroy(r->ctx);

@@ -21,6 +21,10 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "deps.h"
+#include "plan.h"
+
+struct fo_body_tmpl; /* bodytmpl.h */
 
 /* One call of a batch. */
 struct fo_batch_req {
@@ -35,6 +39,13 @@ struct fo_batch_req {
     int64_t timeout_ms; /* Own cap, 0 = none. */
     bool required;
     bool merge;
+    /* Dependent calls (batch_deps.c): set only when it has depends_on or foreach. */
+    struct fo_dep dep; /* What it waits for. */
+    bool url_whole;    /* The URL is one placeholder: slot 'url_slot'. */
+    unsigned url_slot;
+    struct fo_tmpl *utmpl;      /* Else its URL compiled, when it has placeholders. */
+    struct fo_tmpl **htmpl;     /* nheaders lines compiled, or NULL. */
+    struct fo_body_tmpl *btmpl; /* Its body compiled, or NULL. */
 };
 
 struct fo_batch {
@@ -42,6 +53,10 @@ struct fo_batch {
     size_t n;
     int64_t timeout_ms; /* Batch deadline, already capped by the config. */
     bool report;
+    bool has_deps;                        /* A request has depends_on or foreach. */
+    struct fo_tmpl_scope *scope;          /* Its placeholders (only dependency ones). */
+    struct fo_dep_refs *refs;             /* From calloc(): each one's reference (deps.h). */
+    const struct fo_aggregate_conf *conf; /* Borrowed: what admitted it (URLs built later). */
 };
 
 /* Why a batch was refused. */
@@ -51,6 +66,19 @@ struct fo_batch_error {
                           "host_not_allowed". */
     char message[256]; /* Human text, names the request when there is one. */
 };
+
+/* ---- batch_deps.c ---- */
+
+/* After parsing: compile the templates of the requests that depend on others and check
+ * the graph. Returns 0, -EINVAL with *err filled (400), or -ENOMEM. */
+int fo__batch_deps(struct fo_batch *b, struct fo_batch_error *err);
+
+/* Free what request r's dependent-call fields hold. */
+void fo__batch_req_deps_free(struct fo_batch_req *r);
+
+/* Build held request i into 'call' (see fo_plan_build: same results). */
+int fo_batch_build(const struct fo_batch *b, size_t i, struct fo_call *call,
+                   const struct fo_tmpl_vals *vals, const struct fo_json_span *json);
 
 /* Parse 'body' (n bytes) under 'conf' (enabled). Returns 0 and sets *out,
  * or -EINVAL with *err filled, or -ENOMEM. */

@@ -66,8 +66,8 @@ struct fo_backend_conf {
     uint64_t def_hash;              /* Of its endpoint's route and its own definition text. */
     /* Its TLS options (ca_file defaults to the top-level one). */
     struct fo_backend_tls tls;
-    struct fo_dep dep;          /* depends_on and foreach (deps.h). */
-    struct fo_body_tmpl *body;  /* Its own JSON body (bodytmpl.h), or NULL. */
+    struct fo_dep dep;         /* depends_on and foreach (deps.h). */
+    struct fo_body_tmpl *body; /* Its own JSON body (bodytmpl.h), or NULL. */
 };
 
 /* One configured endpoint. */

@@ -18,8 +18,8 @@ bool fo__parse_foreach(struct fo__vctx *c, const struct fo__field *f, const cJSO
                        const char *path, void *base, const void *up);
 
 /* "body": the backend's own JSON body ('base' the backend, 'up' its endpoint). */
-bool fo__parse_body(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
-                    const char *path, void *base, const void *up);
+bool fo__parse_body(struct fo__vctx *c, const struct fo__field *f, const cJSON *v, const char *path,
+                    void *base, const void *up);
 
 /* Checks of an endpoint's dependent calls ('path' is the endpoint's JSON path). */
 void fo__deps_check_endpoint(struct fo__vctx *c, const char *path, struct fo_endpoint_conf *e);

@@ -30,12 +30,12 @@ enum { FO_DEPS_AS_ARRAY, FO_DEPS_AS_OBJECT };
 
 /* What one call waits for. Zeroed: nothing (it starts at once). */
 struct fo_dep {
-    char **names;        /* From malloc(): n names as given (depends_on, then the foreach's). */
-    size_t *on;          /* From malloc(): the same as plan indices, once resolved. */
-    size_t n;            /* How many; > 0 when the call depends on any. */
-    bool foreach;        /* Run once per element of call 'each_of'. */
-    size_t each_of;      /* Plan index of that call (one of 'on'). */
-    char *each_name;     /* From malloc(): its name. */
+    char **names;         /* From malloc(): n names as given (depends_on, then the foreach's). */
+    size_t *on;           /* From malloc(): the same as plan indices, once resolved. */
+    size_t n;             /* How many; > 0 when the call depends on any. */
+    bool foreach;         /* Run once per element of call 'each_of'. */
+    size_t each_of;       /* Plan index of that call (one of 'on'). */
+    char *each_name;      /* From malloc(): its name. */
     struct fo_jpath each; /* Path with exactly one "*" in its body. */
     unsigned max_concurrency; /* Items in flight at most (1..64). */
     unsigned max_items;       /* Elements at most (1..1000); more fails the call "shape". */
@@ -76,12 +76,12 @@ int fo_dep_add_name(struct fo_dep *d, const char *name);
 
 void fo_dep_free(struct fo_dep *d);
 
-/* Resolve every call's names (deps[i] is call i's) against 'names' (n calls in plan order) and check the graph:
- * unknown names, a call depending on itself, cycles (named: "a -> b -> a") and chains of
- * more than FO_DEPS_MAX_CHAIN calls. Returns 0, or -EINVAL with the message in err and the
- * index of the call it is about in *bad; -ENOMEM. */
-int fo_deps_check(struct fo_dep *const *deps, const char *const *names, size_t n,
-                  char *err, size_t errlen, size_t *bad);
+/* Resolve every call's names (deps[i] is call i's) against 'names' (n calls in plan order) and
+ * check the graph: unknown names, a call depending on itself, cycles (named: "a -> b -> a") and
+ * chains of more than FO_DEPS_MAX_CHAIN calls. Returns 0, or -EINVAL with the message in err and
+ * the index of the call it is about in *bad; -ENOMEM. */
+int fo_deps_check(struct fo_dep *const *deps, const char *const *names, size_t n, char *err,
+                  size_t errlen, size_t *bad);
 
 /* The dependency 'name' of d, or -1. */
 long fo_dep_index(const struct fo_dep *d, const char *name);

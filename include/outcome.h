@@ -26,7 +26,8 @@ enum fo_outcome {
 };
 
 /* Stable lower-case name: "ok", "timeout", "connect", "status",
- * "invalid_json", "too_large", "cancelled", "shape", "circuit_open", "rate_limited", "dependency", "forbidden". */
+ * "invalid_json", "too_large", "cancelled", "shape", "circuit_open", "rate_limited", "dependency",
+ * "forbidden". */
 const char *fo_outcome_name(enum fo_outcome o);
 
 #endif /* FO_OUTCOME_H */

@@ -135,7 +135,6 @@ struct fo_plan {
     struct fo_plan_src src;            /* The endpoint's (its 'vals' not kept). */
 };
 
-
 /* The plan of a configured endpoint: one call per backend, each URL and
  * header line expanded from src->vals, with what the endpoint forwards, each
  * counting into series[i]. A call whose values cannot be placed is marked

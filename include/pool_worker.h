@@ -80,7 +80,7 @@ struct job {
     size_t nheld;               /* Held calls neither started nor ended yet. */
     struct fo__qent *q;         /* From realloc(): what 'ended' queued; kept with the job. */
     size_t nq, q_cap;
-    bool in_queue;              /* run_queue is carrying the queue out. */
+    bool in_queue; /* run_queue is carrying the queue out. */
 };
 
 struct fo_worker {

@@ -103,16 +103,16 @@ struct request {
     struct fo_params params;           /* Path parameters (endpoint requests). */
     bool report;                       /* Add "_fanout". */
 
-    struct fo_ctx *ctx;    /* Deadline and cancellation, child of the root. */
-    struct fo_chan *fanin; /* Results arrive here, one per call. */
-    struct fo_fanout fan;  /* What the pool runs. */
-    struct fo_plan plan;   /* The calls, in config (or body) order. */
-    struct fo_graph *graph; /* Its dependent calls while they run (graph.h), or NULL. */
-    struct fo_tmpl_vals vals;    /* The endpoint's placeholder values (dependents use them). */
-    struct fo_fwd_client fwd;    /* The client, for what dependents forward. */
-    char fwd_addr[48];           /* Its address text. */
-    size_t ncalls;         /* Calls made: plan.n once launched (0 if refused). */
-    struct fo_tally tally; /* Fan-in: written by the worker, read after resume. */
+    struct fo_ctx *ctx;       /* Deadline and cancellation, child of the root. */
+    struct fo_chan *fanin;    /* Results arrive here, one per call. */
+    struct fo_fanout fan;     /* What the pool runs. */
+    struct fo_plan plan;      /* The calls, in config (or body) order. */
+    struct fo_graph *graph;   /* Its dependent calls while they run (graph.h), or NULL. */
+    struct fo_tmpl_vals vals; /* The endpoint's placeholder values (dependents use them). */
+    struct fo_fwd_client fwd; /* The client, for what dependents forward. */
+    char fwd_addr[48];        /* Its address text. */
+    size_t ncalls;            /* Calls made: plan.n once launched (0 if refused). */
+    struct fo_tally tally;    /* Fan-in: written by the worker, read after resume. */
 
     struct fo_auth_result auth; /* Who called, once the endpoint's auth passed. */
     int auth_failed;            /* enum fo_auth_reason of a refusal, or -1. */

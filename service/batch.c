@@ -217,8 +217,13 @@ void fo_batch_destroy(struct fo_batch *b)
             free(r->headers[j]);
         free(r->headers);
         free(r->body);
+        fo__batch_req_deps_free(r);
     }
     free(b->reqs);
+    fo_tmpl_scope_destroy(b->scope);
+    if (b->refs)
+        fo_dep_refs_free(b->refs);
+    free(b->refs);
     free(b);
 }
 
@@ -361,9 +366,77 @@ static int parse_headers(struct bctx *c, struct fo_json_span v, struct fo_batch_
     return 0;
 }
 
+/* depends_on, foreach, max_concurrency, max_items, foreach_as. */
+static int parse_dep_key(struct bctx *c, const char *key, struct fo_json_span v,
+                         struct fo_batch_req *r)
+{
+    enum fo_json_kind kind = fo_json_kind(v);
+    struct fo_json_iter it;
+    struct fo_json_span el;
+    char *s = NULL;
+    size_t len;
+    int rc = 0;
+    if (strcmp(key, "depends_on") == 0) {
+        if (fo_json_iter_array(&it, v) < 0)
+            return refuse(c->err, 400, "invalid_batch",
+                          "request \"%s\": \"depends_on\" must be an array of names", c->qname);
+        while (rc == 0 && fo_json_next_element(&it, &el)) {
+            rc = fo_json_kind(el) == FO_JSON_STRING ? decode(el, &s, &len) : -EINVAL;
+            if (rc == 0 && (len == 0 || fo_dep_index(&r->dep, s) >= 0))
+                rc = -EINVAL;
+            if (rc == 0)
+                rc = fo_dep_add_name(&r->dep, s);
+            free(s);
+            s = NULL;
+        }
+        if (rc == -EINVAL)
+            return refuse(c->err, 400, "invalid_batch",
+                          "request \"%s\": \"depends_on\" must list distinct non-empty names",
+                          c->qname);
+        return rc;
+    }
+    if (strcmp(key, "foreach") == 0) {
+        char why[200];
+        rc = kind == FO_JSON_STRING ? decode(v, &s, &len) : -EINVAL;
+        if (rc == -EINVAL) {
+            free(s);
+            return refuse(c->err, 400, "invalid_batch",
+                          "request \"%s\": \"foreach\" must be a string", c->qname);
+        }
+        if (rc == 0)
+            rc = fo_dep_set_foreach(&r->dep, s, why, sizeof why);
+        free(s);
+        if (rc == -EINVAL)
+            return refuse(c->err, 400, "invalid_batch", "request \"%s\": \"foreach\": %s", c->qname,
+                          why);
+        return rc;
+    }
+    if (strcmp(key, "foreach_as") == 0) {
+        if (fo_json_str_eq(v, "array") || fo_json_str_eq(v, "object")) {
+            r->dep.as = fo_json_str_eq(v, "object") ? FO_DEPS_AS_OBJECT : FO_DEPS_AS_ARRAY;
+            return 0;
+        }
+        return refuse(c->err, 400, "invalid_batch",
+                      "request \"%s\": \"foreach_as\" must be \"array\" or \"object\"", c->qname);
+    }
+    bool conc = strcmp(key, "max_concurrency") == 0;
+    int64_t max = conc ? FO_DEPS_MAX_CONCURRENCY : FO_DEPS_MAX_ITEMS;
+    int64_t n = positive_int(v, max + 1);
+    if (n == 0 || n > max)
+        return refuse(c->err, 400, "invalid_batch",
+                      "request \"%s\": \"%s\" must be an integer from 1 to %lld", c->qname, key,
+                      (long long)max);
+    if (conc)
+        r->dep.max_concurrency = (unsigned)n;
+    else
+        r->dep.max_items = (unsigned)n;
+    return 0;
+}
+
 /* Member keys of a request, in the order of their 'seen' bits. */
-static const char *const req_keys[] = {"url",      "method", "headers",    "body",
-                                       "required", "merge",  "timeout_ms", NULL};
+static const char *const req_keys[] = {
+    "url",        "method",  "headers",         "body",      "required",   "merge", "timeout_ms",
+    "depends_on", "foreach", "max_concurrency", "max_items", "foreach_as", NULL};
 
 static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_req *r)
 {
@@ -403,11 +476,12 @@ static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_
                               "request \"%s\": \"url\" must be a string", c->qname);
             if (rc < 0)
                 return rc;
-            rc = check_url(r->url, c->conf, msg, sizeof msg, &r->allow_index);
-            if (rc == -ENOMEM)
-                return rc;
+        } else if (strcmp(key, "depends_on") == 0 || strcmp(key, "foreach") == 0 ||
+                   strcmp(key, "max_concurrency") == 0 || strcmp(key, "max_items") == 0 ||
+                   strcmp(key, "foreach_as") == 0) {
+            rc = parse_dep_key(c, key, mv, r);
             if (rc < 0)
-                return refuse(c->err, 403, "host_not_allowed", "request \"%s\": %s", c->qname, msg);
+                return rc;
         } else if (strcmp(key, "method") == 0) {
             size_t len;
             rc = kind == FO_JSON_STRING ? decode(mv, &r->method, &len) : -EINVAL;
@@ -447,6 +521,18 @@ static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_
     }
     if (!r->url)
         return refuse(c->err, 400, "invalid_batch", "request \"%s\": missing \"url\"", c->qname);
+    /* A URL with placeholders is checked once its values are known (batch_deps.c). */
+    if (!(r->dep.n && strchr(r->url, '{'))) {
+        rc = check_url(r->url, c->conf, msg, sizeof msg, &r->allow_index);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0)
+            return refuse(c->err, 403, "host_not_allowed", "request \"%s\": %s", c->qname, msg);
+    }
+    if (r->dep.n && !r->dep.max_concurrency)
+        r->dep.max_concurrency = FO_DEPS_DEFAULT_CONCURRENCY;
+    if (r->dep.n && !r->dep.max_items)
+        r->dep.max_items = FO_DEPS_DEFAULT_ITEMS;
     if (!r->method) {
         r->method = strdup("GET");
         if (!r->method)
@@ -588,7 +674,10 @@ int fo_batch_parse(struct fo_batch **out, const char *body, size_t n,
         rc = refuse(c.err, 400, "invalid_batch", "missing \"requests\"");
         goto out;
     }
+    b->conf = conf;
     rc = parse_requests(&c, reqs, b);
+    if (rc == 0)
+        rc = fo__batch_deps(b, c.err);
 out:
     if (rc < 0) {
         fo_batch_destroy(b);
@@ -597,4 +686,3 @@ out:
     *out = b;
     return 0;
 }
-

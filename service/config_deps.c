@@ -61,8 +61,8 @@ bool fo__parse_foreach(struct fo__vctx *c, const struct fo__field *f, const cJSO
     return rc == 0;
 }
 
-bool fo__parse_body(struct fo__vctx *c, const struct fo__field *f, const cJSON *v,
-                    const char *path, void *base, const void *up)
+bool fo__parse_body(struct fo__vctx *c, const struct fo__field *f, const cJSON *v, const char *path,
+                    void *base, const void *up)
 {
     struct fo_backend_conf *b = base;
     const struct fo_endpoint_conf *e = up;

@@ -183,8 +183,8 @@ static int visit(struct walk *w, size_t i)
     w->depth--;
     w->color[i] = 2;
     if (w->chain[i] > FO_DEPS_MAX_CHAIN) {
-        snprintf(w->err, w->errlen, "a chain of %u calls ends at \"%s\" (at most %d)",
-                 w->chain[i], w->names[i], FO_DEPS_MAX_CHAIN);
+        snprintf(w->err, w->errlen, "a chain of %u calls ends at \"%s\" (at most %d)", w->chain[i],
+                 w->names[i], FO_DEPS_MAX_CHAIN);
         w->bad = i;
         return -EINVAL;
     }

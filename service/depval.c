@@ -14,7 +14,8 @@ static bool key_is(struct fo_json_span key, const struct fo_jseg *g)
         return n == g->len && memcmp(in, g->s, n) == 0;
     struct fo_buf b;
     fo_buf_init(&b, FO_BUF_UNLIMITED);
-    bool eq = fo_json_unescape(key, &b) == 0 && b.len == g->len && memcmp(b.data, g->s, g->len) == 0;
+    bool eq =
+        fo_json_unescape(key, &b) == 0 && b.len == g->len && memcmp(b.data, g->s, g->len) == 0;
     fo_buf_free(&b);
     return eq;
 }

@@ -25,26 +25,26 @@
 
 /* A foreach while its items run. */
 struct each {
-    bool captured;         /* Its elements were read (the foreach's call answered). */
-    long nelem;            /* Elements matched (may exceed max_items), -1 = no container. */
-    char **elem;           /* From malloc(): a copy of each element's value, or NULL (none). */
+    bool captured; /* Its elements were read (the foreach's call answered). */
+    long nelem;    /* Elements matched (may exceed max_items), -1 = no container. */
+    char **elem;   /* From malloc(): a copy of each element's value, or NULL (none). */
     size_t *elen;
     size_t *which;         /* Per element: its distinct item, or NONE (no value: failed). */
     struct fo_call *items; /* From calloc(): the distinct items. */
     size_t nitems, next, live, ended;
-    bool done;             /* Its call has ended: no more starts, no gathering. */
+    bool done; /* Its call has ended: no more starts, no gathering. */
 };
 
 struct fo_graph {
     struct fo_plan *plan;
     const struct fo_tmpl_scope *scope;
     const struct fo_dep_refs *refs;
-    struct fo_tmpl_vals vals;                     /* The request's, with captured values. */
-    struct fo_json_span json[FO_TMPL_MAX_SLOTS];  /* The same as JSON (bodies). */
-    char *store[2 * FO_TMPL_MAX_SLOTS];           /* From malloc(): the captured texts. */
-    size_t *waiting;                              /* Per call: dependencies not ended. */
-    bool *dep_failed;                             /* Per call: one of them failed. */
-    struct each *each;                            /* Per call (foreach calls only used). */
+    struct fo_tmpl_vals vals;                    /* The request's, with captured values. */
+    struct fo_json_span json[FO_TMPL_MAX_SLOTS]; /* The same as JSON (bodies). */
+    char *store[2 * FO_TMPL_MAX_SLOTS];          /* From malloc(): the captured texts. */
+    size_t *waiting;                             /* Per call: dependencies not ended. */
+    bool *dep_failed;                            /* Per call: one of them failed. */
+    struct each *each;                           /* Per call (foreach calls only used). */
 };
 
 static char *copy(const char *p, size_t n)
@@ -198,7 +198,7 @@ static bool go(struct fo_graph *g, size_t i, struct fo_call *call, const struct 
         fo_fanout_start(f, call);
         return true;
     }
-    enum fo_outcome o = rc == -EILSEQ    ? FO_ERR_SHAPE
+    enum fo_outcome o = rc == -EILSEQ   ? FO_ERR_SHAPE
                         : rc == -EACCES ? FO_ERR_FORBIDDEN
                                         : FO_ERR_DEPENDENCY;
     call->outcome = o;

@@ -331,7 +331,7 @@ static int build_endpoint(struct fo_plan *p, size_t i, struct fo_call *call,
 static int build_batch(struct fo_plan *p, size_t i, struct fo_call *call,
                        const struct fo_tmpl_vals *vals, const struct fo_json_span *json)
 {
-    return -ENOENT;
+    return fo_batch_build(p->batch, i, call, vals, json);
 }
 
 int fo_plan_build(struct fo_plan *p, size_t i, struct fo_call *call,
@@ -364,7 +364,12 @@ int fo_plan_batch(struct fo_plan *p, const struct fo_batch *b,
         call->merge = q->merge;
         call->stats = host_series[q->allow_index]; /* Checked by fo_batch_parse. */
         call->tls = tls;
+        if (q->dep.n) {
+            call->dep = &q->dep;
+            call->held = true;
+        }
     }
+    p->batch = b;
     return 0;
 }
 

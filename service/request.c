@@ -344,6 +344,8 @@ static enum MHD_Result start_batch(struct request *r)
     int64_t timeout = b->timeout_ms < cfg->timeout_ms ? b->timeout_ms : cfg->timeout_ms;
     if (fo_plan_batch(&r->plan, b, r->rt->host_stats, &r->rt->cfg->backend_tls) < 0)
         return MHD_NO;
+    if (b->has_deps)
+        r->graph = fo_graph_create(&r->plan, b->scope, b->refs, NULL);
     if (prepare(r, timeout, &res) < 0)
         return res;
     r->report = b->report;

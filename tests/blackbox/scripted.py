@@ -18,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Hit:
-    def __init__(self, n, method, path, headers, at):
+    def __init__(self, n, method, path, headers, at, body=b""):
         self.n = n
+        self.body = body  # the request body as sent
         self.method = method
         self.path = path
         self.headers = headers  # dict, lower-case names
@@ -59,11 +60,10 @@ class Scripted:
 
             def _serve(self):
                 n_len = int(self.headers.get("Content-Length") or 0)
-                if n_len:
-                    self.rfile.read(n_len)
+                sent = self.rfile.read(n_len) if n_len else b""
                 with outer.lock:
                     hit = Hit(len(outer.hits) + 1, self.command, self.path,
-                              {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+                              {k.lower(): v for k, v in self.headers.items()}, time.monotonic(), sent)
                     outer.hits.append(hit)
                     outer.lock.notify_all()
                 threading.current_thread().conn = self.connection  # for scripts that watch it

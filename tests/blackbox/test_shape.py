@@ -378,7 +378,7 @@ def test_fallback_covers_shape_failures(fo):
     assert r.body.startswith(b'{"v":null,"ok":{"fine":1},'), r
     rep = r.json()["_fanout"]["backends"]["v"]
     assert rep == {"error": "shape", "stage": "target", "fallback": True, "status": 200,
-                   "ms": rep["ms"]}, rep
+                   "ms": rep["ms"], "start_ms": rep["start_ms"]}, rep
 
 
 def test_fallback_counts_as_failure_for_the_status(fo):

@@ -114,9 +114,9 @@ struct fo_worker {
 struct fo_xfer *fo__xfer_get(struct fo_worker *w);
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
 
-/* Hand an ended call to the fan-in ('ended' may decide the job) and release its count; the
- * job must not be touched after the last one. */
-void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call);
+/* Hand an ended call to the fan-in ('ended' may decide the job) and release its count.
+ * Returns false when that completed the job: it must not be touched again. */
+bool fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call);
 
 /* The submitter needs no more answers: cancel the context and abort the rest. */
 void fo__decide(struct fo_worker *w, struct job *j);

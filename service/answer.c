@@ -227,7 +227,7 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
                           fo_outcome_name(c->outcome), c->status, c->ms);
             if (c->stage)
                 fo_buf_printf(&b, ",\"stage\":\"%s\"", c->stage);
-            if (c->start_ms >= 0)
+            if (c->start_us && c->start_ms >= 0)
                 fo_buf_printf(&b, ",\"start_ms\":%ld", c->start_ms);
             if (c->gathered)
                 fo_buf_printf(&b, ",\"items_failed\":%u", c->items_failed);

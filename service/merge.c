@@ -348,7 +348,7 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
             w->rc = fo_buf_printf(w->b, "\"status\":%d,", x->status);
         puts_(w, "\"ms\":");
         put_ms(w, x->ms);
-        if (x->start_ms >= 0 && w->rc == 0)
+        if (x->start_us && x->start_ms >= 0 && w->rc == 0)
             w->rc = fo_buf_printf(w->b, ",\"start_ms\":%ld", x->start_ms);
         if (x->gathered && w->rc == 0)
             w->rc = fo_buf_printf(w->b, ",\"items_failed\":%u", x->items_failed);

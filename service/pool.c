@@ -191,10 +191,10 @@ static struct job *job_of(struct fo_timer *t)
 /* Drop one count from the job; the last completes it: the client socket
  * leaves the epoll set, the job is recycled and 'done' is called. The job
  * must not be touched after a release that may have been the last. */
-static void job_release(struct fo_worker *w, struct job *j)
+static bool job_release(struct fo_worker *w, struct job *j)
 {
     if (--j->pending > 0)
-        return;
+        return true;
     struct fo_fanout *f = j->f;
     fo_timerheap_remove(&w->deadlines, &j->deadline);
     if (j->prev)
@@ -207,6 +207,7 @@ static void job_release(struct fo_worker *w, struct job *j)
     w->free_jobs = j;
     atomic_fetch_add_explicit(&w->n_fanouts, 1, memory_order_relaxed);
     f->done(f);
+    return false;
 }
 
 static void run_queue(struct fo_worker *w, struct job *j);
@@ -216,7 +217,7 @@ static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
 
 /* Hand an ended call to the fan-in channel, let the submitter judge it
  * ('ended' may decide the fan-out), and release its count. */
-void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
+bool fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
 {
     int rc = fo_chan_send(j->f->fanin, call, 0);
     if (rc < 0) /* Capacity >= ncalls is the submitter's promise. */
@@ -225,7 +226,7 @@ void fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
         j->decided = true;
     atomic_fetch_add_explicit(&w->n_calls, 1, memory_order_relaxed);
     run_queue(w, j);
-    job_release(w, j);
+    return job_release(w, j);
 }
 
 /* ---- calls the submitter starts or ends from 'ended' (dependent calls) ---- */
@@ -336,10 +337,9 @@ static void xfer_finish(struct fo_worker *w, struct fo_xfer *x, CURLcode res)
         j->xfers = x->next;
     if (x->next)
         x->next->prev = x->prev;
-    bool more = j->pending > 1; /* Then this end cannot complete (recycle) the job. */
     fo__xfer_put(w, x);
-    fo__call_end(w, j, call);
-    if (more && j->decided)
+    /* The end may complete (recycle) the job: calls it released may have ended too. */
+    if (fo__call_end(w, j, call) && j->decided)
         fo__decide(w, j);
 }
 

@@ -436,8 +436,8 @@ def assert_check_error(fanout_bin, tmp_path, endpoint, want):
 def test_check_placeholder_errors(fanout_bin, tmp_path):
     u = "http://127.0.0.1:9/x"
     cases = [
-        (be("a", u + "/{nope.x}"), "endpoints[0].backends[0].url: unknown placeholder "
-         "namespace \"nope\" in {nope.x} (known: query, header, auth, jwt)"),
+        (be("a", u + "/{nope.x}"), "endpoints[0].backends[0]: {nope.x}: \"nope\" is neither a "
+         "placeholder namespace nor in depends_on (namespaces: query, header, auth, jwt)"),
         (be("a", u + "/{query.}"), "endpoints[0].backends[0].url: empty name in {query.}"),
         (be("a", u + "/{query.a&b}"), "endpoints[0].backends[0].url: query name \"a&b\""),
         (be("a", u + "/{header.a@b}"), "endpoints[0].backends[0].url: header name \"a@b\" "
@@ -452,8 +452,8 @@ def test_check_placeholder_errors(fanout_bin, tmp_path):
          "endpoint path"),
         (be("a", u, headers={"X-A": "{header.X-B"}), "endpoints[0].backends[0].headers: value "
          "of \"X-A\": '{' without a closing '}'"),
-        (be("a", u, headers={"X-A": "{cookie.b}"}), "endpoints[0].backends[0].headers: value of "
-         "\"X-A\": unknown placeholder namespace \"cookie\""),
+        (be("a", u, headers={"X-A": "{cookie.b}"}), "endpoints[0].backends[0]: {cookie.b}: "
+         "\"cookie\" is neither a placeholder namespace nor in depends_on"),
         (be("a", u, headers={"X-A": "}"}), "endpoints[0].backends[0].headers: value of \"X-A\": "
          "'}' without '{'"),
     ]

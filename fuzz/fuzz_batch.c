@@ -81,7 +81,7 @@ static void check_batch(const struct fo_batch *b)
         check(r->method && r->method[0]);
         for (const char *m = r->method; *m; m++)
             check(*m >= 'A' && *m <= 'Z');
-        check(fo_batch_check_url(r->url, &conf, NULL, 0) == 0);
+        check(fo_batch_check_url(r->url, &conf, NULL, 0, NULL) == 0);
         check_curl_target(r->url);
         for (size_t j = 0; j < r->nheaders; j++)
             check(strpbrk(r->headers[j], "\r\n") == NULL);
@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(url, data, size);
     url[size] = '\0';
     char msg[200];
-    rc = fo_batch_check_url(url, &conf, msg, sizeof msg);
+    rc = fo_batch_check_url(url, &conf, msg, sizeof msg, NULL);
     check(rc == 0 || rc == -EINVAL || rc == -EACCES);
     check(memchr(msg, '\0', sizeof msg) != NULL);
     if (rc == 0)

@@ -10,7 +10,10 @@
  * explicit from the scheme when absent) must equal one allow_hosts entry
  * byte for byte -- no DNS, no IP normalisation, so "127.1", "0x7f.1" or a
  * name that resolves to an allowed address never passes. "body" is kept as
- * the raw JSON the client sent (numbers keep every digit).
+ * the raw JSON the client sent (numbers keep every digit). A request may also
+ * wait for others ("depends_on", "foreach") and take values from their answers
+ * in its URL, headers and body (batch_deps.c); a URL built so is checked by
+ * the same rule once its values are known.
  * Ownership: the returned batch owns all its strings; it borrows nothing.
  * Threads: pure functions, thread-safe. */
 #ifndef FO_BATCH_H
@@ -89,10 +92,10 @@ int fo_batch_parse(struct fo_batch **out, const char *body, size_t n,
 /* Free a batch. NULL is a no-op. */
 void fo_batch_destroy(struct fo_batch *b);
 
-/* The allow_hosts rule alone: 0 when 'url' may be called, else -EACCES
- * (host:port not listed) or -EINVAL (not http/https, userinfo, malformed),
- * with a reason in msg. */
+/* The allow_hosts rule alone (batch_url.c): 0 when 'url' may be called (*index, when not
+ * NULL, is the entry that admits it), else -EACCES (host:port not listed) or -EINVAL (not
+ * http/https, userinfo, malformed), with a reason in msg. */
 int fo_batch_check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
-                       size_t msglen);
+                       size_t msglen, size_t *index);
 
 #endif /* FO_BATCH_H */

@@ -5,6 +5,10 @@
  *     {name}            a parameter of the endpoint path (decoded)
  *     {query.name}      the client's first query parameter 'name' (case-sensitive, decoded)
  *     {header.Name}     the client's first header field 'Name' (case-insensitive)
+ *     {auth.name}, {jwt.claim}  who the request was admitted as
+ *     {call.path}       a value from the body of backend 'call' (in its depends_on), and
+ *     {item}, {item.path}  the element of a foreach: the catch-all row "*", only registered
+ *                       here (deps.h); the fan-in places their values (graph.h)
  * each optionally with a default, "{query.page|1}". A new namespace (an
  * authenticated identity, a JWT claim) is one more row in the table in
  * placeholder.c: a bind that checks its names at config load and a lookup

@@ -11,7 +11,9 @@
  * Ownership: a plan owns its calls array and the URLs and header lines it
  * expanded (placeholders, forwarded fields); it borrows names, methods,
  * configured headers and bodies from the config, the batch or the client's
- * request, which outlive the plan. Result bodies belong to their call.
+ * request, which outlive the plan. Result bodies belong to their call, and so
+ * do the URL, lines and body a held call is built with once its dependencies
+ * answered (call->built, freed with the call).
  * Threads: built and freed by the request's MHD thread; the pool and the
  * pipeline write a call's result fields on the worker thread between submit
  * and resume. */

@@ -1,8 +1,9 @@
-/* pool_worker.h -- the worker pool's insides, shared by pool.c and attempts.c only.
+/* pool_worker.h -- the worker pool's insides, shared by pool.c, pool_held.c and attempts.c only.
  *
  * pool.c runs the workers (epoll loop, curl multi, jobs, the deadline heap, fail fast);
+ * pool_held.c the calls the submitter starts or ends itself (dependent calls);
  * attempts.c runs the calls that have a resilience policy as sequences of attempts (retries,
- * hedges, their timers). Both work on the structures below, which belong to one worker
+ * hedges, their timers). All work on the structures below, which belong to one worker
  * thread each; nothing here may be touched from another thread except the atomics marked
  * so. Not part of the pool's API (pool.h).
  * Threads: worker thread only, unless a field says otherwise. */
@@ -117,6 +118,16 @@ void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
 /* Hand an ended call to the fan-in ('ended' may decide the job) and release its count.
  * Returns false when that completed the job: it must not be touched again. */
 bool fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call);
+
+/* Start one call of 'j' (a transfer, a run, or its end at once), or end it without one. */
+void fo__call_begin(struct fo_worker *w, struct job *j, struct fo_call *call);
+void fo__call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
+                   enum fo_outcome outcome, double ms);
+
+/* ---- pool_held.c, for pool.c ---- */
+
+/* Carry out what 'ended' queued (fo_fanout_start, fo_fanout_finish); a no-op when nested. */
+void fo__run_queue(struct fo_worker *w, struct job *j);
 
 /* The submitter needs no more answers: cancel the context and abort the rest. */
 void fo__decide(struct fo_worker *w, struct job *j);

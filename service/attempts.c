@@ -172,8 +172,9 @@ static enum fo_outcome attempt_start(struct fo_worker *w, struct job *j, struct 
     return FO_OK;
 }
 
-/* The call's result is final: send it on. */
-static void run_end(struct fo_worker *w, struct job *j, struct run *r)
+/* The call's result is final: send it on. Returns false when that completed the job (calls
+ * its end released may have ended too): the job must not be touched again. */
+static bool run_end(struct fo_worker *w, struct job *j, struct run *r)
 {
     struct fo_call *call = r->call;
     fo_timerheap_remove(&w->timers, &r->timer);
@@ -184,7 +185,7 @@ static void run_end(struct fo_worker *w, struct job *j, struct run *r)
     r->ended = true;
     call->ms = (double)(fo_clock_us() - r->start_us) / 1000.0;
     fo_resil_call_end(call);
-    fo__call_end(w, j, call);
+    return fo__call_end(w, j, call);
 }
 
 /* End a run with 'outcome' and no answer (it could not start, or was aborted). */
@@ -199,7 +200,7 @@ void fo__run_fail(struct fo_worker *w, struct job *j, struct run *r, enum fo_out
     call->status = 0;
     call->no_fds = false;
     call->tries.winner = 0;
-    run_end(w, j, r);
+    (void)run_end(w, j, r);
 }
 
 /* Abort the other attempts of 'r' (the first successful answer won). */
@@ -219,10 +220,10 @@ static void run_abort_others(struct fo_worker *w, struct job *j, struct run *r)
     }
 }
 
-/* After an event ended a run's call: fail fast if that decided the job. */
-static void run_after_end(struct fo_worker *w, struct job *j, bool more)
+/* After an event ended a run's call: fail fast if that decided the job (still running). */
+static void run_after_end(struct fo_worker *w, struct job *j, bool alive)
 {
-    if (more && j->decided)
+    if (alive && j->decided)
         fo__decide(w, j);
 }
 
@@ -253,7 +254,6 @@ void fo__run_xfer_done(struct fo_worker *w, struct job *j, struct fo_xfer *x, CU
     xfer_unlink(j, x);
     r->live--;
     fo__xfer_put(w, x);
-    bool more = j->pending > 1;
 
     bool success = call->outcome == FO_OK && call->status >= 200 && call->status <= 299;
     int verdict = fo_resil_verdict(call->outcome, call->status, own_timeout);
@@ -283,8 +283,7 @@ void fo__run_xfer_done(struct fo_worker *w, struct job *j, struct fo_xfer *x, CU
         call->tries.winner = attempt;
         call->tries.probe = probe;
         call->tries.own_timeout = own_timeout;
-        run_end(w, j, r);
-        run_after_end(w, j, more);
+        run_after_end(w, j, run_end(w, j, r));
         return;
     }
     /* Retry: this attempt is not the result. */
@@ -314,11 +313,8 @@ void fo__run_timer(struct fo_worker *w, struct fo_timer *t)
     if (r->backoff) {
         r->backoff = false;
         r->slot_held = false; /* Moves to the attempt (or is given back). */
-        bool more = j->pending > 1;
-        if (attempt_start(w, j, r, FO__TRY_RETRY, true) != FO_OK) {
-            run_end(w, j, r); /* The last attempt's result stands. */
-            run_after_end(w, j, more);
-        }
+        if (attempt_start(w, j, r, FO__TRY_RETRY, true) != FO_OK)
+            run_after_end(w, j, run_end(w, j, r)); /* The last attempt's result stands. */
         return;
     }
     if (!r->hedge_armed)

@@ -1,17 +1,10 @@
-/* batch.c -- the ad-hoc batch: parse and police a POST /aggregate body. See batch.h.
+/* batch.c -- the ad-hoc batch: parse a POST /aggregate body. See batch.h.
  *
  * The body is validated once (json.h) and then read through raw spans, never
  * through a tree, so a request's "body" is copied out as the exact bytes the
  * client sent. Everything is checked before anything is returned: a batch is
- * accepted whole or refused whole.
- *
- * URL policy. The allow list holds "host:port" strings that are compared byte
- * for byte with the URL's authority, so no spelling of an address other than
- * the listed one passes (no DNS, no IP normalisation). Because the URL is
- * later handed to libcurl, which has its own parser and does normalise
- * ("127.1" is 127.0.0.1 to curl), the URL is also parsed with curl's URL API
- * and refused unless curl sees the same scheme, host and port: a parser
- * differential cannot smuggle a different target past the comparison. */
+ * accepted whole or refused whole. Each URL is policed by batch_url.c; the
+ * requests that depend on others are compiled and checked by batch_deps.c. */
 #include "batch.h"
 
 #include <errno.h>
@@ -20,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <curl/curl.h>
 
 #include "json.h"
 #include "token.h"
@@ -41,21 +32,6 @@ static int refuse(struct fo_batch_error *err, int status, const char *code, cons
     return -EINVAL;
 }
 
-static int say(char *msg, size_t msglen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Write a reason into msg (when given) and return rc. */
-static int say(char *msg, size_t msglen, int rc, const char *fmt, ...)
-{
-    if (msg && msglen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msglen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* The decoded text of a raw string literal, quoted for a message. */
 static const char *quote_key(char *dst, size_t dstlen, struct fo_json_span k)
 {
@@ -68,138 +44,6 @@ static const char *quote_key(char *dst, size_t dstlen, struct fo_json_span k)
         r = fo_quote_bytes(dst, dstlen, k.p + 1, k.len >= 2 ? k.len - 2 : 0);
     fo_buf_free(&b);
     return r;
-}
-
-/* ---- URL policy --------------------------------------------------------- */
-
-/* Compare what libcurl reads from 'url' with our own reading. Returns 0 when
- * it agrees, -EINVAL otherwise. */
-static int curl_agrees(const char *url, const char *scheme, const char *host, size_t hostlen,
-                       const char *port, char *msg, size_t msglen)
-{
-    char *cscheme = NULL;
-    char *chost = NULL;
-    char *cport = NULL;
-    int rc = -EINVAL;
-    CURLU *u = curl_url();
-    if (!u)
-        return say(msg, msglen, -ENOMEM, "out of memory");
-    CURLUcode cu = curl_url_set(u, CURLUPART_URL, url, CURLU_DISALLOW_USER);
-    if (cu != CURLUE_OK) {
-        say(msg, msglen, -EINVAL, "malformed URL (%s)", curl_url_strerror(cu));
-        goto out;
-    }
-    if (curl_url_get(u, CURLUPART_SCHEME, &cscheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &chost, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &cport, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        say(msg, msglen, -EINVAL, "malformed URL");
-        goto out;
-    }
-    if (strcmp(cscheme, scheme) != 0 || strlen(chost) != hostlen ||
-        memcmp(chost, host, hostlen) != 0 || strcmp(cport, port) != 0) {
-        char q[96];
-        say(msg, msglen, -EINVAL, "ambiguous URL: libcurl reads the host as \"%s:%s\"",
-            fo_quote_bytes(q, sizeof q, chost, strlen(chost)), cport);
-        goto out;
-    }
-    rc = 0;
-out:
-    curl_free(cscheme);
-    curl_free(chost);
-    curl_free(cport);
-    curl_url_cleanup(u);
-    return rc;
-}
-
-static int check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
-                     size_t msglen, size_t *index)
-{
-    char q[96];
-    for (const char *c = url; *c; c++) {
-        unsigned char b = (unsigned char)*c;
-        if (b <= 0x20 || b == 0x7f)
-            return say(msg, msglen, -EINVAL, "URL contains a space or control character");
-    }
-
-    const char *scheme;
-    const char *auth;
-    if (strncasecmp(url, "http://", 7) == 0) {
-        scheme = "http";
-        auth = url + 7;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
-        scheme = "https";
-        auth = url + 8;
-    } else {
-        return say(msg, msglen, -EINVAL, "URL must start with http:// or https://");
-    }
-
-    size_t alen = strcspn(auth, "/?#");
-    if (alen == 0)
-        return say(msg, msglen, -EINVAL, "URL has no host");
-    for (size_t i = 0; i < alen; i++) {
-        unsigned char b = (unsigned char)auth[i];
-        if (b == '@')
-            return say(msg, msglen, -EINVAL, "user information (\"@\") is not allowed in URLs");
-        if (b == '\\' || b == '%' || b >= 0x80)
-            return say(msg, msglen, -EINVAL, "host \"%s\" contains a forbidden character",
-                       fo_quote_bytes(q, sizeof q, auth, alen));
-    }
-
-    /* Split the authority into host and optional port. */
-    const char *colon;
-    if (auth[0] == '[') {
-        const char *close = memchr(auth, ']', alen);
-        if (!close || close == auth + 1)
-            return say(msg, msglen, -EINVAL, "malformed IPv6 host");
-        colon = close + 1 < auth + alen ? close + 1 : NULL;
-        if (colon && *colon != ':')
-            return say(msg, msglen, -EINVAL, "malformed IPv6 host");
-    } else {
-        colon = memchr(auth, ':', alen);
-        if (colon && memchr(colon + 1, ':', (size_t)(auth + alen - colon - 1)))
-            return say(msg, msglen, -EINVAL, "malformed host \"%s\"",
-                       fo_quote_bytes(q, sizeof q, auth, alen));
-        if (colon == auth || memchr(auth, ']', alen))
-            return say(msg, msglen, -EINVAL, "malformed host \"%s\"",
-                       fo_quote_bytes(q, sizeof q, auth, alen));
-    }
-    size_t hostlen = colon ? (size_t)(colon - auth) : alen;
-    char port[8];
-    if (colon) {
-        size_t plen = (size_t)(auth + alen - colon - 1);
-        if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") < plen)
-            return say(msg, msglen, -EINVAL, "malformed port in \"%s\"",
-                       fo_quote_bytes(q, sizeof q, auth, alen));
-        memcpy(port, colon + 1, plen);
-        port[plen] = '\0';
-    } else {
-        strcpy(port, scheme[4] == 's' ? "443" : "80");
-    }
-
-    /* The authority with its port made explicit, as the allow list spells it. */
-    char hostport[300];
-    if (hostlen + 1 + strlen(port) >= sizeof hostport)
-        return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
-                   fo_quote_bytes(q, sizeof q, auth, alen));
-    memcpy(hostport, auth, hostlen);
-    hostport[hostlen] = ':';
-    strcpy(hostport + hostlen + 1, port);
-
-    size_t i = 0;
-    while (i < conf->nallow && strcmp(conf->allow_hosts[i], hostport) != 0)
-        i++;
-    if (i == conf->nallow)
-        return say(msg, msglen, -EACCES, "host \"%s\" is not allowed",
-                   fo_quote_bytes(q, sizeof q, hostport, strlen(hostport)));
-    if (index)
-        *index = i;
-    return curl_agrees(url, scheme, auth, hostlen, port, msg, msglen);
-}
-
-int fo_batch_check_url(const char *url, const struct fo_aggregate_conf *conf, char *msg,
-                       size_t msglen)
-{
-    return check_url(url, conf, msg, msglen, NULL);
 }
 
 /* ---- Parsing ------------------------------------------------------------ */
@@ -523,7 +367,7 @@ static int parse_request(struct bctx *c, struct fo_json_span v, struct fo_batch_
         return refuse(c->err, 400, "invalid_batch", "request \"%s\": missing \"url\"", c->qname);
     /* A URL with placeholders is checked once its values are known (batch_deps.c). */
     if (!(r->dep.n && strchr(r->url, '{'))) {
-        rc = check_url(r->url, c->conf, msg, sizeof msg, &r->allow_index);
+        rc = fo_batch_check_url(r->url, c->conf, msg, sizeof msg, &r->allow_index);
         if (rc == -ENOMEM)
             return rc;
         if (rc < 0)

@@ -60,8 +60,7 @@ static int check_shape(const struct fo_batch *b, const char *url, size_t *index,
             p = close;
     }
     if (rc == 0)
-        rc = fo_batch_check_url(t.data, b->conf, msg, msglen);
-    (void)index;
+        rc = fo_batch_check_url(t.data, b->conf, msg, msglen, index);
     fo_buf_free(&t);
     return rc;
 }
@@ -200,7 +199,7 @@ int fo_batch_build(const struct fo_batch *b, size_t i, struct fo_call *call,
         char msg[200];
         rc = v->p ? fo_buf_append(&out, v->p, v->len) : -ENOENT;
         if (rc == 0 && (memchr(out.data, '\0', out.len) ||
-                        fo_batch_check_url(out.data, b->conf, msg, sizeof msg) < 0))
+                        fo_batch_check_url(out.data, b->conf, msg, sizeof msg, NULL) < 0))
             rc = -EACCES; /* Not a URL the batch may call: no connection is made. */
     } else if (r->utmpl) {
         rc = fo_tmpl_expand(r->utmpl, vals, &out, &slot);

@@ -210,11 +210,6 @@ static bool job_release(struct fo_worker *w, struct job *j)
     return false;
 }
 
-static void run_queue(struct fo_worker *w, struct job *j);
-static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call);
-static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
-                      enum fo_outcome outcome, double ms);
-
 /* Hand an ended call to the fan-in channel, let the submitter judge it
  * ('ended' may decide the fan-out), and release its count. */
 bool fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
@@ -225,70 +220,13 @@ bool fo__call_end(struct fo_worker *w, struct job *j, struct fo_call *call)
     if (j->f->ended(j->f))
         j->decided = true;
     atomic_fetch_add_explicit(&w->n_calls, 1, memory_order_relaxed);
-    run_queue(w, j);
+    fo__run_queue(w, j);
     return job_release(w, j);
 }
 
-/* ---- calls the submitter starts or ends from 'ended' (dependent calls) ---- */
-
-static void enqueue(struct fo_fanout *f, struct fo_call *c, bool start)
-{
-    struct job *j = f->job;
-    if (j->nq == j->q_cap) {
-        j->q_cap = j->q_cap ? 2 * j->q_cap : 8;
-        j->q = fo_xrealloc(j->q, j->q_cap * sizeof *j->q);
-    }
-    j->q[j->nq++] = (struct fo__qent){.call = c, .start = start};
-    bool own = c >= f->calls && c < f->calls + f->ncalls;
-    if (!own)
-        j->pending++; /* An extra call: one more to end. */
-}
-
-void fo_fanout_start(struct fo_fanout *f, struct fo_call *c)
-{
-    enqueue(f, c, true);
-}
-
-void fo_fanout_finish(struct fo_fanout *f, struct fo_call *c)
-{
-    enqueue(f, c, false);
-}
-
-/* Carry out what 'ended' queued, in order, once it has returned; what a call ended here
- * queues is carried out by the same loop. After the fan-out is decided or its context is
- * done a start ends the call at once instead (the context's outcome, or cancelled). The job
- * stays alive throughout: the call whose end ran 'ended' still holds its count. */
-static void run_queue(struct fo_worker *w, struct job *j)
-{
-    if (j->in_queue)
-        return;
-    j->in_queue = true;
-    for (size_t k = 0; k < j->nq; k++) {
-        struct fo__qent e = j->q[k];
-        if (e.call->held) {
-            e.call->held = false;
-            j->nheld--;
-        }
-        if (!e.start) {
-            fo__call_end(w, j, e.call);
-            continue;
-        }
-        int err = fo_ctx_err(j->f->ctx);
-        if (j->decided || err < 0) {
-            e.call->resp = NULL;
-            e.call->resp_len = 0;
-            call_fail(w, j, e.call, err < 0 ? fo__ctx_outcome(err) : FO_ERR_CANCELLED, 0);
-            continue;
-        }
-        call_begin(w, j, e.call);
-    }
-    j->nq = 0;
-    j->in_queue = false;
-}
-
 /* End a call that never started or was aborted, without a response. */
-static void call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
-                      enum fo_outcome outcome, double ms)
+void fo__call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
+                   enum fo_outcome outcome, double ms)
 {
     call->outcome = outcome;
     call->status = 0;
@@ -369,7 +307,7 @@ static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcom
             continue;
         }
         fo__xfer_put(w, x);
-        call_fail(w, j, call, outcome, ms);
+        fo__call_fail(w, j, call, outcome, ms);
     }
     for (size_t i = 0; i < n; i++) {
         if (runs[i].active && !runs[i].ended)
@@ -381,7 +319,7 @@ static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcom
         struct fo_call *call = &j->f->calls[i];
         if (call->held) {
             j->nheld--;
-            call_fail(w, j, call, outcome, 0);
+            fo__call_fail(w, j, call, outcome, 0);
         }
     }
 }
@@ -412,7 +350,7 @@ static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, 
 
 /* Start one call of 'j': a transfer, a run of attempts (it has a policy), or its end at once
  * (refused, the context done, no time left). */
-static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call)
+void fo__call_begin(struct fo_worker *w, struct job *j, struct fo_call *call)
 {
     struct fo_fanout *f = j->f;
     call->resp = NULL;
@@ -421,7 +359,7 @@ static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call)
     call->json.len = 0;
     call->start_us = fo_clock_us();
     if (call->refused) { /* Nothing can be sent for it (plan.h). */
-        call_fail(w, j, call, FO_ERR_SHAPE, 0);
+        fo__call_fail(w, j, call, FO_ERR_SHAPE, 0);
         return;
     }
     bool own = call >= f->calls && call < f->calls + f->ncalls;
@@ -431,7 +369,7 @@ static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call)
     }
     int err = fo_ctx_err(f->ctx);
     if (err < 0) {
-        call_fail(w, j, call, fo__ctx_outcome(err), 0);
+        fo__call_fail(w, j, call, fo__ctx_outcome(err), 0);
         return;
     }
     int64_t budget = fo_ctx_remaining_ms(f->ctx, call->start_us / 1000);
@@ -440,11 +378,11 @@ static void call_begin(struct fo_worker *w, struct job *j, struct fo_call *call)
     if (budget > FO_MAX_TIMEOUT_MS)
         budget = FO_MAX_TIMEOUT_MS;
     if (budget <= 0) {
-        call_fail(w, j, call, FO_ERR_TIMEOUT, 0);
+        fo__call_fail(w, j, call, FO_ERR_TIMEOUT, 0);
         return;
     }
     if (xfer_start(w, j, call, budget) < 0)
-        call_fail(w, j, call, FO_ERR_CONNECT, 0);
+        fo__call_fail(w, j, call, FO_ERR_CONNECT, 0);
 }
 
 /* Take one fan-out from the inbox and start all its calls. */
@@ -483,7 +421,7 @@ static void job_start(struct fo_worker *w, struct fo_fanout *f)
         j->nheld += f->calls[i].held;
     for (size_t i = 0; i < f->ncalls; i++) {
         if (!f->calls[i].held)
-            call_begin(w, j, &f->calls[i]);
+            fo__call_begin(w, j, &f->calls[i]);
     }
     /* A call that could not start may have decided it already. Then release
      * the extra count; this ends the job if every call already ended. */

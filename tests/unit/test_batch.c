@@ -47,7 +47,7 @@ static void test_check_url_allowed(void **state)
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         char msg[200] = "";
-        int rc = fo_batch_check_url(ok[i], &conf, msg, sizeof msg);
+        int rc = fo_batch_check_url(ok[i], &conf, msg, sizeof msg, NULL);
         if (rc != 0)
             print_error("%s: %s\n", ok[i], msg);
         assert_int_equal(rc, 0);
@@ -142,7 +142,7 @@ static void test_check_url_refused(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char msg[200] = "";
-        int rc = fo_batch_check_url(bad[i].url, &conf, msg, sizeof msg);
+        int rc = fo_batch_check_url(bad[i].url, &conf, msg, sizeof msg, NULL);
         if (rc != bad[i].rc || strcmp(msg, bad[i].msg) != 0)
             print_error("%s: %d %s\n", bad[i].url, rc, msg);
         assert_int_equal(rc, bad[i].rc);
@@ -152,7 +152,7 @@ static void test_check_url_refused(void **state)
     struct fo_aggregate_conf none = conf;
     none.nallow = 0;
     none.allow_hosts = NULL;
-    assert_int_equal(fo_batch_check_url("http://127.0.0.1:9001/", &none, NULL, 0), -EACCES);
+    assert_int_equal(fo_batch_check_url("http://127.0.0.1:9001/", &none, NULL, 0, NULL), -EACCES);
 }
 
 /* An allow list that itself names a spelling libcurl normalises: the entry
@@ -167,15 +167,15 @@ static void test_check_url_parser_differential(void **state)
     c.allow_hosts = odd;
     c.nallow = sizeof odd / sizeof *odd;
     char msg[200];
-    assert_int_equal(fo_batch_check_url("http://127.1:9001/", &c, msg, sizeof msg), -EINVAL);
+    assert_int_equal(fo_batch_check_url("http://127.1:9001/", &c, msg, sizeof msg, NULL), -EINVAL);
     assert_string_equal(msg, "ambiguous URL: libcurl reads the host as \"127.0.0.1:9001\"");
-    assert_int_equal(fo_batch_check_url("http://0x7f.0.0.1/", &c, msg, sizeof msg), -EINVAL);
+    assert_int_equal(fo_batch_check_url("http://0x7f.0.0.1/", &c, msg, sizeof msg, NULL), -EINVAL);
     assert_string_equal(msg, "ambiguous URL: libcurl reads the host as \"127.0.0.1:80\"");
     /* Whatever curl does with this one, it is either the same text or refused. */
-    int rc = fo_batch_check_url("http://[0:0::1]:9003/", &c, msg, sizeof msg);
+    int rc = fo_batch_check_url("http://[0:0::1]:9003/", &c, msg, sizeof msg, NULL);
     assert_true(rc == 0 || rc == -EINVAL);
     /* Case is kept by curl: agreement. */
-    assert_int_equal(fo_batch_check_url("http://LOCALHOST:9002/", &c, msg, sizeof msg), 0);
+    assert_int_equal(fo_batch_check_url("http://LOCALHOST:9002/", &c, msg, sizeof msg, NULL), 0);
 }
 
 static struct fo_batch *parse_ok(const char *body)

@@ -94,9 +94,12 @@ def fanout_config(_backend):
 
     a, b, c = mk("A", ok_body("A")), mk("B", ok_body("B")), mk("C", ok_body("C"))
     b2, c2 = mk("B2", ok_body("B2")), mk("C2", ok_body("C2"))
-    flaky = mk("flaky", by_tag(lambda h, k: (503, {"e": k}) if k == 1 else
-                               (200, {"attempt": h.header("x-fanout-attempt"),
-                                      "timeout": h.header("x-timeout-ms")})))
+    def first_503(h, k):
+        if k == 1:  # Answered 5 ms later, so the retry's time left is visibly smaller.
+            time.sleep(0.005)
+            return 503, {"e": k}
+        return 200, {"attempt": h.header("x-fanout-attempt"), "timeout": h.header("x-timeout-ms")}
+    flaky = mk("flaky", by_tag(first_503))
     post = mk("post", lambda h: (503, {"e": 1}))
     post_i = mk("post_i", lambda h: (503, {"e": 1}))
     slow503 = mk("slow503", budget_503)

@@ -68,6 +68,7 @@ STOP_WAIT_S = 5.0
 # Targets from issue 3.
 T_E = 0.75           # throughput E
 T_SHAPE = 0.85       # shaping E / throughput E
+T_DEPENDS = 0.90     # dependent (a -> [b, c]) E / throughput E
 T_ANON_MB = 8.0      # throughput RssAnon peak
 T_HWM_MB = 20.0      # throughput VmHWM
 T_LAT_MS = 1.0       # latency p99 over the reference p99
@@ -345,14 +346,18 @@ http_get.last_headers = {}
 
 
 def fanout_config(nginx, backends, endpoint_timeout=1000, global_timeout=1000, shape=None,
-                  backend_extra=None):
+                  backend_extra=None, graph=False):
     """A config with GET /api/d/{id} over 'backends' (list of nginx paths) and the ad-hoc batch
     allowed to call nginx; 'shape' (shaping keys) and 'backend_extra' (e.g. a hedge) go into every
-    backend. BENCH_FANOUT_EXTRA is merged in last."""
+    backend. With 'graph' every backend after the first depends on the first and takes its "id"
+    in its query (a -> [b, c]). BENCH_FANOUT_EXTRA is merged in last."""
     bes = []
     for i, path in enumerate(backends):
         sep = "&" if "?" in path else "?"
         bes.append({"name": "b%02d" % i, "url": nginx.url(path) + sep + "id={id}"})
+        if graph and i > 0:
+            bes[-1]["url"] += "&parent={b00.id}"
+            bes[-1]["depends_on"] = ["b00"]
         bes[-1].update(shape or {})
         bes[-1].update(backend_extra or {})
     cfg = {"listen": "%s:0" % HOST, "timeout_ms": global_timeout,
@@ -583,6 +588,8 @@ def scenarios(long_s, short_s):
          "backends": WRAPPED3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "shape": SHAPE},
         {"key": "shaping_items", "label": "shaping: the same over every item (*)",
          "backends": WRAPPED3, "t": 2, "c": 64, "d": short_s, "e_n": 3, "shape": SHAPE_ITEMS},
+        {"key": "depends", "label": "dependent calls: a -> [b, c], 3 static",
+         "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "graph": True},
         {"key": "throughput_jwt", "label": "throughput: 3 static, JWT RS256 verified",
          "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "jwt": True},
         {"key": "throughput_tls", "label": "throughput over TLS: client -> fanout HTTPS",
@@ -689,7 +696,8 @@ def tls_files(tmp):
 
 def run_fanout_scenario(sc, nginx, tmp, rnd):
     cfg = fanout_config(nginx, sc["backends"], sc.get("endpoint_timeout", 1000),
-                        shape=sc.get("shape"), backend_extra=sc.get("backend_extra"))
+                        shape=sc.get("shape"), backend_extra=sc.get("backend_extra"),
+                        graph=sc.get("graph", False))
     headers = None
     if sc.get("jwt"):
         cfg["endpoints"][0]["auth"], headers = jwt_auth(tmp)
@@ -1022,6 +1030,13 @@ def evaluate(rows_by_run, keys):
         add("shaping E >= 85% of throughput E", "shaping", ratio,
             ratio is not None and ratio >= T_SHAPE, "%.0f%% (%s / %s)" % (
                 100 * ratio, fmt(se, "%.2f"), fmt(e, "%.2f")) if ratio else "")
+
+        dp = rows.get("depends") if good(rows.get("depends")) else {}
+        de = dp.get("E")
+        ratio = de / e if de is not None and e else None
+        add("dependent E within %.0f%% of throughput E" % (100 * (1 - T_DEPENDS)), "depends",
+            ratio, ratio is not None and ratio >= T_DEPENDS, "%.0f%% (%s / %s)" % (
+                100 * ratio, fmt(de, "%.2f"), fmt(e, "%.2f")) if ratio else "")
 
         lat = rows.get("latency")
         if good(lat) and good(lref):

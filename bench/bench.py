@@ -529,6 +529,10 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx, headers=N
            "p90_ms": w["p90_us"] / 1000.0, "p999_ms": w["p999_us"] / 1000.0,
            "max_ms": w["lat_max_us"] / 1000.0, "errors": w["errors"], "wrk": w,
            "threads": threads, "conns": conns, "secs": secs}
+    if w.get("req_n"):  # tail.lua: latency per request as the client saw it (common.lua)
+        row["wrk_p50_ms"], row["wrk_p99_ms"] = row["p50_ms"], row["p99_ms"]
+        row["p50_ms"], row["p99_ms"] = w["req_p50_us"] / 1000.0, w["req_p99_us"] / 1000.0
+        row["p999_ms"] = w["req_p999_us"] / 1000.0
     nreq = int(w["requests"])
     if f0 is not None and f1 is not None:
         du, ds = f1[0] - f0[0], f1[1] - f0[1]
@@ -624,13 +628,18 @@ def scenarios(long_s, short_s):
               "t": 2, "c": 64, "d": short_s, "e_n": 3, "script": "aggregate.lua",
               "batch": True})
     # The slow tail (issue 12): one of three backends waits 200 ms on 2% of requests; p99 with
-    # hedging (after: p95) against the same setup without the tail, and the extra calls.
-    for key, label, paths, extra in (
-            ("tail_base", "slow tail: baseline, no tail", STATIC3, None),
-            ("tail_off", "slow tail: 2% at 200 ms, no hedge", TAIL3, None),
-            ("tail_on", "slow tail: 2% at 200 ms, hedge p95", TAIL3, {"hedge": {"after": "p95"}})):
+    # hedging (after: p95) against the same setup without the tail, and the extra calls. Judged
+    # at -c16; the -c8 pair is shown because there the backends' p95 (about 0.5 ms on loopback)
+    # is under the hedge delay's 1 ms floor, so its p99 is mostly that constant (README).
+    hedge = {"hedge": {"after": "p95"}}
+    for key, label, paths, extra, c in (
+            ("tail_base", "slow tail: baseline, no tail", STATIC3, None, 16),
+            ("tail_off", "slow tail: 2% at 200 ms, no hedge", TAIL3, None, 16),
+            ("tail_on", "slow tail: 2% at 200 ms, hedge p95", TAIL3, hedge, 16),
+            ("tail8_base", "slow tail -c8: baseline, no tail", STATIC3, None, 8),
+            ("tail8_on", "slow tail -c8: 2% at 200 ms, hedge p95", TAIL3, hedge, 8)):
         s.append({"key": key, "label": label, "backends": paths, "backend_extra": extra,
-                  "t": 1, "c": 8, "d": long_s})
+                  "t": 1, "c": c, "d": long_s, "script": "tail.lua"})
     return s
 
 
@@ -784,7 +793,7 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
         elif problem:
             notes.append(problem)
             row["crash"] = problem
-        if sc["key"].startswith("tail_"):
+        if sc["key"].startswith("tail"):
             tail_log_notes(fo, row, notes)
         ev = fo.events()
         if ev:
@@ -817,6 +826,10 @@ def tail_log_notes(fo, row, notes):
     row["log_p99_ms"] = ms[int(len(ms) * 0.99)]
     row["log_p999_ms"] = ms[int(len(ms) * 0.999)]
     row["hedged_calls"] = hedged
+    if row.get("wrk_p99_ms") is not None:
+        notes.append("p50/p99 per request as the client saw it (tail.lua); wrk's own, corrected "
+                     "for coordinated omission: p50 %.2f ms, p99 %.2f ms"
+                     % (row["wrk_p50_ms"], row["wrk_p99_ms"]))
     notes.append("access log: p99 %.2f ms, p99.9 %.2f ms, %.2f%% over 50 ms; %d of %d calls "
                  "hedged" % (row["log_p99_ms"], row["log_p999_ms"],
                              100.0 * sum(1 for m in ms if m > 50) / len(ms), hedged, calls))
@@ -1082,6 +1095,10 @@ def evaluate(rows_by_run, keys):
                 extra <= T_TAIL_EXTRA, "%.1f%%" % (100 * extra))
         else:
             add("p99 <= %.1f x p99 without the tail" % T_TAIL_P99, "tail_on", None, False, "")
+        b8, on8 = rows.get("tail8_base"), rows.get("tail8_on")
+        if good(b8) and good(on8) and b8.get("p99_ms"):
+            on8.setdefault("marks", []).append("p99 %.2f x the -c8 baseline (shown, not judged)"
+                                               % (on8["p99_ms"] / b8["p99_ms"]))
     return targets
 
 

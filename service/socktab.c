@@ -93,7 +93,7 @@ int fo_socktab_add(struct fo_socktab *t, int fd, const struct sockaddr *peer, so
 {
     if (fd < 0)
         return 0;
-    struct ent e = {.state = ENT_UNBOUND, .next = t->unbound};
+    struct ent e = {.state = ENT_UNBOUND};
     if (!split(peer, len, &e.family, e.raddr, &e.rport))
         return 0;
     if ((size_t)fd >= t->nents) {
@@ -107,7 +107,12 @@ int fo_socktab_add(struct fo_socktab *t, int fd, const struct sockaddr *peer, so
         t->ents = ents;
         t->nents = n;
     }
-    fo_socktab_remove(t, fd); /* A number curl closed behind our back. */
+    /* A number curl closed behind our back (a connection it closes after its
+     * transfer was removed from the multi does not always go through the close
+     * callback): unlink the old entry before the list head is read, or an fd
+     * at the head of 'unbound' would point at itself. */
+    fo_socktab_remove(t, fd);
+    e.next = t->unbound;
     t->ents[fd] = e;
     t->unbound = fd;
     return 0;

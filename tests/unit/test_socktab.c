@@ -85,6 +85,39 @@ static void test_find_by_four_tuple(void **state)
     fo_socktab_destroy(NULL);
 }
 
+/* An fd re-added while it is the newest unbound entry (curl closed it unseen
+ * before it connected, and the number came back): one entry, no loop. */
+static void test_readded_unbound_head(void **state)
+{
+    (void)state;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(l, 8), 0);
+    socklen_t sl = sizeof sa;
+    assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
+    int rport = ntohs(sa.sin_port);
+    struct fo_socktab *t;
+    assert_int_equal(fo_socktab_create(&t), 0);
+    int a = socket(AF_INET, SOCK_STREAM, 0), b = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(fo_socktab_add(t, a, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(fo_socktab_add(t, b, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(fo_socktab_add(t, b, (struct sockaddr *)&sa, sizeof sa), 0);
+    /* Neither connected: a lookup walks the unbound list to its end. */
+    assert_int_equal(fo_socktab_find(t, "127.0.0.1", rport, "127.0.0.1", 1), -1);
+    assert_int_equal(connect(b, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(connect(a, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(fo_socktab_find(t, "127.0.0.1", rport, "127.0.0.1", local_port(b)), b);
+    assert_int_equal(fo_socktab_find(t, "127.0.0.1", rport, "127.0.0.1", local_port(a)), a);
+    fo_socktab_remove(t, b);
+    assert_int_equal(fo_socktab_find(t, "127.0.0.1", rport, "127.0.0.1", local_port(b)), -1);
+    assert_int_equal(fo_socktab_find(t, "127.0.0.1", rport, "127.0.0.1", local_port(a)), a);
+    close(a);
+    close(b);
+    close(l);
+    fo_socktab_destroy(t);
+}
+
 static void test_other_families_are_ignored(void **state)
 {
     (void)state;
@@ -101,6 +134,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_by_four_tuple),
+        cmocka_unit_test(test_readded_unbound_head),
         cmocka_unit_test(test_other_families_are_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

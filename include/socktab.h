@@ -1,4 +1,5 @@
-/* socktab.h -- the TCP sockets one curl multi opened, found by address.
+/* socktab.h -- the TCP sockets one curl multi opened, found by address, and
+ * what the worker's epoll set holds for each.
  *
  * Curl 7.88 tells a pre-request callback the addresses and ports of the
  * connection it chose, not its socket (CURLINFO_ACTIVESOCKET names the
@@ -6,11 +7,15 @@
  * every curl socket itself (CURLOPT_OPENSOCKETFUNCTION), records it here, and
  * finds it again by its four-tuple. Local addresses are read lazily
  * (getsockname) the first time a lookup misses, once per socket.
+ * The worker keeps a kept-alive connection's socket in its epoll set between
+ * transfers (no EPOLL_CTL_DEL and ADD per transfer): the table records the
+ * events registered and whether curl still wants them.
  * Ownership: the table owns its memory, never the sockets.
  * Threads: none of it is thread-safe; one worker thread uses one table. */
 #ifndef FO_SOCKTAB_H
 #define FO_SOCKTAB_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct fo_socktab; /* Opaque. */
@@ -27,6 +32,19 @@ int fo_socktab_add(struct fo_socktab *t, int fd, const struct sockaddr *peer, so
 
 /* Forget 'fd' (before it is closed). Unknown fds are ignored. */
 void fo_socktab_remove(struct fo_socktab *t, int fd);
+
+/* The epoll events (EPOLLIN | EPOLLOUT bits) registered for 'fd', 0 for none,
+ * or -1 when 'fd' is not a recorded socket. A socket added, re-added or
+ * removed has none: closing it took it out of the set. */
+int fo_socktab_reg(const struct fo_socktab *t, int fd);
+
+/* True unless 'fd' is a recorded socket curl no longer watches (its
+ * registration is kept only for the next transfer on the connection). */
+bool fo_socktab_wanted(const struct fo_socktab *t, int fd);
+
+/* Record that 'fd' is registered for 'events' and whether curl wants them.
+ * Unknown fds are ignored. */
+void fo_socktab_set_reg(struct fo_socktab *t, int fd, unsigned events, bool wanted);
 
 /* The recorded socket connected from lip:lport to rip:rport (numeric
  * addresses as curl prints them), or -1 when there is none. */

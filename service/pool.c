@@ -87,11 +87,43 @@ const char *__tsan_default_suppressions(void)
 }
 #endif
 
+/* Set the epoll registration of 's' from 'reg' (0: none) to 'want'. */
+static void sock_register(struct fo_worker *w, curl_socket_t s, unsigned reg, unsigned want)
+{
+    struct epoll_event ev = {.events = want};
+    ev.data.u64 = ((uint64_t)(unsigned)s << 1) | SOCK_TAG;
+    if (epoll_ctl(w->epfd, reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0) {
+        if (errno == EEXIST)
+            epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev);
+        else if (errno == ENOENT)
+            epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev);
+    }
+}
+
+/* A socket this worker opened (it is in the socket table) stays in the epoll
+ * set when curl stops watching it: the next transfer on the kept-alive
+ * connection asks for the same events, and no epoll_ctl is made for either.
+ * An event on it while it is unwanted (the backend closed the idle
+ * connection, or sent something) takes it out then (drop_unwanted). */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 {
     struct fo_worker *w = arg;
     (void)easy;
-    /* When a transfer is removed while it connects, curl 7.88 closes the
+    int reg = fo_socktab_reg(w->socks, s);
+    if (reg >= 0) {
+        if (what == CURL_POLL_REMOVE) {
+            fo_socktab_set_reg(w->socks, s, (unsigned)reg, false);
+            return 0;
+        }
+        unsigned want = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                        ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+        fo_socktab_set_reg(w->socks, s, want, true);
+        if (want != (unsigned)reg)
+            sock_register(w, s, (unsigned)reg, want);
+        return 0;
+    }
+    /* Not in the table (closed already): the registration follows curl.
+     * When a transfer is removed while it connects, curl 7.88 closes the
      * socket first and reports CURL_POLL_REMOVE for it later, keeping the
      * marker. The late EPOLL_CTL_DEL cannot hit anything: the kernel dropped
      * the closed socket from the set, and only this thread adds to it. A new
@@ -104,22 +136,18 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
         }
         return 0;
     }
-    struct epoll_event ev = {.events = 0};
-    if (what & CURL_POLL_IN)
-        ev.events |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        ev.events |= EPOLLOUT;
-    ev.data.u64 = ((uint64_t)(unsigned)s << 1) | SOCK_TAG;
-    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (!sockp)
         curl_multi_assign(w->multi, s, &sock_known);
-    if (epoll_ctl(w->epfd, op, s, &ev) < 0) {
-        if (errno == EEXIST)
-            epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev);
-        else if (errno == ENOENT)
-            epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev);
-    }
+    sock_register(w, s, sockp ? 1u : 0u,
+                  ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
     return 0;
+}
+
+/* An event on a socket curl no longer watches: out of the set. */
+static void drop_unwanted(struct fo_worker *w, curl_socket_t s)
+{
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
+    fo_socktab_set_reg(w->socks, s, 0, false);
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *arg)
@@ -535,6 +563,11 @@ static void *worker_main(void *arg)
         for (int i = 0; i < n; i++) {
             uint32_t ev = events[i].events;
             if (events[i].data.u64 & SOCK_TAG) {
+                curl_socket_t s = (curl_socket_t)(events[i].data.u64 >> 1);
+                if (!fo_socktab_wanted(w->socks, s)) {
+                    drop_unwanted(w, s);
+                    continue;
+                }
                 int mask = 0;
                 if (ev & EPOLLIN)
                     mask |= CURL_CSELECT_IN;
@@ -542,8 +575,7 @@ static void *worker_main(void *arg)
                     mask |= CURL_CSELECT_OUT;
                 if (ev & (EPOLLERR | EPOLLHUP))
                     mask |= CURL_CSELECT_ERR;
-                curl_multi_socket_action(w->multi, (curl_socket_t)(events[i].data.u64 >> 1), mask,
-                                         &running);
+                curl_multi_socket_action(w->multi, s, mask, &running);
                 drain_done(w);
                 continue;
             }

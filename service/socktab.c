@@ -23,6 +23,8 @@ enum ent_state { ENT_FREE, ENT_UNBOUND, ENT_BOUND };
 struct ent {
     uint8_t state;     /* enum ent_state. */
     uint8_t family;    /* AF_INET or AF_INET6. */
+    uint8_t reg;       /* EPOLLIN | EPOLLOUT bits in the worker's epoll set. */
+    bool unwanted;     /* Registered, but curl no longer watches it. */
     uint16_t lport;    /* Host order; ENT_BOUND only. */
     uint16_t rport;    /* Host order. */
     uint8_t laddr[16]; /* ENT_BOUND only; 4 bytes for AF_INET. */
@@ -128,6 +130,34 @@ void fo_socktab_remove(struct fo_socktab *t, int fd)
     else if (e->state == ENT_BOUND)
         unlink_from(t, &t->heads[e->lport % NBUCKETS], fd);
     e->state = ENT_FREE;
+}
+
+static struct ent *known(const struct fo_socktab *t, int fd)
+{
+    if (fd < 0 || (size_t)fd >= t->nents || t->ents[fd].state == ENT_FREE)
+        return NULL;
+    return &t->ents[fd];
+}
+
+int fo_socktab_reg(const struct fo_socktab *t, int fd)
+{
+    const struct ent *e = known(t, fd);
+    return e ? e->reg : -1;
+}
+
+bool fo_socktab_wanted(const struct fo_socktab *t, int fd)
+{
+    const struct ent *e = known(t, fd);
+    return !e || !e->unwanted;
+}
+
+void fo_socktab_set_reg(struct fo_socktab *t, int fd, unsigned events, bool wanted)
+{
+    struct ent *e = known(t, fd);
+    if (e) {
+        e->reg = (uint8_t)events;
+        e->unwanted = !wanted;
+    }
 }
 
 /* Read the local address of every unbound socket that has one. */

@@ -104,6 +104,7 @@ struct fo_worker {
     bool pwait2;                   /* epoll_pwait2 is available (until ENOSYS says not). */
     atomic_bool stop;              /* Set by fo_pool_destroy. */
     atomic_bool sweep;             /* Set by fo_pool_sweep. */
+    atomic_bool wake_pending;      /* The wake fd was written and not drained yet. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
     atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
     atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */

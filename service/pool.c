@@ -505,6 +505,9 @@ static void drain_done(struct fo_worker *w)
 static void drain_inbox(struct fo_worker *w)
 {
     uint64_t v;
+    /* Cleared before the inbox is read: a job sent after this writes the
+     * wake fd again (wake), one sent before is found below. */
+    atomic_store(&w->wake_pending, false);
     while (read(w->wake.fd, &v, sizeof v) < 0 && errno == EINTR)
         ;
     void *item;
@@ -687,8 +690,12 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     return 0;
 }
 
+/* Wake 'w' (any thread). Wakeups coalesce: while one written is not drained
+ * yet, the worker will read its inbox and flags anyway, and no write is made. */
 static void wake(struct fo_worker *w)
 {
+    if (atomic_exchange(&w->wake_pending, true))
+        return;
     uint64_t one = 1;
     while (write(w->wake.fd, &one, sizeof one) < 0 && errno == EINTR)
         ;

@@ -505,11 +505,14 @@ static void drain_done(struct fo_worker *w)
 static void drain_inbox(struct fo_worker *w)
 {
     uint64_t v;
-    /* Cleared before the inbox is read: a job sent after this writes the
-     * wake fd again (wake), one sent before is found below. */
-    atomic_store(&w->wake_pending, false);
+    /* The wake fd is read first, then the flag cleared, then the inbox read:
+     * a job whose sender saw the flag still set is found below, and a sender
+     * after the clear writes the fd again. Cleared before the read, a write
+     * made in between would be consumed with the flag left set, and the next
+     * job would wait for a wakeup that never comes. */
     while (read(w->wake.fd, &v, sizeof v) < 0 && errno == EINTR)
         ;
+    atomic_store(&w->wake_pending, false);
     void *item;
     while (fo_chan_recv(w->inbox, &item, 0) == 0)
         job_start(w, item);

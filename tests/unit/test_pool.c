@@ -1434,6 +1434,9 @@ struct submitter {
     int bad;           /* Out: fan-outs that failed a check. */
     int first_problem; /* Out: line of the first failed check, 0 if none. */
     int eagain;        /* Out: submits refused with -EAGAIN (then retried). */
+    int fanouts;       /* Fan-outs to submit (0: FANOUTS_EACH). */
+    int calls;         /* Calls in each (0: CALLS_EACH). */
+    int window;        /* Fan-outs in flight at most (0: WINDOW). */
 };
 
 static int check_many(struct fan *fan, int id)
@@ -1483,15 +1486,17 @@ static void *submitter_main(void *arg)
     struct submitter *s = arg;
     struct fo_chan *report = NULL;
     int outstanding = 0;
-    if (fo_chan_create(&report, WINDOW) < 0)
+    int fanouts = s->fanouts ? s->fanouts : FANOUTS_EACH, calls = s->calls ? s->calls : CALLS_EACH;
+    int window = s->window ? s->window : WINDOW;
+    if (fo_chan_create(&report, (size_t)window) < 0)
         abort();
     pthread_barrier_wait(s->start);
-    for (int i = 0; i < FANOUTS_EACH; i++) {
+    for (int i = 0; i < fanouts; i++) {
         struct fan *fan = fan_make(report, NULL, fo_clock_ms() + WAIT_MS);
         if (!fan)
             abort();
         fan->f.request_id = "many";
-        for (int k = 0; k < CALLS_EACH; k++) {
+        for (int k = 0; k < calls; k++) {
             char path[64];
             snprintf(path, sizeof path, "/ok/t%d-f%d-c%d", s->id, i, k);
             fan_add_port(fan, s->port, path, 0, k == 0);
@@ -1509,7 +1514,7 @@ static void *submitter_main(void *arg)
                 sched_yield();
         }
         outstanding++;
-        if (outstanding == WINDOW)
+        if (outstanding == window)
             submitter_collect(s, report, &outstanding);
     }
     while (outstanding > 0)
@@ -1581,6 +1586,37 @@ static void test_many_submitters(void **state)
         fail_msg("%llu connections opened, cap %d", (unsigned long long)st.connections,
                  WORKERS * HOST_CAP);
     assert_int_equal(server_get(own, &own->connections), st.connections);
+    pool_end(pool);
+    server_free(own);
+}
+
+/* Wakeups coalesce (one wake fd write while none is pending): many threads
+ * submitting one small fan-out at a time, so that submits land while a
+ * worker drains its inbox. A wakeup lost there leaves a job in the inbox with
+ * the worker asleep: its fan-out never ends and the submitter reports it. */
+static void test_wakeups_never_lost(void **state)
+{
+    (void)state;
+    enum { THREADS = 6, EACH = 3000 };
+    struct tp *pool = pool_new_opts(2, 1 << 20, 64, 16);
+    struct submitter subs[THREADS];
+    pthread_barrier_t start;
+    struct server *own = server_new();
+    pthread_barrier_init(&start, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++) {
+        subs[i] = (struct submitter){.pool = pool, .start = &start, .port = own->port, .id = i,
+                                     .fanouts = EACH, .calls = 1, .window = 64};
+        assert_int_equal(pthread_create(&subs[i].thread, NULL, submitter_main, &subs[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(subs[i].thread, NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < THREADS; i++) {
+        if (subs[i].bad)
+            fail_msg("submitter %d: %d bad fan-outs, first failed check at line %d", i, subs[i].bad,
+                     subs[i].first_problem);
+        assert_int_equal(subs[i].completed, EACH);
+    }
     pool_end(pool);
     server_free(own);
 }
@@ -1798,6 +1834,7 @@ int main(void)
         cmocka_unit_test(test_stats_and_connection_reuse),
         cmocka_unit_test(test_full_inbox_is_eagain),
         cmocka_unit_test(test_many_submitters),
+        cmocka_unit_test(test_wakeups_never_lost),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

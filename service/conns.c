@@ -45,6 +45,7 @@ struct fo_conn_rec {
     int64_t drip_last;               /* ... the last of them at. */
     int64_t checked_ms;              /* Walker: last TCP_INFO look at an idle connection. */
     struct fo_ctx *watch_ctx;        /* Borrowed: the waiting request's, while watched; lock. */
+    bool in_set;                     /* fd is in the watch set (kept across requests); lock. */
     struct fo_conn_rec *prev, *next; /* The registry's list; its lock. */
 };
 
@@ -69,11 +70,14 @@ static bool is_reset(int fd)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
-/* The watching thread: an epoll set holding the sockets of requests that
- * wait on the pool, with no event bits (EPOLLHUP and EPOLLERR come anyway:
- * a reset, not a FIN). Its data is the fd, not the record, which may be
- * freed while an event for it is in flight; the record is looked up under
- * the lock, and a reused fd number is told apart by looking again. */
+/* The watching thread: an epoll set holding the sockets of connections
+ * that had a request wait on the pool, with no event bits (EPOLLHUP and
+ * EPOLLERR come anyway: a reset, not a FIN). A socket joins at its first
+ * watched request and stays until its connection closes or resets, so a
+ * kept-alive connection costs no epoll_ctl per request. Its data is the fd,
+ * not the record, which may be freed while an event for it is in flight; the
+ * record is looked up under the lock, and a reused fd number is told apart
+ * by looking again. */
 static void *watch_main(void *arg)
 {
     struct fo_conns *cs = arg;
@@ -91,13 +95,16 @@ static void *watch_main(void *arg)
                 return NULL;
             pthread_mutex_lock(&cs->lock);
             for (struct fo_conn_rec *cr = cs->head; cr; cr = cr->next) {
-                if (cr->fd != fd || !cr->watch_ctx)
+                if (cr->fd != fd || !cr->in_set)
                     continue;
                 if (is_reset(fd)) {
-                    fo_ctx_cancel(cr->watch_ctx, -ECONNABORTED);
                     epoll_ctl(cs->epfd, EPOLL_CTL_DEL, fd, NULL);
+                    cr->in_set = false;
+                    if (cr->watch_ctx) {
+                        fo_ctx_cancel(cr->watch_ctx, -ECONNABORTED);
+                        gone = true;
+                    }
                     cr->watch_ctx = NULL;
-                    gone = true;
                 }
                 break;
             }
@@ -114,7 +121,9 @@ void fo_conn_watch(struct fo_conns *cs, struct fo_conn_rec *cr, struct fo_ctx *c
         return;
     struct epoll_event ev = {.events = 0, .data.fd = cr->fd};
     pthread_mutex_lock(&cs->lock);
-    if (epoll_ctl(cs->epfd, EPOLL_CTL_ADD, cr->fd, &ev) == 0)
+    if (!cr->in_set && epoll_ctl(cs->epfd, EPOLL_CTL_ADD, cr->fd, &ev) == 0)
+        cr->in_set = true;
+    if (cr->in_set) /* A reset before this reports at once: the set is level-triggered. */
         cr->watch_ctx = ctx;
     pthread_mutex_unlock(&cs->lock);
 }
@@ -124,9 +133,7 @@ void fo_conn_unwatch(struct fo_conns *cs, struct fo_conn_rec *cr)
     if (!cr)
         return;
     pthread_mutex_lock(&cs->lock);
-    if (cr->watch_ctx)
-        epoll_ctl(cs->epfd, EPOLL_CTL_DEL, cr->fd, NULL);
-    cr->watch_ctx = NULL;
+    cr->watch_ctx = NULL; /* The socket stays in the set for the next request. */
     pthread_mutex_unlock(&cs->lock);
 }
 
@@ -209,7 +216,7 @@ void fo_conns_close(struct fo_conns *cs, struct fo_conn_rec *cr)
         return; /* Its count went back when its record could not be made. */
     atomic_fetch_sub_explicit(&cs->n, 1, memory_order_relaxed);
     pthread_mutex_lock(&cs->lock);
-    if (cr->watch_ctx)
+    if (cr->in_set) /* Before libmicrohttpd closes the fd. */
         epoll_ctl(cs->epfd, EPOLL_CTL_DEL, cr->fd, NULL);
     if (cr->prev)
         cr->prev->next = cr->next;

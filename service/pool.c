@@ -115,8 +115,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
             fo_socktab_set_reg(w->socks, s, (unsigned)reg, false);
             return 0;
         }
-        unsigned want = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-                        ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+        unsigned want =
+            ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
         fo_socktab_set_reg(w->socks, s, want, true);
         if (want != (unsigned)reg)
             sock_register(w, s, (unsigned)reg, want);
@@ -139,7 +139,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
     if (!sockp)
         curl_multi_assign(w->multi, s, &sock_known);
     sock_register(w, s, sockp ? 1u : 0u,
-                  ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
+                  ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                      ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
     return 0;
 }
 

@@ -235,6 +235,36 @@ def test_client_disconnect_aborts_backend_calls(fo, backend):
         (c.closed_at - closed) * 1000)
 
 
+def test_client_disconnect_on_a_kept_alive_connection(fo, backend):
+    """The connection's socket stays watched across requests: a reset during its third request
+    still aborts that request's calls, and an earlier request's end did not unwatch it."""
+    t = tag()
+    s = socket.create_connection(("127.0.0.1", fo.port), timeout=5)
+    f = s.makefile("rb")
+    for _ in range(2):
+        s.sendall(b"GET /api/fastone HTTP/1.1\r\nHost: x\r\n\r\n")
+        status = f.readline()
+        assert status.startswith(b"HTTP/1.1 200"), status
+        length = 0
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        f.read(length)
+    s.sendall(b"GET /api/disconnect/%s HTTP/1.1\r\nHost: x\r\n\r\n" % t.encode())
+    req = backend.wait_request(t, 2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    f.close()
+    s.close()
+    closed = time.monotonic()
+    c = backend.wait_closed(req.conn_id, 2.5)
+    assert c.closed_by == "peer", c
+    assert c.closed_at - closed < 1.5, "backend call closed %.0f ms after the client left" % (
+        (c.closed_at - closed) * 1000)
+
+
 def test_global_timeout_bounds_everything(spawn, backend):
     fo = spawn({"timeout_ms": 150, "endpoints": [
         ep("/a", [be("fast", backend.url("/json")), be("hang", backend.url("/hang"))]),

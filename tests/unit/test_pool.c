@@ -1604,8 +1604,13 @@ static void test_wakeups_never_lost(void **state)
     struct server *own = server_new();
     pthread_barrier_init(&start, NULL, THREADS);
     for (int i = 0; i < THREADS; i++) {
-        subs[i] = (struct submitter){.pool = pool, .start = &start, .port = own->port, .id = i,
-                                     .fanouts = EACH, .calls = 1, .window = 64};
+        subs[i] = (struct submitter){.pool = pool,
+                                     .start = &start,
+                                     .port = own->port,
+                                     .id = i,
+                                     .fanouts = EACH,
+                                     .calls = 1,
+                                     .window = 64};
         assert_int_equal(pthread_create(&subs[i].thread, NULL, submitter_main, &subs[i]), 0);
     }
     for (int i = 0; i < THREADS; i++)

@@ -9,7 +9,8 @@
  * to close, its next read fails and it drops the connection.
  * It also owns the front's half of cancellation: while a request waits on
  * the pool, its connection is watched (a thread of the registry's own, on
- * an epoll set) for a reset, which cancels the request's context and calls
+ * an epoll set the socket joins at its first watched request and leaves when
+ * the connection closes or resets) for a reset, which cancels the request's context and calls
  * 'on_gone' (the server sweeps the pool, whose workers abort the calls of
  * every cancelled context). A FIN alone is not a reset: a client may
  * half-close after its request and still read the answer.

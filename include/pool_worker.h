@@ -1,6 +1,7 @@
 /* pool_worker.h -- the worker pool's insides, shared by pool.c, pool_held.c and attempts.c only.
  *
  * pool.c runs the workers (epoll loop, curl multi, jobs, the deadline heap, fail fast);
+ * pool_sock.c keeps curl's sockets in the worker's epoll set and hands their events to curl;
  * pool_held.c the calls the submitter starts or ends itself (dependent calls);
  * attempts.c runs the calls that have a resilience policy as sequences of attempts (retries,
  * hedges, their timers). All work on the structures below, which belong to one worker
@@ -113,6 +114,19 @@ struct fo_worker {
 /* ---- pool.c, for attempts.c ---- */
 
 /* A transfer from the worker's free list (or a new one) / back to it. */
+/* pool_sock.c: curl's socket and timer callbacks (CURLMOPT_SOCKETFUNCTION with
+ * the worker as data, CURLMOPT_TIMERFUNCTION likewise). */
+int fo__on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp);
+int fo__on_timer(CURLM *multi, long timeout_ms, void *arg);
+
+/* True when an epoll event's data names a curl socket (else it is a pointer). */
+bool fo__sock_is(uint64_t data);
+
+/* A curl socket's epoll event: handed to curl (true; finished transfers are
+ * then waiting in curl's queue), or the socket taken out of the set because
+ * curl no longer watches it (false). */
+bool fo__sock_event(struct fo_worker *w, uint64_t data, uint32_t events);
+
 struct fo_xfer *fo__xfer_get(struct fo_worker *w);
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
 

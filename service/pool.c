@@ -15,9 +15,9 @@
  * fd itself tagged in the low bit. Curl sockets carry no pointer because
  * curl may close one while we are still walking a batch of events that
  * names it; a stale fd is harmless to curl_multi_socket_action, a stale
- * pointer is not. Jobs are never freed while the worker runs (they are
- * recycled). The pool watches no client: the HTTP front does (conns.h), and
- * cancels the request's context and sweeps the pool when its client is gone.
+ * pointer is not (pool_sock.c keeps this half of the set). Jobs are never freed while the worker
+ * runs (they are recycled). The pool watches no client: the HTTP front does (conns.h), and cancels
+ * the request's context and sweeps the pool when its client is gone.
  *
  * A job ends when its last transfer ends. Transfers end by curl (done,
  * failed, timed out: every transfer carries a curl timeout no later than the
@@ -57,12 +57,6 @@
 #include "timerheap.h"
 #include "transfer.h"
 
-/* epoll_data.u64 of a curl socket: (fd << 1) | SOCK_TAG. Pointers are even. */
-#define SOCK_TAG 1u
-
-/* curl_multi_assign marker: "this socket is in the epoll set already". */
-static char sock_known;
-
 struct fo_pool {
     struct fo_pool_opts opts;  /* Copied at create. */
     struct fo_worker *workers; /* opts.workers of them, from calloc(). */
@@ -70,94 +64,6 @@ struct fo_pool {
     atomic_uint next;          /* Round-robin cursor. */
     atomic_bool closed;        /* No more submits. */
 };
-
-/* ---- curl callbacks (worker thread) ---- */
-
-#ifdef __SANITIZE_THREAD__
-/* ThreadSanitizer treats an fd number as a shared object: the late
- * EPOLL_CTL_DEL below (see on_socket) names a number that another worker's
- * curl may already have reused for its own socket, and is reported as a race
- * with that socket(). It is not one: the call acts on this worker's epoll
- * set only, where that number is no longer registered, and fails with
- * ENOENT. on_socket touches nothing else shared. */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-    return "race:on_socket\n";
-}
-#endif
-
-/* Set the epoll registration of 's' from 'reg' (0: none) to 'want'. */
-static void sock_register(struct fo_worker *w, curl_socket_t s, unsigned reg, unsigned want)
-{
-    struct epoll_event ev = {.events = want};
-    ev.data.u64 = ((uint64_t)(unsigned)s << 1) | SOCK_TAG;
-    if (epoll_ctl(w->epfd, reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0) {
-        if (errno == EEXIST)
-            epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev);
-        else if (errno == ENOENT)
-            epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev);
-    }
-}
-
-/* A socket this worker opened (it is in the socket table) stays in the epoll
- * set when curl stops watching it: the next transfer on the kept-alive
- * connection asks for the same events, and no epoll_ctl is made for either.
- * An event on it while it is unwanted (the backend closed the idle
- * connection, or sent something) takes it out then (drop_unwanted). */
-static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
-{
-    struct fo_worker *w = arg;
-    (void)easy;
-    int reg = fo_socktab_reg(w->socks, s);
-    if (reg >= 0) {
-        if (what == CURL_POLL_REMOVE) {
-            fo_socktab_set_reg(w->socks, s, (unsigned)reg, false);
-            return 0;
-        }
-        unsigned want =
-            ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-        fo_socktab_set_reg(w->socks, s, want, true);
-        if (want != (unsigned)reg)
-            sock_register(w, s, (unsigned)reg, want);
-        return 0;
-    }
-    /* Not in the table (closed already): the registration follows curl.
-     * When a transfer is removed while it connects, curl 7.88 closes the
-     * socket first and reports CURL_POLL_REMOVE for it later, keeping the
-     * marker. The late EPOLL_CTL_DEL cannot hit anything: the kernel dropped
-     * the closed socket from the set, and only this thread adds to it. A new
-     * socket curl opens with the same number inherits the stale marker, so a
-     * MOD that finds nothing becomes an ADD. */
-    if (what == CURL_POLL_REMOVE) {
-        if (sockp) {
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
-            curl_multi_assign(w->multi, s, NULL);
-        }
-        return 0;
-    }
-    if (!sockp)
-        curl_multi_assign(w->multi, s, &sock_known);
-    sock_register(w, s, sockp ? 1u : 0u,
-                  ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
-                      ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
-    return 0;
-}
-
-/* An event on a socket curl no longer watches: out of the set. */
-static void drop_unwanted(struct fo_worker *w, curl_socket_t s)
-{
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
-    fo_socktab_set_reg(w->socks, s, 0, false);
-}
-
-static int on_timer(CURLM *multi, long timeout_ms, void *arg)
-{
-    struct fo_worker *w = arg;
-    (void)multi;
-    w->timer_due_us = timeout_ms < 0 ? -1 : fo_clock_us() + (int64_t)timeout_ms * 1000;
-    return 0;
-}
 
 /* ---- transfers and jobs (worker thread) ---- */
 
@@ -568,29 +474,16 @@ static void *worker_main(void *arg)
             fo_panic("epoll wait failed");
         }
         for (int i = 0; i < n; i++) {
-            uint32_t ev = events[i].events;
-            if (events[i].data.u64 & SOCK_TAG) {
-                curl_socket_t s = (curl_socket_t)(events[i].data.u64 >> 1);
-                if (!fo_socktab_wanted(w->socks, s)) {
-                    drop_unwanted(w, s);
-                    continue;
-                }
-                int mask = 0;
-                if (ev & EPOLLIN)
-                    mask |= CURL_CSELECT_IN;
-                if (ev & EPOLLOUT)
-                    mask |= CURL_CSELECT_OUT;
-                if (ev & (EPOLLERR | EPOLLHUP))
-                    mask |= CURL_CSELECT_ERR;
-                curl_multi_socket_action(w->multi, s, mask, &running);
-                drain_done(w);
+            if (fo__sock_is(events[i].data.u64)) {
+                if (fo__sock_event(w, events[i].data.u64, events[i].events))
+                    drain_done(w);
                 continue;
             }
         }
         /* The wake fd is handled after socket events so that a job aborted
          * above is never confused with one started in this round. */
         for (int i = 0; i < n; i++) {
-            if (!(events[i].data.u64 & SOCK_TAG) && events[i].data.ptr == &w->wake)
+            if (!fo__sock_is(events[i].data.u64) && events[i].data.ptr == &w->wake)
                 drain_inbox(w);
         }
         if (atomic_exchange_explicit(&w->sweep, false, memory_order_acq_rel))
@@ -640,7 +533,7 @@ static void worker_cleanup(struct fo_worker *w)
         free(j);
     }
     if (w->multi)
-        curl_multi_cleanup(w->multi); /* Closes cached connections via on_socket, on_close. */
+        curl_multi_cleanup(w->multi); /* Closes cached connections via fo__on_socket, on_close. */
     fo_socktab_destroy(w->socks);
     fo_chan_destroy(w->inbox, NULL);
     if (w->wake.fd >= 0)
@@ -681,9 +574,9 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
     w->multi = curl_multi_init();
     if (!w->multi)
         return -ENOMEM;
-    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, fo__on_socket);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
-    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, fo__on_timer);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     /* Keep every connection the worker's concurrency needed: a cache smaller
      * than the number of transfers in flight closes connections after use,

@@ -1591,7 +1591,7 @@ static void test_many_submitters(void **state)
 }
 
 /* Wakeups coalesce (one wake fd write while none is pending): many threads
- * submitting one small fan-out at a time, so that submits land while a
+ * submitting small fan-outs (up to 64 each in flight), so that submits land while a
  * worker drains its inbox. A wakeup lost there leaves a job in the inbox with
  * the worker asleep: its fan-out never ends and the submitter reports it. */
 static void test_wakeups_never_lost(void **state)

@@ -23,6 +23,7 @@ Environment knobs (all optional):
     FANOUT_BIN=build/fanout       the binary to measure
     BENCH_STRACE_REQUESTS=2000    requests of the strace -c -f run (0: none)
     BENCH_CURL_TRANSFERS=60000    transfers of the timed curl probe run
+    BENCH_CALLGRIND_REQUESTS=300  requests of the callgrind run (instructions; 0: none)
 
 PEERS: the same round also runs the Go peer (bench/peers/go, build/bench/goagg) on the same
 generated config and nginx (scenarios *_go), and the floor probes (floor_curl: libcurl alone,
@@ -63,6 +64,7 @@ STRACE_N = int(os.environ.get("BENCH_STRACE_REQUESTS", "2000"))  # 0: no strace 
 STRACE_CONNS = 16       # client connections of the strace run
 CURL_PROBE_C = 64       # concurrent transfers of the curl probe
 CURL_PROBE_N = int(os.environ.get("BENCH_CURL_TRANSFERS", "60000"))
+CALLGRIND_N = int(os.environ.get("BENCH_CALLGRIND_REQUESTS", "300"))  # 0: no callgrind run
 STOP_WAIT_S = 5.0
 
 # Targets from issue 3.
@@ -74,8 +76,15 @@ T_HWM_MB = 20.0      # throughput VmHWM
 T_LAT_MS = 1.0       # latency p99 over the reference p99
 T_DL_P50 = 101.0     # deadline p50
 T_DL_P99 = 102.0     # deadline p99
-T_WIDTH = 0.80       # E(64) / E(4)
 T_IDLE_MB = 64.0     # VmRSS with 10,000 idle connections
+# Targets from issue 14 (the floor of our own libraries, beside the Go patterns).
+T_VS_GO = 2.0        # fanout req/s over the Go peer's, throughput
+T_FLOOR = 1.3        # CPU per aggregate over the floor (MHD probe + N x curl probe)
+T_SYSCALLS = 14.0    # syscalls per aggregate (strace -c -f)
+T_IR = 300000        # instructions per aggregate (callgrind, 1 keep-alive client)
+T_WIDTH_CALL = 1.25  # CPU per backend call at width 64 over that at width 4
+T_CONN_P99 = 10.0    # 1,024 clients: p99 over p50 (and no 504)
+T_DL_REF_MS = 1.0    # deadline p99 over the p99 of wrk against a 100 ms sleep
 # Targets from issue 12 (the slow tail).
 T_TAIL_P99 = 1.5     # hedged p99 over the p99 of the same setup without the tail
 T_TAIL_EXTRA = 0.05  # extra backend calls per request, hedged
@@ -603,12 +612,16 @@ def scenarios(long_s, short_s):
         {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
         {"key": "floor_mhd", "label": "floor: libmicrohttpd probe", "probe": "mhd",
          "t": 2, "c": 64, "d": short_s},
+        {"key": "instructions", "label": "instructions: callgrind, 1 client", "probe":
+         "callgrind"},
         {"key": "latency_ref", "label": "reference: nginx 20 ms", "ref_path": "/slow/20/s1k.json",
          "t": 2, "c": 32, "d": short_s},
         {"key": "latency", "label": "latency: 3 backends at 20 ms", "backends": SLOW3,
          "t": 2, "c": 32, "d": short_s},
         {"key": "latency_go", "label": "Go peer: latency, 3 at 20 ms", "backends": SLOW3,
          "t": 2, "c": 32, "d": short_s, "peer": "go"},
+        {"key": "deadline_ref", "label": "reference: nginx 100 ms", "ref_path":
+         "/slow/100/s1k.json", "t": 2, "c": 32, "d": short_s},
         {"key": "deadline", "label": "deadline 100 ms, 1 hanging", "backends": HANG3,
          "endpoint_timeout": 100, "t": 2, "c": 32, "d": short_s},
         {"key": "deadline_go", "label": "Go peer: deadline 100 ms", "backends": HANG3,
@@ -772,7 +785,7 @@ def run_fanout_scenario(sc, nginx, tmp, rnd):
                 notes.append("socket errors: connect %d, read %d, write %d, timeout %d"
                              % tuple(int(w[k]) for k in ("err_connect", "err_read", "err_write",
                                                          "err_timeout")))
-            if sc.get("strace") and rnd == 1 and STRACE_N > 0 and fo.alive():
+            if sc.get("strace") and STRACE_N > 0 and fo.alive():
                 try:
                     row["syscalls"] = strace_count(fo.proc.pid, url, STRACE_N, tmp,
                                                    "%s-r%d" % (sc["key"], rnd))
@@ -1070,12 +1083,52 @@ def evaluate(rows_by_run, keys):
             "%s of %s not partial, %s errors" % (np_, d.get("wrk", {}).get("requests"),
                                                  d.get("errors")))
 
+        dref = rows.get("deadline_ref")
+        if good(d) and good(dref):
+            lim = dref["p99_ms"] + T_DL_REF_MS
+            add("p99 <= 100 ms sleep p99 + 1 ms", "deadline", d["p99_ms"], d["p99_ms"] <= lim,
+                "%.2f vs %.2f" % (d["p99_ms"], lim))
+        else:
+            add("p99 <= 100 ms sleep p99 + 1 ms", "deadline", None, False, "")
+
+        # Issue 14: fanout beside the Go peer and the floor of its own libraries.
+        g = rows.get("throughput_go") if good(rows.get("throughput_go")) else {}
+        vs = t.get("rps") / g["rps"] if t.get("rps") and g.get("rps") else None
+        add("req/s >= %g x the Go peer" % T_VS_GO, "throughput", vs,
+            vs is not None and vs >= T_VS_GO, "%s (%s / %s)" % (
+                fmt(vs, "%.2f"), fmt(t.get("rps"), "%.0f"), fmt(g.get("rps"), "%.0f")))
+        xf = t.get("x_floor")
+        add("CPU per aggregate <= %g x the floor" % T_FLOOR, "throughput", xf,
+            xf is not None and xf <= T_FLOOR, "%s (%s / %s µs)" % (
+                fmt(xf, "%.2f"), fmt(t.get("cpu_us_per_req"), "%.0f"),
+                fmt(t.get("floor_us"), "%.0f")))
+        sc_ = (t.get("syscalls") or {}).get("total_per_req")
+        if STRACE_N > 0:
+            add("syscalls per aggregate <= %g" % T_SYSCALLS, "throughput", sc_,
+                sc_ is not None and sc_ <= T_SYSCALLS, fmt(sc_))
+        ins = rows.get("instructions") or {}
+        if not ins.get("skipped"):
+            ir = None if ins.get("failed") else ins.get("ir_per_req")
+            add("instructions per aggregate <= %dk" % (T_IR // 1000), "instructions", ir,
+                ir is not None and ir <= T_IR, "%sk" % fmt(ir / 1000.0 if ir else None, "%.0f"))
+
         w4, w64 = rows.get("width_4"), rows.get("width_64")
         ratio = None
-        if good(w4) and good(w64) and w4.get("E") and w64.get("E") is not None:
-            ratio = w64["E"] / w4["E"]
-        add("E(64) >= 80% of E(4)", "width_64", ratio, ratio is not None and ratio >= T_WIDTH,
-            "%.0f%% (%.2f / %.2f)" % (100 * ratio, w64["E"], w4["E"]) if ratio else "")
+        if good(w4) and good(w64) and w4.get("cpu_us_per_req") and w64.get("cpu_us_per_req"):
+            c4, c64 = w4["cpu_us_per_req"] / 4, w64["cpu_us_per_req"] / 64
+            ratio = c64 / c4
+        add("CPU per call at width 64 <= %g x width 4" % T_WIDTH_CALL, "width_64", ratio,
+            ratio is not None and ratio <= T_WIDTH_CALL,
+            "%.2f (%.1f / %.1f µs)" % (ratio, c64, c4) if ratio else "")
+
+        k = rows.get("conns_1024") if good(rows.get("conns_1024")) else {}
+        n504 = (k.get("answers") or {}).get("n_504")
+        pr = k["p99_ms"] / k["p50_ms"] if k.get("p50_ms") else None
+        add("1024 clients: no 504, no errors", "conns_1024", n504,
+            n504 == 0 and k.get("errors") == 0, "%s x 504, %s errors" % (n504, k.get("errors")))
+        add("1024 clients: p99 <= %g x p50" % T_CONN_P99, "conns_1024", pr,
+            pr is not None and pr <= T_CONN_P99, "%s (%s / %s ms)" % (
+                fmt(pr, "%.1f"), fmt(k.get("p99_ms"), "%.1f"), fmt(k.get("p50_ms"), "%.1f")))
 
         i = rows.get("idle_10k") or {}
         rss = None if i.get("failed") else i.get("rss_mb")
@@ -1302,6 +1355,8 @@ def cmd_run():
                 need.add("ref")
             if s["key"] == "latency":
                 need.add("latency_ref")
+            if s["key"] == "deadline":
+                need.add("deadline_ref")
             if s.get("backends") and not s["key"].startswith(("deadline", "idle")):
                 need.update(("floor_curl", "floor_mhd"))  # the floor of its CPU figure
         scs = [s for s in scs if s in keep or s["key"] in need]
@@ -1332,6 +1387,8 @@ def cmd_run():
                         row = run_curl_probe(sc, nginx)
                     elif sc.get("probe") == "mhd":
                         row = run_mhd_probe(sc, nginx, tmp, rnd)
+                    elif sc.get("probe") == "callgrind":
+                        row = run_callgrind(nginx, tmp, rnd)
                     else:
                         row = run_fanout_scenario(sc, nginx, tmp, rnd)
                 except Stop:
@@ -1401,26 +1458,18 @@ SHAPED = os.environ.get("PROFILE_SHAPE") in ("1", "items")
 PROFILE_TAG = "-shaping" if SHAPED else ""
 
 
-def cmd_profile(argv):
-    count = int(argv[0]) if argv else int(os.environ.get("PROFILE_REQUESTS", "2000"))
-    res = {}
-    conns = int(os.environ.get("PROFILE_CONNS", "1"))
-    top = int(os.environ.get("PROFILE_TOP", "25"))
-    tmp = tempfile.mkdtemp(prefix="fanout-profile.")
-    snapshot_binary(tmp, res)
-    nginx = Nginx(tmp, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+def callgrind_count(nginx, tmp, name, backends, shape, count, conns):
+    """fanout under callgrind on 'backends': 100 warm-up requests, then 'count' over 'conns'
+    keep-alive connections with instrumentation on for that window only. Returns the figures
+    and the window's dump file ("dump")."""
+    # A generous deadline: valgrind slows fanout down ~50x.
+    cfg = fanout_config(nginx, backends, 10000, 10000, shape=shape)
+    out = os.path.join(tmp, "callgrind-%s.out" % name)
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
+          "--callgrind-out-file=" + out]
+    fo = Fanout(tmp, name, cfg, wrapper=vg)
+    fo.start(timeout=120.0)
     try:
-        nginx.start()
-        # Throughput setup (PROFILE_SHAPE=1: the shaping scenario's); a generous deadline
-        # since valgrind slows fanout down ~50x.
-        cfg = fanout_config(nginx, WRAPPED3 if SHAPED else STATIC3, 10000, 10000,
-                            shape=(SHAPE_ITEMS if os.environ.get("PROFILE_SHAPE") == "items"
-                                   else SHAPE) if SHAPED else None)
-        out = os.path.join(tmp, "callgrind.out")
-        vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
-              "--callgrind-out-file=" + out]
-        fo = Fanout(tmp, "profile", cfg, wrapper=vg)
-        fo.start(timeout=120.0)
         url = fo.url("/api/d/42")
         warm = client.run_requests(url, 100, conns)
         if warm["bad"]:
@@ -1434,24 +1483,59 @@ def cmd_profile(argv):
         c1 = nginx.counters()
         subprocess.run(ctl + ["-d", "window", pid], check=True, capture_output=True, timeout=120)
         subprocess.run(ctl + ["-i", "off", pid], check=True, capture_output=True, timeout=60)
+    finally:
         problem = fo.stop()
-        dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
-        window = [d for d in dumps if open(d, errors="replace").read(4096).find("window") >= 0]
-        if not window:
-            raise RuntimeError("no callgrind dump found (%s)" % dumps)
-        dump = window[-1]
-        ir = None
-        with open(dump, errors="replace") as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    ir = int(line.split()[1])
-        res.update({"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": conns,
-               "total_ir": ir, "ir_per_request": ir / count if ir else None,
-               "client_seconds": r["seconds"], "first_error": r["first_error"],
-               "fanout_stop": problem})
-        if c0 and c1:
-            res["backend_requests_per_request"] = (c1[1] - c0[1] - 1) / count
-            res["new_backend_conns_per_request"] = (c1[0] - c0[0] - 1) / count
+    dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
+    window = [d for d in dumps if open(d, errors="replace").read(4096).find("window") >= 0]
+    if not window:
+        raise RuntimeError("no callgrind dump found (%s)" % dumps)
+    ir = None
+    with open(window[-1], errors="replace") as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                ir = int(line.split()[1])
+    res = {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": conns, "total_ir": ir,
+           "ir_per_request": ir / count if ir else None, "client_seconds": r["seconds"],
+           "first_error": r["first_error"], "fanout_stop": problem, "dump": window[-1]}
+    if c0 and c1:
+        res["backend_requests_per_request"] = (c1[1] - c0[1] - 1) / count
+        res["new_backend_conns_per_request"] = (c1[0] - c0[0] - 1) / count
+    return res
+
+
+def run_callgrind(nginx, tmp, rnd):
+    """The instructions row: Ir per aggregate of the throughput setup, 1 keep-alive client."""
+    if CALLGRIND_N <= 0:
+        return {"notes": ["not run (BENCH_CALLGRIND_REQUESTS=0)"], "skipped": True}
+    got = callgrind_count(nginx, tmp, "instructions-r%d" % rnd, STATIC3, None, CALLGRIND_N, 1)
+    got.pop("dump")
+    row = {"ir_per_req": got["ir_per_request"], "callgrind": got, "errors": got["bad"],
+           "notes": ["%d requests over 1 keep-alive connection under callgrind, %d answered "
+                     "200; %.0f instructions per aggregate (bench/profile.sh gives the functions)"
+                     % (got["requests"], got["ok"], got["ir_per_request"] or 0)]}
+    if got["bad"] or got["fanout_stop"]:
+        row["failed"] = True
+    return row
+
+
+def cmd_profile(argv):
+    count = int(argv[0]) if argv else int(os.environ.get("PROFILE_REQUESTS", "2000"))
+    res = {}
+    conns = int(os.environ.get("PROFILE_CONNS", "1"))
+    top = int(os.environ.get("PROFILE_TOP", "25"))
+    tmp = tempfile.mkdtemp(prefix="fanout-profile.")
+    snapshot_binary(tmp, res)
+    nginx = Nginx(tmp, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    try:
+        nginx.start()
+        # Throughput setup (PROFILE_SHAPE=1: the shaping scenario's).
+        shape = None
+        if SHAPED:
+            shape = SHAPE_ITEMS if os.environ.get("PROFILE_SHAPE") == "items" else SHAPE
+        got = callgrind_count(nginx, tmp, "profile", WRAPPED3 if SHAPED else STATIC3, shape,
+                              count, conns)
+        dump = got.pop("dump")
+        res.update(got)
         keep = os.path.join(ROOT, "build", "bench", "callgrind.out")
         os.makedirs(os.path.dirname(keep), exist_ok=True)
         shutil.copy(dump, keep)

@@ -99,6 +99,7 @@ struct fo_gauges {
     int64_t requests_in_flight;   /* Suspended on the pool. */
     uint64_t jobs_queued;         /* Fan-outs waiting in worker inboxes. */
     uint64_t calls_in_flight;     /* Backend calls running. */
+    uint64_t calls_waiting;       /* Of those, waiting for a max_host_connections slot. */
     uint64_t client_connections;  /* Open client connections. */
     uint64_t backend_connections; /* New backend connections opened, ever. */
     int ready;                    /* 1 while serving, 0 while draining. */

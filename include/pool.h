@@ -130,7 +130,8 @@ struct fo_pool_stats {
     uint64_t calls;          /* Calls completed. */
     uint64_t connections;    /* New backend connections opened. */
     uint64_t queued;         /* Fan-outs waiting in inboxes now. */
-    uint64_t running;        /* Calls in flight now. */
+    uint64_t running;        /* Calls in flight now (waiting ones included). */
+    uint64_t waiting;        /* Of those, waiting for a slot of max_host_connections. */
     uint64_t dirty_discards; /* Connections refused before a request for unread input. */
 };
 void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out);

@@ -91,6 +91,7 @@ struct fo_worker {
     int epfd;                 /* epoll set: wake fd, curl sockets, client sockets. */
     struct watch wake;        /* WATCH_WAKE on an eventfd. */
     CURLM *multi;             /* All transfers of this worker. */
+    struct fo_gate *gate;     /* max_host_connections: who may be in 'multi' (pool_gate.h). */
     struct fo_chan *inbox;    /* Submitted fan-outs (struct fo_fanout *). */
     struct fo_socktab *socks; /* Every socket this worker's curl opened (transfer.c). */
     struct fo_xfer_env env;   /* What its transfers share. */
@@ -108,7 +109,8 @@ struct fo_worker {
     atomic_bool wake_pending;      /* The wake fd was written and not drained yet. */
     /* Statistics: written by the worker, read by anyone (relaxed). */
     atomic_uint_fast64_t n_fanouts, n_calls, n_connects, n_running;
-    atomic_uint_fast64_t n_dirty; /* Connections discarded for unread input (on_prereq). */
+    atomic_uint_fast64_t n_dirty;   /* Connections discarded for unread input (on_prereq). */
+    atomic_uint_fast64_t n_waiting; /* Of n_running: waiting at the gate, not sent yet. */
 };
 
 /* ---- pool.c, for attempts.c ---- */
@@ -129,6 +131,14 @@ bool fo__sock_event(struct fo_worker *w, uint64_t data, uint32_t events);
 
 struct fo_xfer *fo__xfer_get(struct fo_worker *w);
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
+
+/* Into the multi, or into the gate's queue for its host (it starts from fo__gate_admit):
+ * 0, or -ENOMEM (nothing to undo but the transfer's own state). */
+int fo__xfer_add(struct fo_worker *w, struct fo_xfer *x);
+
+/* Out of the multi (which closes its connection when it runs) or out of the gate's queue,
+ * its gate slot given back. Returns true when it was in the multi. */
+bool fo__xfer_remove(struct fo_worker *w, struct fo_xfer *x);
 
 /* Hand an ended call to the fan-in ('ended' may decide the job) and release its count.
  * Returns false when that completed the job: it must not be touched again. */

@@ -57,16 +57,20 @@ struct fo_xfer {
     bool retried;                /* Already restarted once on a fresh connection. */
     bool no_fds;                 /* The process was out of descriptors for its socket. */
     /* Set by the pool before fo_xfer_prepare, for a call with a resilience policy: */
-    char *url;              /* From malloc(): this attempt's URL (hosts), or NULL for call->url;
-                               freed by fo_xfer_reset. */
-    unsigned attempt;       /* Sent as X-Fanout-Attempt when > 0. */
-    void *run;              /* The pool's: the call's attempt state, or NULL. */
-    int host;               /* The pool's: the host index of this attempt, -1 none. */
-    bool probe;             /* The pool's: this attempt is a breaker probe. */
-    bool retry_slot;        /* The pool's: it holds a slot of the retry budget. */
-    int limit;              /* The pool's: which cap set its curl timeout. */
-    bool https;             /* Its URL is https: every new connection is a handshake. */
-    struct fo_tls_call tls; /* The call's TLS state (tls_back.h). */
+    char *url;        /* From malloc(): this attempt's URL (hosts), or NULL for call->url;
+                         freed by fo_xfer_reset. */
+    unsigned attempt; /* Sent as X-Fanout-Attempt when > 0. */
+    void *run;        /* The pool's: the call's attempt state, or NULL. */
+    int host;         /* The pool's: the host index of this attempt, -1 none. */
+    bool probe;       /* The pool's: this attempt is a breaker probe. */
+    bool retry_slot;  /* The pool's: it holds a slot of the retry budget. */
+    int limit;        /* The pool's: which cap set its curl timeout. */
+    bool https;       /* Its URL is https: every new connection is a handshake. */
+    /* The pool's gate (pool_gate.h) while it holds a slot or waits for one: */
+    void *gate_host;                       /* Its host in the gate, NULL when not in it. */
+    bool gate_waiting;                     /* Queued: not in the curl multi yet. */
+    struct fo_xfer *gate_prev, *gate_next; /* The host's queue, while waiting. */
+    struct fo_tls_call tls;                /* The call's TLS state (tls_back.h). */
 };
 
 /* A transfer with a new easy handle and the options that never change.
@@ -86,6 +90,10 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
  * the worker should add it again; false leaves it to fo_xfer_classify with
  * *res (the connection was new, this was the second try, or no time left). */
 bool fo_xfer_retry(struct fo_xfer *x, CURLcode *res);
+
+/* Started after waiting (the pool's gate): its curl timeouts shrink to what is left of its
+ * budget, at least 1 ms. Returns what is left, in ms (< 1: nothing). */
+int64_t fo_xfer_admit(struct fo_xfer *x);
 
 /* Fill in the call's transport result from curl's 'res': FO_OK when an
  * answer arrived (any status; its body moves to the call, still charged to

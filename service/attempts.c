@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "hosts.h"
+#include "pool_gate.h"
 #include "resil.h"
 #include "resil_conf.h"
 
@@ -147,7 +148,7 @@ static enum fo_outcome attempt_start(struct fo_worker *w, struct job *j, struct 
         x->url = fo_hosts_url(call->rconf->hosts[host], call->url);
     }
     if ((host >= 0 && !x->url) || fo_xfer_prepare(x, &j->group, call, left) < 0 ||
-        curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
+        fo__xfer_add(w, x) < 0) {
         fo_resil_attempt_end(call, host, probe, -1, now_us);
         if (slot)
             fo_retry_budget_put(budget);
@@ -210,8 +211,9 @@ static void run_abort_others(struct fo_worker *w, struct job *j, struct run *r)
     while (x && r->live > 0) {
         struct fo_xfer *next = x->next;
         if (x->run == r) {
-            fo__count_connects(w, x);
-            curl_multi_remove_handle(w->multi, x->easy); /* Closes its connection. */
+            if (!fo_gate_waiting(x))
+                fo__count_connects(w, x);
+            fo__xfer_remove(w, x); /* Closes its connection. */
             atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
             xfer_unlink(j, x);
             fo__attempt_drop(w, x);

@@ -754,8 +754,9 @@ static const struct fo__field root_fields[] = {
              "backend calls in flight, all workers"),
     ROOT_INT(max_backend_inflight, FO_FT_SIZE, 0, 10000000, 4096,
              "calls in flight to one backend (0 = no cap)"),
-    ROOT_INT(max_host_connections, FO_FT_SIZE, 0, 100000, 0,
-             "connections per worker to one host:port (0 = no cap)"),
+    ROOT_INT(max_host_connections, FO_FT_SIZE, 0, 100000, 128,
+             "calls (so connections) per worker to one scheme://host:port at once; the "
+             "others wait in order (0 = no cap)"),
     ROOT_INT(max_request_response_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 16 << 20,
              "backend body bytes one request may hold"),
     ROOT_INT(max_buffered_bytes, FO_FT_SIZE, 1, FO_MAX_SIZE, 256 << 20,

@@ -300,6 +300,9 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
         "# TYPE fanout_jobs_queued gauge\nfanout_jobs_queued %llu\n"
         "# HELP fanout_backend_calls_in_flight Backend calls running.\n"
         "# TYPE fanout_backend_calls_in_flight gauge\nfanout_backend_calls_in_flight %llu\n"
+        "# HELP fanout_backend_calls_waiting Backend calls waiting for a connection slot "
+        "(max_host_connections).\n"
+        "# TYPE fanout_backend_calls_waiting gauge\nfanout_backend_calls_waiting %llu\n"
         "# HELP fanout_client_connections Open client connections.\n"
         "# TYPE fanout_client_connections gauge\nfanout_client_connections %llu\n"
         "# HELP fanout_backend_connections_opened_total New connections opened to backends.\n"
@@ -310,8 +313,9 @@ int fo_metrics_write(struct fo_metrics *m, const struct fo_gauges *g, struct fo_
         "fanout_config_reloads_total{result=\"ok\"} %llu\n"
         "fanout_config_reloads_total{result=\"error\"} %llu\n",
         FO_VERSION, g->ready, (long long)g->requests_in_flight, (unsigned long long)g->jobs_queued,
-        (unsigned long long)g->calls_in_flight, (unsigned long long)g->client_connections,
-        (unsigned long long)g->backend_connections, (unsigned long long)atomic_load(&m->reloads_ok),
+        (unsigned long long)g->calls_in_flight, (unsigned long long)g->calls_waiting,
+        (unsigned long long)g->client_connections, (unsigned long long)g->backend_connections,
+        (unsigned long long)atomic_load(&m->reloads_ok),
         (unsigned long long)atomic_load(&m->reloads_failed));
     if (rc == 0)
         rc = fo_buf_puts(out, "# HELP fanout_auth_failures_total Requests refused by their "

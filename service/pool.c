@@ -51,8 +51,9 @@
 #include "alloc.h"
 #include "buf.h"
 #include "clock.h"
-#include "pool_worker.h"
 #include "metrics.h"
+#include "pool_gate.h"
+#include "pool_worker.h"
 #include "socktab.h"
 #include "timerheap.h"
 #include "transfer.h"
@@ -79,19 +80,52 @@ struct fo_xfer *fo__xfer_get(struct fo_worker *w)
     return fo_xfer_new(&w->env);
 }
 
-/* Idle transfers (with their easy handles and buffers) kept per worker. */
-#define FREE_XFERS_MAX 256
+/* Idle transfers (with their easy handles and buffers) kept per worker: all
+ * of them while the worker has calls in flight (a wide fan-out reuses what
+ * the last one used instead of paying curl_easy_cleanup and a new handle per
+ * call), FREE_XFERS_KEEP once it has none (a burst is over: memory goes
+ * back). The list never outgrows the peak of calls in flight, which
+ * max_inflight_calls bounds. */
+#define FREE_XFERS_KEEP 256
 
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x)
 {
     fo_xfer_reset(x);
-    if (w->nfree_xfers >= FREE_XFERS_MAX) { /* A burst is over: give memory back. */
-        fo_xfer_free(x);
-        return;
-    }
     w->nfree_xfers++;
     x->next = w->free_xfers;
     w->free_xfers = x;
+    if (atomic_load_explicit(&w->n_running, memory_order_relaxed) > 0)
+        return;
+    while (w->nfree_xfers > FREE_XFERS_KEEP) {
+        struct fo_xfer *y = w->free_xfers;
+        w->free_xfers = y->next;
+        w->nfree_xfers--;
+        fo_xfer_free(y);
+    }
+}
+
+int fo__xfer_add(struct fo_worker *w, struct fo_xfer *x)
+{
+    if (!fo_gate_enter(w->gate, x, x->url ? x->url : x->call->url)) {
+        atomic_fetch_add_explicit(&w->n_waiting, 1, memory_order_relaxed);
+        return 0; /* Waits for a slot: gate_admit starts it. */
+    }
+    if (curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
+        fo_gate_leave(w->gate, x);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+bool fo__xfer_remove(struct fo_worker *w, struct fo_xfer *x)
+{
+    bool ran = !fo_gate_waiting(x);
+    if (ran)
+        curl_multi_remove_handle(w->multi, x->easy);
+    else
+        atomic_fetch_sub_explicit(&w->n_waiting, 1, memory_order_relaxed);
+    fo_gate_leave(w->gate, x);
+    return ran;
 }
 
 static struct job *job_get(struct fo_worker *w)
@@ -231,8 +265,9 @@ static void abort_job(struct fo_worker *w, struct job *j, enum fo_outcome outcom
         list = x->next;
         struct fo_call *call = x->call;
         double ms = (double)(fo_clock_us() - x->start_us) / 1000.0;
-        fo__count_connects(w, x);
-        curl_multi_remove_handle(w->multi, x->easy);
+        if (!fo_gate_waiting(x))
+            fo__count_connects(w, x);
+        fo__xfer_remove(w, x);
         atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
         struct run *r = x->run;
         if (r) {
@@ -269,8 +304,7 @@ enum fo_outcome fo__ctx_outcome(int err)
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
     struct fo_xfer *x = fo__xfer_get(w);
-    if (fo_xfer_prepare(x, &j->group, call, budget_ms) < 0 ||
-        curl_multi_add_handle(w->multi, x->easy) != CURLM_OK) {
+    if (fo_xfer_prepare(x, &j->group, call, budget_ms) < 0 || fo__xfer_add(w, x) < 0) {
         fo__xfer_put(w, x);
         return -ENOMEM;
     }
@@ -403,7 +437,8 @@ static void drain_done(struct fo_worker *w)
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(w->multi, e);
         if (x->dirty && xfer_retry(w, x, &res))
-            continue;
+            continue; /* On its gate slot still. */
+        fo_gate_leave(w->gate, x);
         atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
         xfer_finish(w, x, res);
     }
@@ -440,6 +475,23 @@ static int wait_events(struct fo_worker *w, struct epoll_event *ev, int max,
     if (ts)
         ms = (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
     return epoll_wait(w->epfd, ev, max, ms);
+}
+
+/* Start the transfers whose turn at the gate has come (slots given back since the last
+ * round). One that cannot be added ends as a connect failure; its end may abort others of
+ * its job, which only leave the gate. */
+static void gate_admit(struct fo_worker *w)
+{
+    struct fo_xfer *x;
+    while ((x = fo_gate_next(w->gate)) != NULL) {
+        atomic_fetch_sub_explicit(&w->n_waiting, 1, memory_order_relaxed);
+        fo_xfer_admit(x); /* No time left: curl's 1 ms timeout ends it as a timeout. */
+        if (curl_multi_add_handle(w->multi, x->easy) == CURLM_OK)
+            continue;
+        fo_gate_leave(w->gate, x);
+        atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
+        xfer_finish(w, x, CURLE_OUT_OF_MEMORY);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -510,6 +562,7 @@ static void *worker_main(void *arg)
             curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
             drain_done(w);
         }
+        gate_admit(w);
     }
     return NULL;
 }
@@ -523,6 +576,7 @@ static void worker_cleanup(struct fo_worker *w)
         w->free_xfers = x->next;
         fo_xfer_free(x);
     }
+    fo_gate_free(w->gate);
     fo_timerheap_free(&w->deadlines);
     fo_timerheap_free(&w->timers);
     while (w->free_jobs) {
@@ -582,8 +636,7 @@ static int worker_init(struct fo_worker *w, struct fo_pool *pool)
      * than the number of transfers in flight closes connections after use,
      * and each request then pays new TCP handshakes. */
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 4096L);
-    if (pool->opts.max_host_connections > 0)
-        curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, pool->opts.max_host_connections);
+    w->gate = fo_gate_new((unsigned)pool->opts.max_host_connections);
     return 0;
 }
 
@@ -684,6 +737,7 @@ void fo_pool_stats(struct fo_pool *pool, struct fo_pool_stats *out)
         out->calls += atomic_load_explicit(&w->n_calls, memory_order_relaxed);
         out->connections += atomic_load_explicit(&w->n_connects, memory_order_relaxed);
         out->running += atomic_load_explicit(&w->n_running, memory_order_relaxed);
+        out->waiting += atomic_load_explicit(&w->n_waiting, memory_order_relaxed);
         out->dirty_discards += atomic_load_explicit(&w->n_dirty, memory_order_relaxed);
         out->queued += fo_chan_len(w->inbox);
     }

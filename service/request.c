@@ -378,6 +378,7 @@ static enum MHD_Result answer_metrics(struct request *r)
         .requests_in_flight = atomic_load(&fr->waiting),
         .jobs_queued = ps.queued,
         .calls_in_flight = ps.running,
+        .calls_waiting = ps.waiting,
         .client_connections = (uint64_t)fo_conns_count(fr->conns),
         .backend_connections = ps.connections,
         .ready = !atomic_load(&fr->draining),

@@ -391,6 +391,15 @@ bool fo_xfer_retry(struct fo_xfer *x, CURLcode *res)
     return true;
 }
 
+int64_t fo_xfer_admit(struct fo_xfer *x)
+{
+    int64_t left = time_left_ms(x);
+    long t = left < 1 ? 1 : (long)left;
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, t);
+    curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, t);
+    return left;
+}
+
 int64_t fo_xfer_retry_after_ms(struct fo_xfer *x)
 {
     struct curl_header *h = NULL;

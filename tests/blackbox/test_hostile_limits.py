@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from blackbox.backend import Backend
 from blackbox.evil_backend import EvilBackend, shared
 from blackbox.fanout import backend as be, endpoint as ep, error_code
 from blackbox.promparse import parse
@@ -594,3 +595,77 @@ def test_max_host_connections(spawn, backend, cap):
         assert reqs[0].conn_id == reqs[1].conn_id, reqs
         # The second call was sent ~250 ms after the first.
         assert 200 <= budgets[1] - budgets[0] <= 600, budgets
+
+
+def _waiting(fo) -> int:
+    r = fo.get("/metrics")
+    assert r.status == 200, r
+    return int(parse(r.body.decode()).get("fanout_backend_calls_waiting"))
+
+
+def test_max_host_connections_order_and_hosts(spawn, backend):
+    """A cap of 2, five held calls to one host and one call to another: two of the five go out,
+    the other host's call is not held up behind them, three wait (the waiting gauge says so),
+    and each slot given back goes to the longest-waiting call of that host, in config order."""
+    other = Backend()
+    try:
+        t = tag()
+        fo = spawn({
+            "workers": 1, "timeout_ms": 10000, "max_host_connections": 2,
+            "endpoints": [ep("/api/five/{tag}",
+                             [be("c%d" % i, backend.url("/hold/{tag}-%d?tag={tag}&n=%d" % (i, i)))
+                              for i in range(5)] +
+                             [be("other", other.url("/json?body=%7B%7D&tag={tag}"))],
+                             timeout_ms=8000)]})
+        with ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(fo.get, "/api/five/" + t)
+            backend.wait_for(lambda: backend.holding("%s-0" % t) and backend.holding("%s-1" % t),
+                             5.0, "calls 0 and 1 held")
+            other.wait_request(t, 5.0)  # The other host's call went out at once.
+            assert sorted(int(q.param("n")) for q in backend.tagged(t)) == [0, 1]
+            assert backend.wait_for(lambda: _waiting(fo) == 3 or None, 5.0, "3 waiting")
+            order = []
+            for done in (1, 0, 2, 3, 4):
+                before = len(backend.tagged(t))
+                backend.release("%s-%d" % (t, done))
+                if before < 5:
+                    got = backend.wait_for(
+                        lambda: (lambda q: q if len(q) == before + 1 else None)(
+                            backend.tagged(t)), 5.0, "the next call")
+                    order.append(int(got[-1].param("n")))
+                    assert len(got) == before + 1
+            r = fut.result(timeout=10)
+        assert order == [2, 3, 4], order
+        assert r.status == 200 and r.headers.get("X-Fanout-Complete") == "true", r
+        assert _waiting(fo) == 0
+    finally:
+        other.close()
+
+
+def test_max_host_connections_deadline_while_waiting(spawn, backend):
+    """A cap of 1 and three calls to a host that does not answer: the first is sent, the other
+    two wait and are never sent; all three end as timeouts at the endpoint's deadline (not
+    later), the answer is partial, and nothing is left waiting."""
+    t = tag()
+    fo = spawn({
+        "workers": 1, "timeout_ms": 10000, "max_host_connections": 1,
+        "endpoints": [ep("/api/wait/{tag}",
+                         [be("h%d" % i, backend.url("/hold/{tag}?tag={tag}&n=%d" % i))
+                          for i in range(3)] +
+                         [be("ok", backend.url("/json?body=%7B%7D&tag=ok{tag}"))],
+                         timeout_ms=1500, report=True)]})
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(fo.get, "/api/wait/" + t)
+            backend.wait_for(lambda: backend.holding(t), 5.0, "the first call held")
+            # h1 and h2 wait behind h0; "ok" goes to the same host:port and waits too, its
+            # turn never comes before the deadline.
+            assert backend.wait_for(lambda: _waiting(fo) == 3 or None, 5.0, "3 waiting")
+            r = fut.result(timeout=10)
+        assert 1.4 <= r.elapsed < 2.0, r
+        assert r.status == 504, r  # none succeeded: a timeout
+        assert [int(q.param("n")) for q in backend.tagged(t)] == [0]
+        assert backend.tagged("ok" + t) == []
+        assert _waiting(fo) == 0
+    finally:
+        backend.release(t)

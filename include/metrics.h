@@ -105,6 +105,11 @@ struct fo_gauges {
     int ready;                    /* 1 while serving, 0 while draining. */
 };
 
+/* Append label value 's' (borrowed, NUL-terminated) to 'out' with Prometheus escaping
+ * (\\, \", \n). Also for other modules' series (resil_metrics.c). Returns 0 or the fo_buf
+ * errors. Thread-safe. */
+int fo_metrics_put_label(struct fo_buf *out, const char *s);
+
 /* Append the whole exposition to 'out' (borrowed), holding the registry
  * mutex while it walks the series; on success, then free the released
  * series it wrote. Returns 0 or the fo_buf errors. */

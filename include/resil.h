@@ -81,7 +81,8 @@ int fo_resil_put_report(struct fo_buf *out, const struct fo_call *c);
 /* The origin a call's result came from, or NULL. */
 const char *fo_resil_host(const struct fo_call *c);
 
-/* Append the resilience series of the binding's states (Prometheus text). */
+/* Append the resilience series of the binding's states (Prometheus text; resil_metrics.c).
+ * Returns 0 or the fo_buf errors. Thread-safe. */
 int fo_resil_write_metrics(const struct fo_resil_bind *b, struct fo_buf *out);
 
 /* ---- the pool side (worker thread) ---- */

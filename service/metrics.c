@@ -235,8 +235,7 @@ void fo_metrics_reload(struct fo_metrics *m, int ok)
     atomic_fetch_add_explicit(ok ? &m->reloads_ok : &m->reloads_failed, 1, memory_order_relaxed);
 }
 
-/* Append a label value with Prometheus escaping (\\, \", \n). */
-static int put_label(struct fo_buf *out, const char *s)
+int fo_metrics_put_label(struct fo_buf *out, const char *s)
 {
     int rc = 0;
     for (; *s && rc == 0; s++) {
@@ -277,9 +276,10 @@ static int put_hist(struct fo_buf *out, const char *name, const char *labels,
 static int labels(struct fo_buf *lb, const char *ep, const char *backend)
 {
     fo_buf_reset(lb);
-    int rc = fo_buf_puts(lb, "endpoint=\"") ?: put_label(lb, ep) ?: fo_buf_putc(lb, '"');
+    int rc = fo_buf_puts(lb, "endpoint=\"") ?: fo_metrics_put_label(lb, ep) ?: fo_buf_putc(lb, '"');
     if (rc == 0 && backend)
-        rc = fo_buf_puts(lb, ",backend=\"") ?: put_label(lb, backend) ?: fo_buf_putc(lb, '"');
+        rc = fo_buf_puts(lb, ",backend=\"") ?: fo_metrics_put_label(lb, backend)
+                 ?: fo_buf_putc(lb, '"');
     return rc;
 }
 

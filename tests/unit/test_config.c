@@ -200,7 +200,7 @@ static void test_defaults(void **state)
         assert_int_equal(cfg->header_timeout_ms, 10000);
         assert_int_equal(cfg->max_inflight_calls, 10000);
         assert_int_equal(cfg->max_backend_inflight, 4096);
-        assert_int_equal(cfg->max_host_connections, 0);
+        assert_int_equal(cfg->max_host_connections, 128);
         fo_config_destroy(cfg);
     }
 

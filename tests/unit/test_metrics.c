@@ -610,6 +610,7 @@ static void test_empty_registry_exposition(void **state)
     struct fo_gauges g = {.requests_in_flight = 3,
                           .jobs_queued = 4,
                           .calls_in_flight = 5,
+                          .calls_waiting = 2,
                           .client_connections = 6,
                           .backend_connections = 7,
                           .ready = 0};
@@ -619,6 +620,7 @@ static void test_empty_registry_exposition(void **state)
     assert_value(value_of(&e, "fanout_requests_in_flight", NULL), 3);
     assert_value(value_of(&e, "fanout_jobs_queued", NULL), 4);
     assert_value(value_of(&e, "fanout_backend_calls_in_flight", NULL), 5);
+    assert_value(value_of(&e, "fanout_backend_calls_waiting", NULL), 2);
     assert_value(value_of(&e, "fanout_client_connections", NULL), 6);
     assert_value(value_of(&e, "fanout_backend_connections_opened_total", NULL), 7);
     assert_value(value_of(&e, "fanout_config_reloads_total", "result", "ok", NULL), 0);
@@ -821,6 +823,7 @@ static void test_exposition_families(void **state)
         {"fanout_requests_in_flight", "gauge"},
         {"fanout_jobs_queued", "gauge"},
         {"fanout_backend_calls_in_flight", "gauge"},
+        {"fanout_backend_calls_waiting", "gauge"},
         {"fanout_client_connections", "gauge"},
         {"fanout_backend_connections_opened_total", "counter"},
         {"fanout_config_reloads_total", "counter"},

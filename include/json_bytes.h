@@ -1,7 +1,8 @@
 /* json_bytes.h -- byte-level scanning shared by json.c (the validator) and json_raw.c (raw
- * access to validated values): word-at-a-time (SWAR) masks, whitespace, digits, UTF-8
- * sequences, \u escapes. Private to those two files; everything is static inline.
- * Threads: pure functions. */
+ * access to validated values): word-at-a-time (SWAR) masks, their 16-byte SSE2 forms and
+ * the block questions the validator's fast paths ask (first_str_stop, first_non_digit),
+ * whitespace, digits, UTF-8 sequences, \u escapes. Private to those two files; everything
+ * is static inline. Threads: pure functions. */
 #ifndef FO_JSON_BYTES_H
 #define FO_JSON_BYTES_H
 
@@ -9,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
@@ -168,6 +173,68 @@ static inline bool hex4(const uint8_t *p, unsigned *out)
     *out = v;
     return true;
 }
+
+#ifdef __SSE2__
+/* Sixteen bytes at a time with SSE2, the x86-64 baseline: the same questions
+ * as the word masks above, one bit per byte (bit i for p[i], from
+ * _mm_movemask_epi8), every bit exact. The caller guarantees 16 readable
+ * bytes at p; loads are unaligned. */
+static inline __m128i load128(const uint8_t *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
+/* Bytes that do not end plain string content (the complement of str_stops):
+ * after the same 0x02 flip, signed "above 0x20" is false for the controls, the
+ * quote and every byte >= 0x80 (negative); then the backslash is cleared. */
+static inline unsigned str_plain16(const uint8_t *p)
+{
+    __m128i v = load128(p);
+    __m128i high = _mm_cmpgt_epi8(_mm_xor_si128(v, _mm_set1_epi8(0x02)), _mm_set1_epi8(0x20));
+    __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    return (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bs, high));
+}
+
+/* Digits: adding 0x50 takes '0'..'9' to -128..-119, the only bytes below -118. */
+static inline unsigned digits16(const uint8_t *p)
+{
+    __m128i t = _mm_add_epi8(load128(p), _mm_set1_epi8(0x50));
+    return (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(t, _mm_set1_epi8(-118)));
+}
+#endif
+
+/* The validator's fast paths ask of the SCAN_W bytes at p (all readable)
+ * where the first string stop, or the first byte that is not a digit, is:
+ * its index, or SCAN_W when there is none. SSE2 answers for 16 bytes, other
+ * hosts the word masks for 8. */
+#ifdef __SSE2__
+#define SCAN_W 16
+
+/* Bits 16 and up of the complements are set: the index is at most 16. */
+static inline size_t first_str_stop(const uint8_t *p)
+{
+    return (unsigned)__builtin_ctz(~str_plain16(p));
+}
+
+static inline size_t first_non_digit(const uint8_t *p)
+{
+    return (unsigned)__builtin_ctz(~digits16(p));
+}
+#else
+#define SCAN_W 8
+
+static inline size_t first_str_stop(const uint8_t *p)
+{
+    uint64_t m = str_stops(load64(p));
+    return m ? first_byte(m) : 8;
+}
+
+static inline size_t first_non_digit(const uint8_t *p)
+{
+    uint64_t m = non_digits(load64(p));
+    return m ? first_byte(m) : 8;
+}
+#endif
 
 /* Bytes that end plain string content: controls, '"', '\\' and
  * every byte >= 0x80 (the start or middle of a multi-byte sequence). */

@@ -1,8 +1,9 @@
 /* test_json.c -- unit tests for json.c: validator accept/reject tables, depth
  * limits, UTF-8 edges, raw iteration, unescaping and string escaping; and the
- * word-at-a-time validator held to the verdicts of the byte-at-a-time one it
- * replaced (kept below as ref_validate) at every offset around the 8-byte
- * words, on truncated, random and mutated inputs. */
+ * block-at-a-time validator held to the verdicts of the byte-at-a-time one it
+ * replaced (kept below as ref_validate) at every offset around its 8- and
+ * 16-byte blocks, on both sides of the point where it moves to its padded copy
+ * of the body's last 64 bytes, on truncated, random and mutated inputs. */
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -304,7 +305,7 @@ static void test_deep_mixed_closers(void **state)
 }
 
 /* Build "\"" + pad + ins + pad + "\"" with ins at offset 'at' of a 48-byte
- * body, so that it lands at every position of the eight-byte scan. */
+ * body, so that it lands at every position of the 8- and 16-byte blocks. */
 static size_t with_insert(char *out, size_t at, const char *ins, size_t inslen)
 {
     size_t n = 0;
@@ -1050,8 +1051,10 @@ static void same_verdict(const char *s, size_t n, const char *what, size_t a, si
     free(copy);
 }
 
-/* Every kind of string stop at offsets 0..15 of a string body (both sides of two
- * 8-byte words), in strings that start at every alignment, as a value and as a key. */
+/* Every kind of string stop at offsets 0..33 of a string body (both sides of
+ * two 16-byte blocks), in strings that start at every alignment, as a value and
+ * as a key. These bodies are short, so most of them is read from the padded
+ * copy of the last 64 bytes; test_tail_boundary reads the same in place. */
 static void test_stops_at_word_offsets(void **state)
 {
     static const struct tcase ins[] = {
@@ -1087,8 +1090,8 @@ static void test_stops_at_word_offsets(void **state)
     };
     char buf[96];
     for (size_t f = 0; f < sizeof frames / sizeof *frames; f++)
-        for (size_t lead = 0; lead < 8; lead++) /* Where the string starts in a word. */
-            for (size_t at = 0; at < 16; at++)
+        for (size_t lead = 0; lead < 16; lead++) /* Where the string starts in a block. */
+            for (size_t at = 0; at < 34; at++)
                 for (size_t i = 0; i < sizeof ins / sizeof *ins; i++)
                     for (size_t tail = 0; tail < 10; tail += 3) {
                         size_t n = 0;
@@ -1129,6 +1132,106 @@ static void test_prefixes_end_mid_token(void **state)
             same_verdict(docs[d], len, "prefix", d, len);
         same_verdict(docs[d], n, "whole", d, n);
     }
+}
+
+/* The validator reads fast paths up to 64 bytes ahead in the caller's buffer
+ * while more than 64 bytes remain, and from a padded copy of the last 64 after
+ * that. Bodies followed by 0..80 spaces put that boundary at every byte of their
+ * last tokens; each is also cut at every length, alone and behind 70 spaces. */
+static void test_tail_boundary(void **state)
+{
+    static const char *docs[] = {
+        "{\"id\":1024,\"name\":\"bench-1024\",\"ok\":true,\"ratio\":0.125,\"n\":null,\"f\":false}",
+        "[12345678901234567890,1234567890123456,12345678901234567,-0.5e+10,1E-2,0,01,1.,0.5]",
+        "{\"abcdefghijklmnop\":1,\"abcdefghijklmno\":[\"abcdefghijklmnopqrstuvwxyz0123456789\"]}",
+        "[\"abcdefghijklmnop\",\"abcdefghijklmnopq\",\"a\\\"b\",\"\xc3\xa9\xe2\x82\xac\","
+        "\"\\ud83d\\ude00\"]",
+        "{\"a\" : [ 1 , 2 ] , \"b\" :\t{ \"c\" : \"\\u00e9\xc3\xa9\" } }",
+        "[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]],{\"k\":{\"k\":{\"k\":{}}}}",
+        "{\"p\":48.989999999999995,\"q\":0.1234567890123456,\"r\":1.5e3,\"s\":[true,false,null]}",
+        "\"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\"",
+        "12345678901234567890123456789012345678901234567890",
+        /* The farthest reads: names of 14..16 bytes before strings of two blocks
+         * and before numbers of a block of digits each side of the point. */
+        "{\"a\":1,\"abcdefghijklmno\":\"abcdefghijklmnopqrstuvwxyz01234\",\"abcdefghijklmnop\":"
+        "\"abcdefghijklmnopqrstuvwxyz012345\",\"abcdefghijklmn\":123456789012345.123456789012345,"
+        "\"abcdefghijklmnop\":1234567890123456789012345678901,\"abcdefghijklmno\":0."
+        "123456789012345}",
+    };
+    static char buf[1024];
+    for (size_t d = 0; d < sizeof docs / sizeof *docs; d++) {
+        size_t n = strlen(docs[d]);
+        memcpy(buf, docs[d], n);
+        for (size_t cut = 0; cut < n; cut++)
+            same_verdict(buf, cut, "tail cut", d, cut);
+        char *lead = buf + n + 100; /* The same behind 70 spaces: a full-size copy. */
+        memset(lead, ' ', 70);
+        memcpy(lead + 70, docs[d], n);
+        for (size_t cut = 70; cut <= 70 + n; cut++)
+            same_verdict(lead, cut, "lead cut", d, cut);
+        for (size_t t = 0; t <= 80; t++) {
+            same_verdict(buf, n + t, "tail", d, t);
+            buf[n + t] = ' ';
+        }
+    }
+}
+
+/* Numbers of every shape around the block sizes: a sign or not, 1..40 integer
+ * digits, no fraction, "." alone or 1..40 fraction digits, three exponents; in a
+ * short body and in one long enough to be read in place. */
+static void test_number_shapes(void **state)
+{
+    static const char *exps[] = {"", "e5", "E-2"};
+    static char buf[512];
+    for (int neg = 0; neg < 2; neg++)
+        for (size_t ni = 1; ni <= 40; ni++)
+            for (size_t nf = 0; nf <= 41; nf++)
+                for (size_t e = 0; e < sizeof exps / sizeof *exps; e++) {
+                    char num[128];
+                    size_t m = 0;
+                    if (neg)
+                        num[m++] = '-';
+                    for (size_t i = 0; i < ni; i++)
+                        num[m++] = (char)('1' + (i + nf) % 9 - (i == 1 && ni == 2 ? 1 : 0));
+                    if (nf > 0) {
+                        num[m++] = '.';
+                        for (size_t i = 1; i < nf; i++)
+                            num[m++] = (char)('0' + i % 10);
+                    }
+                    m += (size_t)sprintf(num + m, "%s", exps[e]);
+                    int n = sprintf(buf, "[%.*s,1]", (int)m, num);
+                    same_verdict(buf, (size_t)n, "number", ni, nf);
+                    n = sprintf(buf, "{\"k\":%.*s,\"pad\":\"%080d\"}", (int)m, num, 0);
+                    same_verdict(buf, (size_t)n, "number in place", ni, nf);
+                    buf[0] = '0'; /* A leading zero: "01..." ends after the 0. */
+                    memcpy(buf + 1, num + neg, m - (size_t)neg);
+                    same_verdict(buf, m + 1 - (size_t)neg, "zero", ni, nf);
+                }
+}
+
+/* Names of 0..40 bytes, plain or with a stop at every offset, followed by the
+ * colon or by whitespace first; short and in place. */
+static void test_name_shapes(void **state)
+{
+    static const char *stops[] = {"", "\\n", "\xc3\xa9", "\x01", "\"", "\\", "\x80"};
+    static const char *colons[] = {":", " :", ": ", "\n:\t", ",", ""};
+    static char buf[512];
+    for (size_t len = 0; len <= 40; len++)
+        for (size_t st = 0; st < sizeof stops / sizeof *stops; st++)
+            for (size_t at = 0; at <= len; at += st ? 1 : len + 1)
+                for (size_t c = 0; c < sizeof colons / sizeof *colons; c++) {
+                    char name[128];
+                    size_t m = 0;
+                    for (size_t i = 0; i < len; i++) {
+                        if (i == at)
+                            m += (size_t)sprintf(name + m, "%s", stops[st]);
+                        name[m++] = (char)('a' + i % 26);
+                    }
+                    int n = sprintf(buf, "{\"%.*s\"%s1}", (int)m, name, colons[c]);
+                    same_verdict(buf, (size_t)n, "name", len, at);
+                    n = sprintf(buf, "{\"%.*s\"%s1,\"pad\":\"%080d\"}", (int)m, name, colons[c], 0);
+                    same_verdict(buf, (size_t)n, "name in place", len, at);
+                }
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -1273,6 +1376,9 @@ int main(void)
         cmocka_unit_test(test_put_string_roundtrip),
         cmocka_unit_test(test_stops_at_word_offsets),
         cmocka_unit_test(test_prefixes_end_mid_token),
+        cmocka_unit_test(test_tail_boundary),
+        cmocka_unit_test(test_number_shapes),
+        cmocka_unit_test(test_name_shapes),
         cmocka_unit_test(test_differential_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

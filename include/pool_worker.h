@@ -1,7 +1,10 @@
-/* pool_worker.h -- the worker pool's insides, shared by pool.c, pool_held.c and attempts.c only.
+/* pool_worker.h -- the worker pool's insides, shared by pool.c, pool_worker.c, pool_sock.c,
+ * pool_held.c and attempts.c only.
  *
- * pool.c runs the workers (epoll loop, curl multi, jobs, the deadline heap, fail fast);
+ * pool.c sets the workers up, hands them fan-outs and sums their counters; pool_worker.c runs
+ * one (epoll loop, curl multi, jobs, the deadline heap, fail fast);
  * pool_sock.c keeps curl's sockets in the worker's epoll set and hands their events to curl;
+ * pool_gate.c holds the transfers past max_host_connections until a slot of their host frees;
  * pool_held.c the calls the submitter starts or ends itself (dependent calls);
  * attempts.c runs the calls that have a resilience policy as sequences of attempts (retries,
  * hedges, their timers). All work on the structures below, which belong to one worker
@@ -113,7 +116,7 @@ struct fo_worker {
     atomic_uint_fast64_t n_waiting; /* Of n_running: waiting at the gate, not sent yet. */
 };
 
-/* ---- pool.c, for attempts.c ---- */
+/* ---- pool_worker.c, for attempts.c and pool_held.c ---- */
 
 /* A transfer from the worker's free list (or a new one) / back to it. */
 /* pool_sock.c: curl's socket and timer callbacks (CURLMOPT_SOCKETFUNCTION with
@@ -128,6 +131,10 @@ bool fo__sock_is(uint64_t data);
  * then waiting in curl's queue), or the socket taken out of the set because
  * curl no longer watches it (false). */
 bool fo__sock_event(struct fo_worker *w, uint64_t data, uint32_t events);
+
+/* pool_worker.c: the worker thread's body (pthread_create with the worker as argument); it
+ * returns once 'stop' is set and the wake fd written. */
+void *fo__worker_main(void *arg);
 
 struct fo_xfer *fo__xfer_get(struct fo_worker *w);
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
@@ -149,7 +156,7 @@ void fo__call_begin(struct fo_worker *w, struct job *j, struct fo_call *call);
 void fo__call_fail(struct fo_worker *w, struct job *j, struct fo_call *call,
                    enum fo_outcome outcome, double ms);
 
-/* ---- pool_held.c, for pool.c ---- */
+/* ---- pool_held.c, for pool_worker.c ---- */
 
 /* Carry out what 'ended' queued (fo_fanout_start, fo_fanout_finish); a no-op when nested. */
 void fo__run_queue(struct fo_worker *w, struct job *j);
@@ -163,7 +170,7 @@ void fo__count_connects(struct fo_worker *w, struct fo_xfer *x);
 /* Outcome for calls cut short because the context is done. */
 enum fo_outcome fo__ctx_outcome(int err);
 
-/* ---- attempts.c, for pool.c ---- */
+/* ---- attempts.c, for pool_worker.c ---- */
 
 /* Start call 'i' of 'j' (it has a policy) as a run. */
 void fo__run_start(struct fo_worker *w, struct job *j, size_t i);

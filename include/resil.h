@@ -9,7 +9,7 @@
  * state of every backend whose definition did not change (a breaker stays open across a
  * SIGHUP) and frees the rest when the last request of the old config is done. Memory per
  * state is bounded by its settings whatever the traffic (lru.h, hedge.h).
- * The mechanics of attempts (timers, hedges, aborts) are the pool's (pool.c); the policies
+ * The mechanics of attempts (timers, hedges, aborts) are the pool's (pool_worker.c); the policies
  * are in hosts.h, retry.h, breaker.h, ratelimit.h, hedge.h and stale.h; this module glues
  * them to a call.
  * Ownership: the store owns every state; a binding (fo_resil_bind) holds one reference on

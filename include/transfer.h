@@ -1,6 +1,6 @@
 /* transfer.h -- one backend call on a reusable curl easy handle.
  *
- * The worker pool (pool.c) runs transfers on its curl multi handle; this
+ * The worker pool (pool_worker.c) runs transfers on its curl multi handle; this
  * module owns what one call is: the easy handle's options, the outgoing
  * header policy (fanout's own X-Timeout-Ms and X-Request-Id, never Expect,
  * empty values sent empty, the body's Content-Type, Accept unless the call

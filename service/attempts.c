@@ -18,7 +18,7 @@
  *    one that did is counted by the fan-in once the pipeline has judged it (so an invalid
  *    JSON body counts too); an aborted attempt counts for nothing but frees a probe slot;
  *  - a run whose attempts were all aborted, or that waits for a timer when its job is
- *    aborted, ends with the abort's outcome (pool.c's abort_job). */
+ *    aborted, ends with the abort's outcome (pool_worker.c's abort_job). */
 #include "pool_worker.h"
 
 #include <stdlib.h>
@@ -27,7 +27,6 @@
 #include "alloc.h"
 #include "clock.h"
 #include "hosts.h"
-#include "pool_gate.h"
 #include "resil.h"
 #include "resil_conf.h"
 
@@ -211,9 +210,8 @@ static void run_abort_others(struct fo_worker *w, struct job *j, struct run *r)
     while (x && r->live > 0) {
         struct fo_xfer *next = x->next;
         if (x->run == r) {
-            if (!fo_gate_waiting(x))
+            if (fo__xfer_remove(w, x)) /* Closes its connection. */
                 fo__count_connects(w, x);
-            fo__xfer_remove(w, x); /* Closes its connection. */
             atomic_fetch_sub_explicit(&w->n_running, 1, memory_order_relaxed);
             xfer_unlink(j, x);
             fo__attempt_drop(w, x);

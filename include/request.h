@@ -139,6 +139,11 @@ enum MHD_Result fo_request_route(struct request *r, const char *url, const char 
 /* The pool resumed the connection: fan in, decide, answer (finish.c). */
 enum MHD_Result fo_request_finish(struct request *r);
 
+/* Health, readiness and metrics (request_ops.c): true when 'url' is one of the probe paths,
+ * with the answer queued in *res (405 for a method other than GET or HEAD). */
+bool fo__request_probe(struct request *r, const char *url, const char *method,
+                       enum MHD_Result *res);
+
 /* The request no longer waits on the pool: give back its counts (request.c). */
 void fo__request_unwait(struct request *r);
 

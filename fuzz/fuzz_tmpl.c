@@ -1,4 +1,4 @@
-/* fuzz_tmpl.c -- libFuzzer target for tmpl.c (path match and URL expansion).
+/* fuzz_tmpl.c -- libFuzzer target for path.c and tmpl.c (path match and URL expansion).
  *
  * The input is three lines: a path pattern, a URL template, then the raw
  * request path (the rest, any bytes). Checks: a match yields one value per
@@ -12,7 +12,7 @@
  * path is also matched against a few fixed patterns. Any violation aborts.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_tmpl.c \
- *       service/tmpl.c service/buf.c -o /tmp/fuzz_tmpl */
+ *       service/tmpl.c service/path.c service/buf.c -o /tmp/fuzz_tmpl */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>

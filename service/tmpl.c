@@ -1,13 +1,8 @@
-/* tmpl.c -- endpoint path patterns and templates with placeholders. See tmpl.h.
+/* tmpl.c -- templates with placeholders. See tmpl.h (endpoint paths: path.c).
  *
- * Both are compiled once at config load into flat piece lists, so the hot
- * path (one match per request, one expansion per backend call) is a single
- * pass with no parsing: a path is an array of segments (literal bytes or a
- * parameter index), a template an array of pieces (literal bytes or a
- * slot of its endpoint's scope, with a default). Matching is on the raw path the client sent:
- * literal segments compare byte for byte, parameter segments are percent-decoded. Decoding happens
- * only after the whole path matched structurally, so a malformed escape in a path that belongs to
- * another route is "no match", not an error.
+ * A template is compiled once at config load into a flat list of pieces (literal bytes or
+ * a slot of its endpoint's scope, with a default), so one expansion per backend call is a
+ * single pass with no parsing.
  *
  * Placeholders are namespaced so that new sources of values (an
  * authenticated identity, a JWT claim, a sibling call's answer) are a row in
@@ -29,20 +24,7 @@
 #include <strings.h>
 #include <sys/types.h>
 
-/* One '/'-separated segment of a compiled path. */
-struct seg {
-    const char *lit; /* Literal bytes (into fo_path.src), or NULL for a parameter. */
-    size_t len;      /* Length of 'lit'. */
-    int param;       /* Parameter index when 'lit' is NULL. */
-};
-
-struct fo_path {
-    char *src;        /* Pattern text, from malloc(). */
-    struct seg *segs; /* nsegs of them, from malloc(). */
-    size_t nsegs;
-    char *names[FO_MAX_PARAMS]; /* Parameter names, each from malloc(). */
-    size_t nparams;
-};
+#include "tmpl_chars.h"
 
 /* One piece of a compiled template. */
 struct piece {
@@ -86,27 +68,7 @@ static bool is_unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
-static bool is_name_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write a reason into err (when given) and return -EINVAL. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int fo__tmpl_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -115,199 +77,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -EINVAL;
-}
-
-/* ---- Paths -------------------------------------------------------------- */
-
-void fo_path_destroy(struct fo_path *p)
-{
-    if (!p)
-        return;
-    for (size_t i = 0; i < p->nparams; i++)
-        free(p->names[i]);
-    free(p->segs);
-    free(p->src);
-    free(p);
-}
-
-const char *fo_path_pattern(const struct fo_path *p)
-{
-    return p->src;
-}
-
-int fo_path_param_index(const struct fo_path *p, const char *name, size_t n)
-{
-    for (size_t i = 0; i < p->nparams; i++) {
-        if (strlen(p->names[i]) == n && memcmp(p->names[i], name, n) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
-/* Check one pattern segment [s, s+len) and add it to p. */
-static int add_segment(struct fo_path *p, const char *s, size_t len, bool last, char *err,
-                       size_t errlen)
-{
-    struct seg *sg = &p->segs[p->nsegs];
-    if (len == 0 && !last)
-        return fail(err, errlen, "empty segment (\"//\")");
-    if (len >= 1 && s[0] == '{') {
-        if (len < 3 || s[len - 1] != '}')
-            return fail(err, errlen, "a placeholder must be a whole segment \"{name}\"");
-        for (size_t i = 1; i + 1 < len; i++) {
-            if (!is_name_char((unsigned char)s[i]))
-                return fail(err, errlen, "placeholder name must be [A-Za-z0-9_]+");
-        }
-        if (fo_path_param_index(p, s + 1, len - 2) >= 0)
-            return fail(err, errlen, "placeholder {%.*s} appears twice", (int)(len - 2), s + 1);
-        if (p->nparams == FO_MAX_PARAMS)
-            return fail(err, errlen, "more than %d placeholders", FO_MAX_PARAMS);
-        char *name = strndup(s + 1, len - 2);
-        if (!name)
-            return -ENOMEM;
-        p->names[p->nparams] = name;
-        sg->lit = NULL;
-        sg->len = 0;
-        sg->param = (int)p->nparams++;
-        p->nsegs++;
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '{' || c == '}')
-            return fail(err, errlen, "a placeholder must be a whole segment \"{name}\"");
-        if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#')
-            return fail(err, errlen,
-                        "invalid byte 0x%02x (use printable ASCII, percent-encode the rest)", c);
-    }
-    sg->lit = s;
-    sg->len = len;
-    sg->param = -1;
-    p->nsegs++;
-    return 0;
-}
-
-int fo_path_compile(struct fo_path **out, const char *pattern, char *err, size_t errlen)
-{
-    *out = NULL;
-    if (!pattern || pattern[0] != '/')
-        return fail(err, errlen, "must start with '/'");
-    int rc = -ENOMEM;
-    struct fo_path *p = calloc(1, sizeof *p);
-    if (!p)
-        goto fail;
-    p->src = strdup(pattern);
-    if (!p->src)
-        goto fail;
-    size_t nslash = 0;
-    for (const char *c = pattern; *c; c++)
-        nslash += *c == '/';
-    p->segs = calloc(nslash, sizeof *p->segs);
-    if (!p->segs)
-        goto fail;
-    const char *s = p->src + 1;
-    for (;;) {
-        const char *slash = strchr(s, '/');
-        size_t len = slash ? (size_t)(slash - s) : strlen(s);
-        rc = add_segment(p, s, len, !slash, err, errlen);
-        if (rc < 0)
-            goto fail;
-        if (!slash)
-            break;
-        s = slash + 1;
-    }
-    *out = p;
-    return 0;
-fail:
-    if (rc == -ENOMEM)
-        fail(err, errlen, "out of memory");
-    fo_path_destroy(p);
-    return rc;
-}
-
-void fo_params_clear(struct fo_params *params)
-{
-    for (size_t i = 0; i < params->n; i++) {
-        free(params->p[i].value);
-        params->p[i].value = NULL;
-        params->p[i].name = NULL;
-        params->p[i].len = 0;
-    }
-    params->n = 0;
-}
-
-/* Percent-decode [s, s+n) into a new NUL-terminated string. Returns 0,
- * -EINVAL (bad escape, too long, "." or "..") or -ENOMEM. */
-static int decode_param(const char *s, size_t n, char **out, size_t *outlen)
-{
-    char tmp[FO_MAX_PARAM_LEN];
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -EINVAL;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (len == sizeof tmp)
-            return -EINVAL;
-        tmp[len++] = (char)c;
-    }
-    if ((len == 1 && tmp[0] == '.') || (len == 2 && tmp[0] == '.' && tmp[1] == '.'))
-        return -EINVAL;
-    char *v = malloc(len + 1);
-    if (!v)
-        return -ENOMEM;
-    memcpy(v, tmp, len);
-    v[len] = '\0';
-    *out = v;
-    *outlen = len;
-    return 0;
-}
-
-int fo_path_match(const struct fo_path *p, const char *raw, size_t n, struct fo_params *params)
-{
-    /* Raw bounds of each parameter segment, decoded once the whole path matched. */
-    const char *praw[FO_MAX_PARAMS];
-    size_t plen[FO_MAX_PARAMS];
-
-    if (n == 0 || raw[0] != '/')
-        return 0;
-    const char *s = raw + 1;
-    const char *end = raw + n;
-    for (size_t i = 0; i < p->nsegs; i++) {
-        const char *slash = memchr(s, '/', (size_t)(end - s));
-        const char *segend = slash ? slash : end;
-        size_t len = (size_t)(segend - s);
-        bool last = i + 1 == p->nsegs;
-        if (last != !slash)
-            return 0; /* Fewer or more segments than the pattern. */
-        const struct seg *sg = &p->segs[i];
-        if (sg->lit) {
-            if (len != sg->len || memcmp(s, sg->lit, len) != 0)
-                return 0;
-        } else {
-            if (len == 0)
-                return 0;
-            praw[sg->param] = s;
-            plen[sg->param] = len;
-        }
-        s = segend + (slash ? 1 : 0);
-    }
-
-    for (size_t i = 0; i < p->nparams; i++) {
-        int rc = decode_param(praw[i], plen[i], &params->p[i].value, &params->p[i].len);
-        if (rc < 0) {
-            fo_params_clear(params);
-            return rc;
-        }
-        params->p[i].name = p->names[i];
-        params->n = i + 1;
-    }
-    return 1;
 }
 
 /* ---- Scopes ------------------------------------------------------------- */
@@ -374,8 +143,8 @@ static int slot_of(struct fo_tmpl_scope *s, size_t nsi, const char *name, size_t
     if (id < 0)
         return id;
     if (s->n == FO_TMPL_MAX_SLOTS)
-        return fail(err, errlen, "more than %d distinct placeholders in one endpoint",
-                    FO_TMPL_MAX_SLOTS);
+        return fo__tmpl_fail(err, errlen, "more than %d distinct placeholders in one endpoint",
+                             FO_TMPL_MAX_SLOTS);
     size_t nslen = strcmp(ns->name, "*") == 0 ? 0 : strlen(ns->name); /* "*": the whole spec. */
     size_t off = nslen ? nslen + 1 : 0;
     char *text = malloc(off + n + 1);
@@ -407,7 +176,7 @@ static int parse_placeholder(struct fo_tmpl_scope *s, const char *a, size_t n, s
                              char *err, size_t errlen)
 {
     if (n == 0)
-        return fail(err, errlen, "empty placeholder {}");
+        return fo__tmpl_fail(err, errlen, "empty placeholder {}");
     const char *bar = memchr(a, '|', n);
     size_t speclen = bar ? (size_t)(bar - a) : n;
     pc->def = NULL;
@@ -416,7 +185,7 @@ static int parse_placeholder(struct fo_tmpl_scope *s, const char *a, size_t n, s
         pc->def = bar + 1;
         pc->deflen = n - speclen - 1;
         if (memchr(pc->def, '{', pc->deflen))
-            return fail(err, errlen, "the default of {%.*s} holds '{'", (int)speclen, a);
+            return fo__tmpl_fail(err, errlen, "the default of {%.*s} holds '{'", (int)speclen, a);
     }
     const char *dot = memchr(a, '.', speclen);
     const char *ns = a;
@@ -425,15 +194,15 @@ static int parse_placeholder(struct fo_tmpl_scope *s, const char *a, size_t n, s
     size_t nlen = dot ? speclen - nslen - 1 : speclen;
     if (!dot) {
         for (size_t i = 0; i < nlen; i++) {
-            if (!is_name_char((unsigned char)name[i]))
-                return fail(err, errlen, "placeholder name must be [A-Za-z0-9_]+");
+            if (!fo__tmpl_is_name_char((unsigned char)name[i]))
+                return fo__tmpl_fail(err, errlen, "placeholder name must be [A-Za-z0-9_]+");
         }
         if (nlen == 0)
-            return fail(err, errlen, "empty placeholder name in {%.*s}", (int)n, a);
+            return fo__tmpl_fail(err, errlen, "empty placeholder name in {%.*s}", (int)n, a);
     }
     if (dot && (nlen == 0 || nslen == 0))
-        return fail(err, errlen, "empty %s in {%.*s}", nlen ? "namespace" : "name", (int)speclen,
-                    a);
+        return fo__tmpl_fail(err, errlen, "empty %s in {%.*s}", nlen ? "namespace" : "name",
+                             (int)speclen, a);
     size_t nsi = 0;
     while (s && nsi < s->nns &&
            !(strlen(s->ns[nsi].name) == nslen && memcmp(s->ns[nsi].name, ns, nslen) == 0))
@@ -452,7 +221,7 @@ static int parse_placeholder(struct fo_tmpl_scope *s, const char *a, size_t n, s
         }
         slot = slot_of(s, any, a, speclen, err, errlen);
         if (slot == -ENOENT && first[0])
-            return fail(err, errlen, "%s", first);
+            return fo__tmpl_fail(err, errlen, "%s", first);
         if (slot == -ENOENT)
             nsi = s->nns; /* Not its either: the unknown namespace below. */
         else if (slot < 0)
@@ -471,16 +240,17 @@ static int parse_placeholder(struct fo_tmpl_scope *s, const char *a, size_t n, s
         char known[128];
         ns_list(s, known, sizeof known);
         if (!dot)
-            return fail(err, errlen, "{%.*s} is not a parameter of the endpoint path", (int)nlen,
-                        name);
-        return fail(err, errlen, "unknown placeholder namespace \"%.*s\" in {%.*s} (known: %s)",
-                    (int)nslen, ns, (int)speclen, a, known[0] ? known : "none");
+            return fo__tmpl_fail(err, errlen, "{%.*s} is not a parameter of the endpoint path",
+                                 (int)nlen, name);
+        return fo__tmpl_fail(err, errlen,
+                             "unknown placeholder namespace \"%.*s\" in {%.*s} (known: %s)",
+                             (int)nslen, ns, (int)speclen, a, known[0] ? known : "none");
     }
     for (size_t i = 0; dot && i < nlen; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c <= 0x20 || c >= 0x7f || c == '{')
-            return fail(err, errlen, "invalid byte 0x%02x in the name of {%.*s}", c, (int)speclen,
-                        a);
+            return fo__tmpl_fail(err, errlen, "invalid byte 0x%02x in the name of {%.*s}", c,
+                                 (int)speclen, a);
     }
     int slot = slot_of(s, nsi, name, nlen, err, errlen);
     if (slot < 0)
@@ -528,19 +298,20 @@ static int url_prefix(const char *url, size_t *skip, char *err, size_t errlen)
     else if (strncmp(url, "https://", 8) == 0)
         scheme = 8;
     else
-        return fail(err, errlen, "must start with http:// or https://");
+        return fo__tmpl_fail(err, errlen, "must start with http:// or https://");
     for (const char *c = url; *c; c++) {
         unsigned char b = (unsigned char)*c;
         if (b <= 0x20 || b == 0x7f)
-            return fail(err, errlen, "contains a space or control byte 0x%02x", b);
+            return fo__tmpl_fail(err, errlen, "contains a space or control byte 0x%02x", b);
     }
     size_t alen = strcspn(url + scheme, "/?#");
     const char *auth = url + scheme;
     if (alen == 0 || auth[0] == ':')
-        return fail(err, errlen, "missing host");
+        return fo__tmpl_fail(err, errlen, "missing host");
     /* A value choosing the host would let a client send the call anywhere. */
     if (memchr(auth, '{', alen) || memchr(auth, '}', alen))
-        return fail(err, errlen, "placeholders are not allowed in the scheme or host:port");
+        return fo__tmpl_fail(err, errlen,
+                             "placeholders are not allowed in the scheme or host:port");
     *skip = scheme + alen;
     return 0;
 }
@@ -550,7 +321,7 @@ int fo_tmpl_compile(struct fo_tmpl **out, const char *text, enum fo_tmpl_kind ki
 {
     *out = NULL;
     if (!text)
-        return fail(err, errlen, "missing text");
+        return fo__tmpl_fail(err, errlen, "missing text");
     size_t skip = 0;
     int rc;
     if (kind == FO_TMPL_URL) {
@@ -588,7 +359,7 @@ int fo_tmpl_compile(struct fo_tmpl **out, const char *text, enum fo_tmpl_kind ki
             continue;
         }
         if (*c == '}') {
-            fail(err, errlen, "'}' without '{'");
+            fo__tmpl_fail(err, errlen, "'}' without '{'");
             rc = -EINVAL;
             goto fail;
         }
@@ -596,7 +367,7 @@ int fo_tmpl_compile(struct fo_tmpl **out, const char *text, enum fo_tmpl_kind ki
             continue;
         const char *close = strchr(c + 1, '}');
         if (!close) {
-            fail(err, errlen, "'{' without a closing '}'");
+            fo__tmpl_fail(err, errlen, "'{' without a closing '}'");
             rc = -EINVAL;
             goto fail;
         }
@@ -616,7 +387,7 @@ int fo_tmpl_compile(struct fo_tmpl **out, const char *text, enum fo_tmpl_kind ki
     return 0;
 fail:
     if (rc == -ENOMEM)
-        fail(err, errlen, "out of memory");
+        fo__tmpl_fail(err, errlen, "out of memory");
     fo_tmpl_destroy(t);
     return rc;
 }
@@ -626,8 +397,8 @@ size_t fo_url_decode(char *dst, const char *s, size_t n)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        int hi = c == '%' && i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
+        int hi = c == '%' && i + 2 < n ? fo__tmpl_hexval((unsigned char)s[i + 1]) : -1;
+        int lo = hi >= 0 ? fo__tmpl_hexval((unsigned char)s[i + 2]) : -1;
         if (hi >= 0 && lo >= 0) {
             c = (unsigned char)(hi << 4 | lo);
             i += 2;
@@ -651,8 +422,8 @@ static bool vnext(struct vwalk *w, unsigned char *c)
         return false;
     *c = w->p[w->i++];
     if (w->pct && *c == '%' && w->i + 1 < w->n) {
-        int hi = hexval(w->p[w->i]);
-        int lo = hexval(w->p[w->i + 1]);
+        int hi = fo__tmpl_hexval(w->p[w->i]);
+        int lo = fo__tmpl_hexval(w->p[w->i + 1]);
         if (hi >= 0 && lo >= 0) {
             *c = (unsigned char)(hi << 4 | lo);
             w->i += 2;

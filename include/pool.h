@@ -100,7 +100,8 @@ struct fo_pool_opts {
     unsigned workers;           /* Threads, >= 1. */
     size_t max_response_bytes;  /* Bodies over it end as FO_ERR_TOO_LARGE. */
     size_t queue_cap;           /* Inbox capacity per worker (fan-outs). */
-    long max_host_connections;  /* Per-worker cap on connections to one host; 0 = none. */
+    long max_host_connections;  /* Per worker and scheme://host:port: calls at once, the rest
+                                   wait in order (pool_gate.h); 0 = none. */
     struct fo_budget *buffered; /* Borrowed, may be NULL: every response byte held is
                                    charged to it until dropped or fo_call_clear. */
 };

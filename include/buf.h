@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct fo_buf {
     char *data; /* From malloc(); NULL until the first append. */
@@ -35,6 +36,11 @@ int fo_buf_puts(struct fo_buf *b, const char *s);
 
 /* Append one byte. Same returns as fo_buf_append. */
 int fo_buf_putc(struct fo_buf *b, char c);
+
+/* Append a decimal integer, or milliseconds with one decimal (fmt.h): the
+ * hot path's numbers, without printf's engine. Same returns as fo_buf_append. */
+int fo_buf_put_int(struct fo_buf *b, int64_t v);
+int fo_buf_put_ms(struct fo_buf *b, double ms);
 
 /* Append printf-style text. Same returns as fo_buf_append. */
 int fo_buf_printf(struct fo_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -203,7 +203,8 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
     fo_buf_puts(&b, ",\"endpoint\":");
     const char *label = fo__request_stats(r) ? fo__request_stats(r)->label : "other";
     fo_json_put_string(&b, label, strlen(label));
-    fo_buf_printf(&b, ",\"status\":%u", r->status);
+    fo_buf_puts(&b, ",\"status\":");
+    fo_buf_put_int(&b, r->status);
     if (r->auth.name) { /* The key's name, never the key. */
         fo_buf_puts(&b, ",\"auth\":");
         fo_json_put_string(&b, r->auth.name, strlen(r->auth.name));
@@ -211,10 +212,11 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
     if (r->auth_failed >= 0)
         fo_buf_printf(&b, ",\"auth_failed\":\"%s\"", fo_auth_reason_name(r->auth_failed));
     if (r->ncalls)
-        fo_buf_printf(&b, ",\"complete\":%s", r->complete ? "true" : "false");
+        fo_buf_puts(&b, r->complete ? ",\"complete\":true" : ",\"complete\":false");
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         fo_buf_printf(&b, ",\"aborted\":%d", (int)toe);
-    fo_buf_printf(&b, ",\"ms\":%.1f", (double)(fo_clock_us() - r->start_us) / 1000.0);
+    fo_buf_puts(&b, ",\"ms\":");
+    fo_buf_put_ms(&b, (double)(fo_clock_us() - r->start_us) / 1000.0);
     if (r->ncalls) {
         fo_buf_puts(&b, ",\"backends\":{");
         for (size_t i = 0; i < r->ncalls; i++) {
@@ -223,12 +225,18 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
             if (i)
                 fo_buf_putc(&b, ',');
             fo_json_put_string(&b, name, strlen(name));
-            fo_buf_printf(&b, ":{\"outcome\":\"%s\",\"status\":%d,\"ms\":%.1f",
-                          fo_outcome_name(c->outcome), c->status, c->ms);
+            fo_buf_puts(&b, ":{\"outcome\":\"");
+            fo_buf_puts(&b, fo_outcome_name(c->outcome));
+            fo_buf_puts(&b, "\",\"status\":");
+            fo_buf_put_int(&b, c->status);
+            fo_buf_puts(&b, ",\"ms\":");
+            fo_buf_put_ms(&b, c->ms);
             if (c->stage)
                 fo_buf_printf(&b, ",\"stage\":\"%s\"", c->stage);
-            if (c->start_us && c->start_ms >= 0)
-                fo_buf_printf(&b, ",\"start_ms\":%ld", c->start_ms);
+            if (c->start_us && c->start_ms >= 0) {
+                fo_buf_puts(&b, ",\"start_ms\":");
+                fo_buf_put_int(&b, c->start_ms);
+            }
             if (c->gathered)
                 fo_buf_printf(&b, ",\"items_failed\":%u", c->items_failed);
             fo_resil_put_report(&b, c); /* Attempts, host, stale (resil.h). */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
+
 void fo_buf_init(struct fo_buf *b, size_t max)
 {
     b->data = NULL;
@@ -61,6 +63,18 @@ int fo_buf_putc(struct fo_buf *b, char c)
         return 0;
     }
     return fo_buf_append(b, &c, 1);
+}
+
+int fo_buf_put_int(struct fo_buf *b, int64_t v)
+{
+    char t[FO_FMT_MAX];
+    return fo_buf_append(b, t, fo_fmt_i64(t, v));
+}
+
+int fo_buf_put_ms(struct fo_buf *b, double ms)
+{
+    char t[FO_FMT_MAX];
+    return fo_buf_append(b, t, fo_fmt_ms(t, ms));
 }
 
 int fo_buf_vprintf(struct fo_buf *b, const char *fmt, va_list ap)

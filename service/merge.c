@@ -84,17 +84,14 @@ static void put_cstr(struct writer *w, const char *s)
 /* One decimal, independent of the locale; non-finite values become 0. */
 static void put_ms(struct writer *w, double ms)
 {
-    if (w->rc != 0)
-        return;
-    if (!isfinite(ms))
-        ms = 0;
-    if (ms > -1e15 && ms < 1e15) {
-        long long t = (long long)(ms * 10 + (ms < 0 ? -0.5 : 0.5));
-        unsigned long long a = t < 0 ? 0ULL - (unsigned long long)t : (unsigned long long)t;
-        w->rc = fo_buf_printf(w->b, "%s%llu.%llu", t < 0 ? "-" : "", a / 10, a % 10);
-    } else {
-        w->rc = fo_buf_printf(w->b, "%.0f.0", ms); /* No decimal point to localise. */
-    }
+    if (w->rc == 0)
+        w->rc = fo_buf_put_ms(w->b, ms);
+}
+
+static void put_int(struct writer *w, int64_t v)
+{
+    if (w->rc == 0)
+        w->rc = fo_buf_put_int(w->b, v);
 }
 
 static int entries_add(struct entries *es, const char *key, size_t klen, size_t koff,
@@ -344,12 +341,17 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
             puts_(w, "\"fallback\":true,");
         if (x->ops_skipped)
             puts_(w, "\"ops\":\"skipped\",");
-        if (x->status != 0 && w->rc == 0)
-            w->rc = fo_buf_printf(w->b, "\"status\":%d,", x->status);
+        if (x->status != 0) {
+            puts_(w, "\"status\":");
+            put_int(w, x->status);
+            put(w, ",", 1);
+        }
         puts_(w, "\"ms\":");
         put_ms(w, x->ms);
-        if (x->start_us && x->start_ms >= 0 && w->rc == 0)
-            w->rc = fo_buf_printf(w->b, ",\"start_ms\":%ld", x->start_ms);
+        if (x->start_us && x->start_ms >= 0) {
+            puts_(w, ",\"start_ms\":");
+            put_int(w, x->start_ms);
+        }
         if (x->gathered && w->rc == 0)
             w->rc = fo_buf_printf(w->b, ",\"items_failed\":%u", x->items_failed);
         if (w->rc == 0)
@@ -464,8 +466,10 @@ int fo_merge_error_status(struct fo_buf *out, const char *code, const char *mess
         puts_(&w, ",\"backend\":");
         put_cstr(&w, backend);
     }
-    if (status && w.rc == 0)
-        w.rc = fo_buf_printf(w.b, ",\"status\":%d", status);
+    if (status) {
+        puts_(&w, ",\"status\":");
+        put_int(&w, status);
+    }
     put(&w, "}", 1);
     if (report) {
         put(&w, ",", 1);

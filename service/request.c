@@ -26,6 +26,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "fmt.h"
 #include "forward.h"
 #include "head.h"
 #include "log.h"
@@ -491,7 +492,12 @@ static void take_id(struct request *r)
     if (fo_head_request_id(r->conn, r->id, sizeof r->id))
         return;
     uint64_t seq = atomic_fetch_add_explicit(&r->front->id_seq, 1, memory_order_relaxed);
-    snprintf(r->id, sizeof r->id, "%08x%012llx", r->front->id_prefix, (unsigned long long)seq);
+    size_t len = fo_fmt_hex(r->id, r->front->id_prefix, 8); /* "%08x%012llx" */
+    unsigned width = 12;
+    while (width < 16 && seq >> (4 * width))
+        width++;
+    len += fo_fmt_hex(r->id + len, seq, width);
+    r->id[len] = '\0';
 }
 
 struct request *fo_request_new(struct fo_front *front, struct fo_runtime *rt,

@@ -25,6 +25,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "fdlimit.h"
+#include "fmt.h"
 #include "shape.h"
 #include "token.h"
 #include "version.h"
@@ -117,6 +118,10 @@ static bool conn_dirty(const struct fo_xfer *x, const char *ip, const char *lip,
     return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* The first line of every call's header list; on_prereq rewrites its value. */
+#define TIMEOUT_PREFIX     "X-Timeout-Ms: "
+#define TIMEOUT_PREFIX_LEN (sizeof TIMEOUT_PREFIX - 1)
+
 /* Just before the request is sent (after a wait for a connection, perhaps):
  * refuse a connection with unread input (see DESIGN), then rewrite the
  * X-Timeout-Ms line, the slist's first, with what is left now. The value
@@ -137,8 +142,12 @@ static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
     int64_t left = time_left_ms(x);
     if (left < 1)
         left = 1;
-    char *line = x->hdrs->data;
-    snprintf(line, strlen(line) + 1, "X-Timeout-Ms: %lld", (long long)left);
+    char *line = x->hdrs->data, digits[FO_FMT_MAX];
+    size_t n = fo_fmt_i64(digits, left), room = strlen(line) - TIMEOUT_PREFIX_LEN;
+    if (n <= room) {
+        memcpy(line + TIMEOUT_PREFIX_LEN, digits, n);
+        line[TIMEOUT_PREFIX_LEN + n] = '\0';
+    }
     return CURL_PREREQFUNC_OK;
 }
 
@@ -289,17 +298,23 @@ static bool has_header(const struct fo_call *call, const char *name)
 static struct curl_slist *request_headers(const struct fo_xfer_group *g, const struct fo_call *call,
                                           int64_t budget_ms, unsigned attempt)
 {
-    char tmo[40];
-    snprintf(tmo, sizeof tmo, "X-Timeout-Ms: %lld", (long long)budget_ms);
+    char line[TIMEOUT_PREFIX_LEN + FO_FMT_MAX + 1];
+    memcpy(line, TIMEOUT_PREFIX, TIMEOUT_PREFIX_LEN);
+    line[TIMEOUT_PREFIX_LEN + fo_fmt_i64(line + TIMEOUT_PREFIX_LEN, budget_ms)] = '\0';
     struct curl_slist *h = NULL;
-    bool ok = add_header(&h, tmo);
+    bool ok = add_header(&h, line);
     if (ok && g->f->request_id) {
-        char *rid;
-        if (asprintf(&rid, "X-Request-Id: %s", g->f->request_id) < 0) {
+        static const char name[] = "X-Request-Id: ";
+        size_t n = strlen(g->f->request_id);
+        char small[128], *rid = n < sizeof small - sizeof name ? small : malloc(sizeof name + n);
+        if (!rid) {
             ok = false;
         } else {
+            memcpy(rid, name, sizeof name - 1);
+            memcpy(rid + sizeof name - 1, g->f->request_id, n + 1);
             ok = add_header(&h, rid);
-            free(rid);
+            if (rid != small)
+                free(rid);
         }
     }
     if (ok && attempt > 0) {

@@ -1,5 +1,6 @@
 /* test_buf.c -- unit tests for the capped byte buffer (buf.h). */
 #include "buf.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 /* A copy of a buffer's visible state, to prove a failed call changed nothing. */
 struct snap {
@@ -268,6 +270,120 @@ static void test_release_hands_over_and_restarts(void **state)
     fo_buf_free(&b);             /* Twice is fine. */
 }
 
+/* fmt.h writes what printf writes, without its engine: every integer edge,
+ * a sweep of values, and the one-decimal milliseconds at rounding edges. */
+static void check_i64(int64_t v)
+{
+    char got[FO_FMT_MAX + 1], want[32];
+    size_t n = fo_fmt_i64(got, v);
+    got[n] = '\0';
+    snprintf(want, sizeof want, "%lld", (long long)v);
+    assert_string_equal(got, want);
+    if (v >= 0) {
+        n = fo_fmt_u64(got, (uint64_t)v);
+        got[n] = '\0';
+        assert_string_equal(got, want);
+    }
+}
+
+static void test_fmt_integers_match_printf(void **state)
+{
+    (void)state;
+    int64_t edges[] = {0,
+                       1,
+                       9,
+                       10,
+                       99,
+                       100,
+                       -1,
+                       -9,
+                       -10,
+                       INT64_MAX,
+                       INT64_MIN,
+                       INT64_MIN + 1,
+                       (int64_t)1e15,
+                       4294967295LL,
+                       4294967296LL};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        check_i64(edges[i]);
+    for (int64_t v = 1; v > 0 && v < INT64_MAX / 3; v = v * 3 + 1) {
+        check_i64(v);
+        check_i64(-v);
+    }
+    char got[FO_FMT_MAX + 1];
+    size_t n = fo_fmt_u64(got, UINT64_MAX);
+    got[n] = '\0';
+    assert_string_equal(got, "18446744073709551615");
+}
+
+static void check_ms(double ms, const char *want)
+{
+    char got[FO_FMT_MAX + 1];
+    size_t n = fo_fmt_ms(got, ms);
+    assert_true(n <= FO_FMT_MAX);
+    got[n] = '\0';
+    assert_string_equal(got, want);
+}
+
+static void test_fmt_ms_one_decimal(void **state)
+{
+    (void)state;
+    check_ms(0, "0.0");
+    check_ms(0.04, "0.0");
+    check_ms(0.05, "0.1");
+    check_ms(12.34, "12.3");
+    check_ms(12.36, "12.4");
+    check_ms(99.96, "100.0");
+    check_ms(-0.5, "-0.5");
+    check_ms(-12.36, "-12.4");
+    check_ms(NAN, "0.0");
+    check_ms(INFINITY, "0.0");
+    check_ms(1e15, "1000000000000000.0");
+    check_ms(-1e16, "-10000000000000000.0");
+    check_ms(1e300, "9223372036854775807.0");
+    check_ms(-1e300, "-9223372036854775808.0");
+    /* Against printf over a sweep, away from the .x5 ties printf rounds to even. */
+    for (double v = 0.0123; v < 1e9; v = v * 1.7 + 0.0031) {
+        double tenths = v * 10;
+        if (fabs(tenths - floor(tenths) - 0.5) < 1e-6)
+            continue;
+        char want[64];
+        snprintf(want, sizeof want, "%.1f", v);
+        check_ms(v, want);
+    }
+}
+
+static void test_fmt_hex_fixed_width(void **state)
+{
+    (void)state;
+    char got[FO_FMT_MAX + 1], want[32];
+    uint64_t vs[] = {0, 1, 0xabc, 0xdeadbeef, 0x123456789abcULL, UINT64_MAX};
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+        size_t n = fo_fmt_hex(got, vs[i], 12);
+        got[n] = '\0';
+        snprintf(want, sizeof want, "%012llx", (unsigned long long)(vs[i] & 0xffffffffffffULL));
+        assert_string_equal(got, want);
+        n = fo_fmt_hex(got, vs[i], 16);
+        got[n] = '\0';
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)vs[i]);
+        assert_string_equal(got, want);
+    }
+}
+
+static void test_put_int_and_ms_respect_the_limit(void **state)
+{
+    (void)state;
+    struct fo_buf b;
+    fo_buf_init(&b, 6);
+    assert_int_equal(fo_buf_put_int(&b, -1234), 0);
+    assert_string_equal(b.data, "-1234");
+    assert_int_equal(fo_buf_put_ms(&b, 1.25), -E2BIG); /* "1.3" does not fit: nothing added. */
+    assert_string_equal(b.data, "-1234");
+    assert_int_equal(fo_buf_put_int(&b, 7), 0);
+    assert_string_equal(b.data, "-12347");
+    fo_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +397,10 @@ int main(void)
         cmocka_unit_test(test_printf_limit),
         cmocka_unit_test(test_release_empty),
         cmocka_unit_test(test_release_hands_over_and_restarts),
+        cmocka_unit_test(test_fmt_integers_match_printf),
+        cmocka_unit_test(test_fmt_ms_one_decimal),
+        cmocka_unit_test(test_fmt_hex_fixed_width),
+        cmocka_unit_test(test_put_int_and_ms_respect_the_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,8 @@ size_t fo_fmt_u64(char *out, uint64_t v);
 size_t fo_fmt_i64(char *out, int64_t v);
 
 /* 'ms' rounded to one decimal ("12.3", "-0.5", "0.0"); non-finite values
- * write "0.0", and magnitudes of 1e15 and over are written without
- * decimals as "<integer>.0" (clamped to the int64 range). */
+ * write "0.0". Magnitudes of 1e15 and over write nothing and return 0 (the
+ * caller prints those, e.g. with "%.0f.0"). */
 size_t fo_fmt_ms(char *out, double ms);
 
 /* The low 'width' hex digits of 'v' (width <= 16), zero-padded. */

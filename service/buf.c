@@ -74,7 +74,10 @@ int fo_buf_put_int(struct fo_buf *b, int64_t v)
 int fo_buf_put_ms(struct fo_buf *b, double ms)
 {
     char t[FO_FMT_MAX];
-    return fo_buf_append(b, t, fo_fmt_ms(t, ms));
+    size_t n = fo_fmt_ms(t, ms);
+    if (n == 0) /* 1e15 ms and over: whole digits, no decimal point to localise. */
+        return fo_buf_printf(b, "%.0f.0", ms);
+    return fo_buf_append(b, t, n);
 }
 
 int fo_buf_vprintf(struct fo_buf *b, const char *fmt, va_list ap)

@@ -2,7 +2,6 @@
 #include "fmt.h"
 
 #include <math.h>
-#include <string.h>
 
 size_t fo_fmt_u64(char *out, uint64_t v)
 {
@@ -29,14 +28,8 @@ size_t fo_fmt_ms(char *out, double ms)
 {
     if (!isfinite(ms))
         ms = 0;
-    if (!(ms > -1e15 && ms < 1e15)) {
-        int64_t whole = ms < 0 ? INT64_MIN : INT64_MAX;
-        if (ms > -9.2e18 && ms < 9.2e18)
-            whole = (int64_t)ms;
-        size_t n = fo_fmt_i64(out, whole);
-        memcpy(out + n, ".0", 2);
-        return n + 2;
-    }
+    if (!(ms > -1e15 && ms < 1e15))
+        return 0;
     int64_t t = (int64_t)(ms * 10 + (ms < 0 ? -0.5 : 0.5));
     uint64_t a = t < 0 ? 0ULL - (uint64_t)t : (uint64_t)t;
     size_t n = 0;

@@ -338,10 +338,10 @@ static void test_fmt_ms_one_decimal(void **state)
     check_ms(-12.36, "-12.4");
     check_ms(NAN, "0.0");
     check_ms(INFINITY, "0.0");
-    check_ms(1e15, "1000000000000000.0");
-    check_ms(-1e16, "-10000000000000000.0");
-    check_ms(1e300, "9223372036854775807.0");
-    check_ms(-1e300, "-9223372036854775808.0");
+    check_ms(99999999999.9, "99999999999.9");
+    char none[FO_FMT_MAX];
+    assert_int_equal(fo_fmt_ms(none, 1e15), 0); /* Left to the caller's printf. */
+    assert_int_equal(fo_fmt_ms(none, -1e300), 0);
     /* Against printf over a sweep, away from the .x5 ties printf rounds to even. */
     for (double v = 0.0123; v < 1e9; v = v * 1.7 + 0.0031) {
         double tenths = v * 10;
@@ -381,6 +381,10 @@ static void test_put_int_and_ms_respect_the_limit(void **state)
     assert_string_equal(b.data, "-1234");
     assert_int_equal(fo_buf_put_int(&b, 7), 0);
     assert_string_equal(b.data, "-12347");
+    fo_buf_free(&b);
+    fo_buf_init(&b, FO_BUF_UNLIMITED);
+    assert_int_equal(fo_buf_put_ms(&b, 1e20), 0); /* Past fmt.h's range: whole digits. */
+    assert_string_equal(b.data, "100000000000000000000.0");
     fo_buf_free(&b);
 }
 

@@ -875,6 +875,13 @@ def strace_count(pid, url, count, tmp, name):
         except subprocess.TimeoutExpired:
             pass
         PROCS.stop(p)
+    per = strace_summary(out, count)
+    return {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": STRACE_CONNS,
+            "per_req": per, "total_per_req": sum(per.values())}
+
+
+def strace_summary(out, count):
+    """The calls of 'strace -c' output file 'out', by name, divided by 'count', largest first."""
     calls = {}
     try:
         with open(out) as f:
@@ -886,14 +893,13 @@ def strace_count(pid, url, count, tmp, name):
         raise RuntimeError("no strace summary")
     if not calls:
         raise RuntimeError("empty strace summary")
-    per = {k: v / count for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
-    return {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": STRACE_CONNS,
-            "per_req": per, "total_per_req": sum(per.values())}
+    return {k: v / count for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
 
 
-def run_curl_probe(sc, nginx):
+def run_curl_probe(sc, nginx, tmp, first_round):
     """The libcurl floor: CURL_PROBE_C concurrent transfers, CURL_PROBE_N in all, one thread,
-    cycling through the throughput scenario's three static URLs."""
+    cycling through the throughput scenario's three static URLs. In the first round also its
+    syscalls and instructions per transfer (exact counts: one round is enough)."""
     urls = [nginx.url(u + "?id=42") for u in STATIC3]
     n0 = cpu_ticks(nginx.worker) if nginx.worker else None
     p = PROCS.start("curl_probe", [CURL_PROBE, str(CURL_PROBE_C), str(CURL_PROBE_N)] + urls,
@@ -919,7 +925,73 @@ def run_curl_probe(sc, nginx):
         row["nginx_cpu_us_per_req"] = (n1 - n0) * 1e6 / CLK_TCK / res["transfers"]
     row["notes"].append("%d transfers, %d at a time, one thread; %d new connections"
                         % (res["transfers"], res["concurrency"], res["new_conns"]))
+    if first_round and STRACE_N > 0:
+        try:
+            row["syscalls"] = curl_probe_syscalls(urls, tmp)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            row["notes"].append("strace: %s" % e)
+    if first_round and CALLGRIND_N > 0:
+        try:
+            row["ir_per_op"] = curl_probe_ir(urls, tmp)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            row["notes"].append("callgrind: %s" % e)
     return row
+
+
+def curl_probe_syscalls(urls, tmp):
+    """Syscalls per transfer of the curl probe at the concurrency of fanout's strace run (its
+    STRACE_CONNS clients x 3 calls): 'strace -c -f' over the whole probe, 3 x STRACE_N timed
+    transfers; the start-up and the warm-up (2 x concurrency transfers, which open the
+    connections) are counted too, and divided over all transfers."""
+    conc, n = 3 * STRACE_CONNS, 3 * STRACE_N
+    out = os.path.join(tmp, "strace-curl-probe.txt")
+    p = PROCS.start("strace", ["strace", "-c", "-f", "-o", out, CURL_PROBE, str(conc), str(n)]
+                    + urls, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(p, signal.SIGKILL)
+        raise RuntimeError("the curl probe under strace did not finish")
+    PROCS.stop(p)
+    if p.returncode != 0:
+        raise RuntimeError("the curl probe under strace exited %s" % p.returncode)
+    per = strace_summary(out, n + 2 * conc)
+    return {"transfers": n, "concurrency": conc, "per_req": per,
+            "total_per_req": sum(per.values())}
+
+
+def curl_probe_ir(urls, tmp):
+    """Instructions per transfer of the curl probe with 3 transfers at a time (what one
+    keep-alive client of the throughput setup makes fanout do): callgrind counting only the
+    probe's timed function (--toggle-collect=measured), 3 x CALLGRIND_N transfers."""
+    n = 3 * CALLGRIND_N
+    out = os.path.join(tmp, "callgrind-curl-probe.out")
+    p = PROCS.start("valgrind", ["valgrind", "--tool=callgrind", "--toggle-collect=measured",
+                                 "--callgrind-out-file=" + out, CURL_PROBE, "3", str(n)] + urls,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(p, signal.SIGKILL)
+        raise RuntimeError("the curl probe under callgrind did not finish")
+    PROCS.stop(p)
+    if p.returncode != 0:
+        raise RuntimeError("the curl probe under callgrind exited %s" % p.returncode)
+    ir = callgrind_total(out)
+    if not ir:
+        raise RuntimeError("no instruction count in the curl probe's callgrind output")
+    return ir / n
+
+
+def callgrind_total(path):
+    """The instruction total of one callgrind output file, or None."""
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    return None
 
 
 def front_threads():
@@ -952,6 +1024,34 @@ def run_mhd_probe(sc, nginx, tmp, rnd):
         pass
     row["notes"].append("%d front thread(s); static 200-byte body after suspend/resume"
                         % front_threads())
+    if rnd == 1 and STRACE_N > 0:  # exact counts: one round is enough
+        try:
+            pr = Fanout(tmp, "%s-strace" % sc["key"], None,
+                        argv=[MHD_PROBE, "0", str(front_threads())])
+            pr.start()
+            try:
+                client.run_requests(pr.url("/api/d/42"), 100, STRACE_CONNS)
+                row["syscalls"] = strace_count(pr.proc.pid, pr.url("/api/d/42"), STRACE_N, tmp,
+                                               "%s-r%d" % (sc["key"], rnd))
+            finally:
+                pr.stop()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            row["notes"].append("strace: %s" % e)
+    if rnd == 1 and CALLGRIND_N > 0:
+        try:
+            out = os.path.join(tmp, "callgrind-mhd-probe.out")
+            pr = Fanout(tmp, "%s-callgrind" % sc["key"], None,
+                        wrapper=VALGRIND_WINDOW + ["--callgrind-out-file=" + out],
+                        argv=[MHD_PROBE, "0", str(front_threads())])
+            pr.start(timeout=120.0)
+            try:
+                r, _, ir = callgrind_window(pr, out, CALLGRIND_N, 1)
+            finally:
+                pr.stop()
+            if ir and not r["bad"]:
+                row["ir_per_op"] = ir / CALLGRIND_N
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            row["notes"].append("callgrind: %s" % e)
     return row
 
 
@@ -1000,11 +1100,31 @@ def verdict(ok):
     return "met" if ok else "MISSED"
 
 
+def exact_floors(rows_by_run, n=3):
+    """The floor's syscalls and instructions per aggregate of 'n' calls: MHD probe + n x curl
+    probe, from the round that counted them (the first; the counts are exact, not timed).
+    Returns {"syscalls": {"per_req", "total_per_req"}, "ir": float} with what was measured."""
+    got = {}
+    for rnd, rows in sorted(rows_by_run.items()):
+        fc, fm = rows.get("floor_curl") or {}, rows.get("floor_mhd") or {}
+        sc, sm = fc.get("syscalls"), fm.get("syscalls")
+        if sc and sm and "syscalls" not in got:
+            names = set(sc["per_req"]) | set(sm["per_req"])
+            per = {k: sm["per_req"].get(k, 0) + n * sc["per_req"].get(k, 0) for k in names}
+            got["syscalls"] = {"per_req": per, "total_per_req": sum(per.values()),
+                               "mhd": sm["total_per_req"], "curl": sc["total_per_req"]}
+        if fc.get("ir_per_op") and fm.get("ir_per_op") and "ir" not in got:
+            got["ir"] = fm["ir_per_op"] + n * fc["ir_per_op"]
+            got["ir_parts"] = (fm["ir_per_op"], fc["ir_per_op"])
+    return got
+
+
 def evaluate(rows_by_run, keys):
     """Per-row target marks and the list of targets per run. A target whose scenario ran but
     gave no data (failed, no answers) counts as missed; one whose scenario was left out by
     BENCH_ONLY is not listed."""
     targets = []
+    floors = exact_floors(rows_by_run)
     for rnd, rows in sorted(rows_by_run.items()):
         ref = rows.get("ref")
         lref = rows.get("latency_ref")
@@ -1104,13 +1224,20 @@ def evaluate(rows_by_run, keys):
                 fmt(t.get("floor_us"), "%.0f")))
         sc_ = (t.get("syscalls") or {}).get("total_per_req")
         if STRACE_N > 0:
+            fl = floors.get("syscalls")
             add("syscalls per aggregate <= %g" % T_SYSCALLS, "throughput", sc_,
-                sc_ is not None and sc_ <= T_SYSCALLS, fmt(sc_))
+                sc_ is not None and sc_ <= T_SYSCALLS, fmt(sc_) + (
+                    " (floor %.1f = MHD %.1f + 3 x curl %.1f)"
+                    % (fl["total_per_req"], fl["mhd"], fl["curl"]) if fl else ""))
         ins = rows.get("instructions") or {}
         if not ins.get("skipped"):
             ir = None if ins.get("failed") else ins.get("ir_per_req")
+            fl = floors.get("ir")
             add("instructions per aggregate <= %dk" % (T_IR // 1000), "instructions", ir,
-                ir is not None and ir <= T_IR, "%sk" % fmt(ir / 1000.0 if ir else None, "%.0f"))
+                ir is not None and ir <= T_IR, "%sk" % fmt(ir / 1000.0 if ir else None, "%.0f")
+                + (" (floor %.0fk = MHD %.1fk + 3 x curl %.1fk)"
+                   % ((fl / 1000.0,) + tuple(v / 1000.0 for v in floors["ir_parts"]))
+                   if fl else ""))
 
         w4, w64 = rows.get("width_4"), rows.get("width_64")
         ratio = None
@@ -1287,6 +1414,7 @@ def render_md(meta, order, rows_by_run, targets, problems):
 def peers_md(rows_by_run):
     """The fanout / Go / floor comparison and the syscall counts, per run."""
     out = []
+    floors = exact_floors(rows_by_run)
     prs = []
     for rnd in sorted(rows_by_run):
         rows = rows_by_run[rnd]
@@ -1328,16 +1456,25 @@ def peers_md(rows_by_run):
             for k in list((sc or {}).get("per_req", {}))[:10]:
                 if k not in names:
                     names.append(k)
+        fl = floors.get("syscalls") or {}
+        for k in sorted(fl.get("per_req", {}), key=lambda k: -fl["per_req"][k])[:6]:
+            if k not in names:
+                names.append(k)
         srows = [[k, fmt((sf or {}).get("per_req", {}).get(k), "%.2f"),
+                  fmt(fl.get("per_req", {}).get(k), "%.2f"),
                   fmt((sg or {}).get("per_req", {}).get(k), "%.2f")] for k in names]
         srows.append(["all", fmt((sf or {}).get("total_per_req"), "%.1f"),
+                      fmt(fl.get("total_per_req"), "%.1f"),
                       fmt((sg or {}).get("total_per_req"), "%.1f")])
         sc = sf or sg
         out += ["", "## Syscalls per aggregate (throughput, run %d)" % rnd, "",
                 "A separate untimed run: `strace -c -f -p PID` while exactly %d requests go "
                 "over %d keep-alive connections (bench/client.py); calls / requests, top 10 of "
-                "each." % (sc["requests"], sc["conns"]), "",
-                markdown(["syscall", "fanout", "Go"], srows)]
+                "each. Floor = the libmicrohttpd probe under the same client + 3 x the libcurl "
+                "probe per transfer at %d transfers at a time (its start-up and warm-up "
+                "included), counted in run 1." % (sc["requests"], sc["conns"],
+                                                  3 * sc["conns"]), "",
+                markdown(["syscall", "fanout", "floor", "Go"], srows)]
     return out
 
 
@@ -1384,7 +1521,7 @@ def cmd_run():
                     if "ref_path" in sc:
                         row = run_ref(sc, nginx)
                     elif sc.get("probe") == "curl":
-                        row = run_curl_probe(sc, nginx)
+                        row = run_curl_probe(sc, nginx, tmp, rnd == 1)
                     elif sc.get("probe") == "mhd":
                         row = run_mhd_probe(sc, nginx, tmp, rnd)
                     elif sc.get("probe") == "callgrind":
@@ -1458,45 +1595,48 @@ SHAPED = os.environ.get("PROFILE_SHAPE") in ("1", "items")
 PROFILE_TAG = "-shaping" if SHAPED else ""
 
 
-def callgrind_count(nginx, tmp, name, backends, shape, count, conns):
-    """fanout under callgrind on 'backends': 100 warm-up requests, then 'count' over 'conns'
-    keep-alive connections with instrumentation on for that window only. Returns the figures
-    and the window's dump file ("dump")."""
-    # A generous deadline: valgrind slows fanout down ~50x.
-    cfg = fanout_config(nginx, backends, 10000, 10000, shape=shape)
-    out = os.path.join(tmp, "callgrind-%s.out" % name)
-    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
-          "--callgrind-out-file=" + out]
-    fo = Fanout(tmp, name, cfg, wrapper=vg)
-    fo.start(timeout=120.0)
-    try:
-        url = fo.url("/api/d/42")
-        warm = client.run_requests(url, 100, conns)
-        if warm["bad"]:
-            raise RuntimeError("warm-up requests failed: %s" % warm)
-        ctl = ["callgrind_control"]
-        pid = str(fo.proc.pid)
-        subprocess.run(ctl + ["-i", "on", pid], check=True, capture_output=True, timeout=60)
-        subprocess.run(ctl + ["-z", pid], check=True, capture_output=True, timeout=60)
-        c0 = nginx.counters()
-        r = client.run_requests(url, count, conns)
-        c1 = nginx.counters()
-        subprocess.run(ctl + ["-d", "window", pid], check=True, capture_output=True, timeout=120)
-        subprocess.run(ctl + ["-i", "off", pid], check=True, capture_output=True, timeout=60)
-    finally:
-        problem = fo.stop()
+VALGRIND_WINDOW = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no"]
+
+
+def callgrind_window(fo, out, count, conns):
+    """For a server started under VALGRIND_WINDOW (output 'out'): 100 warm-up requests to
+    /api/d/42, then 'count' over 'conns' keep-alive connections with instrumentation on for that
+    window only. Returns (client result, dump file of the window, its instruction total)."""
+    url = fo.url("/api/d/42")
+    warm = client.run_requests(url, 100, conns)
+    if warm["bad"]:
+        raise RuntimeError("warm-up requests failed: %s" % warm)
+    ctl = ["callgrind_control"]
+    pid = str(fo.proc.pid)
+    subprocess.run(ctl + ["-i", "on", pid], check=True, capture_output=True, timeout=60)
+    subprocess.run(ctl + ["-z", pid], check=True, capture_output=True, timeout=60)
+    r = client.run_requests(url, count, conns)
+    subprocess.run(ctl + ["-d", "window", pid], check=True, capture_output=True, timeout=120)
+    subprocess.run(ctl + ["-i", "off", pid], check=True, capture_output=True, timeout=60)
     dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
     window = [d for d in dumps if open(d, errors="replace").read(4096).find("window") >= 0]
     if not window:
         raise RuntimeError("no callgrind dump found (%s)" % dumps)
-    ir = None
-    with open(window[-1], errors="replace") as f:
-        for line in f:
-            if line.startswith(("summary:", "totals:")):
-                ir = int(line.split()[1])
+    return r, window[-1], callgrind_total(window[-1])
+
+
+def callgrind_count(nginx, tmp, name, backends, shape, count, conns):
+    """fanout under callgrind on 'backends' (callgrind_window). Returns the figures and the
+    window's dump file ("dump")."""
+    # A generous deadline: valgrind slows fanout down ~50x.
+    cfg = fanout_config(nginx, backends, 10000, 10000, shape=shape)
+    out = os.path.join(tmp, "callgrind-%s.out" % name)
+    fo = Fanout(tmp, name, cfg, wrapper=VALGRIND_WINDOW + ["--callgrind-out-file=" + out])
+    fo.start(timeout=120.0)
+    try:
+        c0 = nginx.counters()
+        r, dump, ir = callgrind_window(fo, out, count, conns)
+        c1 = nginx.counters()
+    finally:
+        problem = fo.stop()
     res = {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": conns, "total_ir": ir,
            "ir_per_request": ir / count if ir else None, "client_seconds": r["seconds"],
-           "first_error": r["first_error"], "fanout_stop": problem, "dump": window[-1]}
+           "first_error": r["first_error"], "fanout_stop": problem, "dump": dump}
     if c0 and c1:
         res["backend_requests_per_request"] = (c1[1] - c0[1] - 1) / count
         res["new_backend_conns_per_request"] = (c1[0] - c0[0] - 1) / count

@@ -4,10 +4,12 @@
  *
  * DESIGN: the daemon flags fanout's service/server.c uses (internal polling thread, epoll,
  * inter-thread channel, suspend/resume allowed, a pool of THREADS polling threads). Each request
- * is answered in two phases as fanout answers an aggregate: the handler suspends the connection
- * and hands it to a second thread through a mutex-protected queue; that thread resumes it (as
- * fanout's workers do when the last backend call ends), and the handler, called again, queues a
- * static 200-byte JSON body. On SIGTERM or SIGINT it prints one JSON line with the requests
+ * is answered in phases as fanout answers an aggregate: the first handler call only attaches
+ * state; the call that sees the end of the request suspends the connection and hands it to a
+ * second thread through a mutex-protected queue; that thread resumes it (as fanout's workers do
+ * when the last backend call ends), and the handler, called again, queues a static 200-byte
+ * JSON body. Suspending before the request is complete would make libmicrohttpd answer with
+ * "Connection: close", so every request would pay for a new connection. On SIGTERM or SIGINT it prints one JSON line with the requests
  * answered and the process's user and sys CPU per request over its whole life (the benchmark
  * itself reads /proc/PID/stat around the timed wrk run).
  */
@@ -31,6 +33,7 @@ static char body[] =
 /* One request between its phases. */
 struct req {
     struct MHD_Connection *conn; /* The suspended connection. */
+    int queued;                  /* Handed to the resumer (phase 2 done). */
     int resumed;                 /* Set by the resumer before it resumes. */
     struct req *next;            /* In the resume queue. */
 };
@@ -66,12 +69,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *data_size, void **con_cls)
 {
     struct req *r = *con_cls;
-    if (r == NULL) { /* Phase 1: headers read; hand over and suspend. */
+    if (r == NULL) { /* Phase 1: the head is read; only attach (as fanout does). */
         r = calloc(1, sizeof(*r));
         if (r == NULL)
             return MHD_NO;
         r->conn = c;
         *con_cls = r;
+        return MHD_YES;
+    }
+    if (*data_size != 0) { /* A body: read and dropped. */
+        *data_size = 0;
+        return MHD_YES;
+    }
+    if (!r->queued) { /* Phase 2: the whole request is in; hand over and suspend. */
+        r->queued = 1;
         MHD_suspend_connection(c);
         pthread_mutex_lock(&lock);
         if (tail != NULL)
@@ -86,7 +97,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!r->resumed)
         return MHD_YES;
     __atomic_add_fetch(&answered, 1, __ATOMIC_RELAXED);
-    return MHD_queue_response(c, MHD_HTTP_OK, resp); /* Phase 2. */
+    return MHD_queue_response(c, MHD_HTTP_OK, resp); /* Phase 3. */
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

@@ -116,9 +116,6 @@ struct fo_worker {
     atomic_uint_fast64_t n_waiting; /* Of n_running: waiting at the gate, not sent yet. */
 };
 
-/* ---- pool_worker.c, for attempts.c and pool_held.c ---- */
-
-/* A transfer from the worker's free list (or a new one) / back to it. */
 /* pool_sock.c: curl's socket and timer callbacks (CURLMOPT_SOCKETFUNCTION with
  * the worker as data, CURLMOPT_TIMERFUNCTION likewise). */
 int fo__on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp);
@@ -132,9 +129,19 @@ bool fo__sock_is(uint64_t data);
  * curl no longer watches it (false). */
 bool fo__sock_event(struct fo_worker *w, uint64_t data, uint32_t events);
 
+/* After each epoll wait, before any of its events is acted on: a new poll
+ * generation, and input noted on the sockets curl no longer watches (the
+ * pre-request check of a reused connection reads it, socktab.h). */
+struct epoll_event;
+void fo__sock_polled(struct fo_worker *w, const struct epoll_event *ev, int n);
+
 /* pool_worker.c: the worker thread's body (pthread_create with the worker as argument); it
  * returns once 'stop' is set and the wake fd written. */
 void *fo__worker_main(void *arg);
+
+/* ---- pool_worker.c, for attempts.c and pool_held.c ---- */
+
+/* A transfer from the worker's free list (or a new one) / back to it. */
 
 struct fo_xfer *fo__xfer_get(struct fo_worker *w);
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);

@@ -46,6 +46,21 @@ bool fo_socktab_wanted(const struct fo_socktab *t, int fd);
  * Unknown fds are ignored. */
 void fo_socktab_set_reg(struct fo_socktab *t, int fd, unsigned events, bool wanted);
 
+/* Input on idle connections, without a syscall per reuse. The worker calls
+ * fo_socktab_polled() each time its epoll wait returns and, before it acts on
+ * any event of that poll, fo_socktab_mark_input() for each socket with input
+ * (EPOLLIN, EPOLLRDHUP, EPOLLHUP or EPOLLERR) that curl no longer watches
+ * (ignored for others). fo_socktab_idle_input() then says, for a socket curl
+ * no longer watches: 1 when a poll saw input on it since; 0 when it is known
+ * to have had none at the last poll (registered for EPOLLIN, and idle since
+ * before that poll, which reported nothing for it); -1 when that is not
+ * known (a socket curl still watches, one that became idle after the last
+ * poll or has no EPOLLIN registration, an unknown fd): the caller looks at
+ * the socket itself. */
+void fo_socktab_polled(struct fo_socktab *t);
+void fo_socktab_mark_input(struct fo_socktab *t, int fd);
+int fo_socktab_idle_input(const struct fo_socktab *t, int fd);
+
 /* The recorded socket connected from lip:lport to rip:rport (numeric
  * addresses as curl prints them), or -1 when there is none. */
 int fo_socktab_find(struct fo_socktab *t, const char *rip, int rport, const char *lip, int lport);

@@ -59,7 +59,9 @@ static void sock_register(struct fo_worker *w, curl_socket_t s, unsigned reg, un
  * set when curl stops watching it: the next transfer on the kept-alive
  * connection asks for the same events, and no epoll_ctl is made for either.
  * An event on it while it is unwanted (the backend closed the idle
- * connection, or sent something) takes it out then (fo__sock_event). */
+ * connection, or sent something) is noted (fo__sock_polled: the connection
+ * is refused before it carries another request) and takes it out then
+ * (fo__sock_event). */
 int fo__on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 {
     struct fo_worker *w = arg;
@@ -119,6 +121,15 @@ bool fo__sock_event(struct fo_worker *w, uint64_t data, uint32_t events)
     int running;
     curl_multi_socket_action(w->multi, s, mask, &running);
     return true;
+}
+
+void fo__sock_polled(struct fo_worker *w, const struct epoll_event *ev, int n)
+{
+    fo_socktab_polled(w->socks);
+    for (int i = 0; i < n; i++)
+        if (fo__sock_is(ev[i].data.u64) &&
+            (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+            fo_socktab_mark_input(w->socks, (int)(ev[i].data.u64 >> 1));
 }
 
 int fo__on_timer(CURLM *multi, long timeout_ms, void *arg)

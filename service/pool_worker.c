@@ -520,6 +520,7 @@ void *fo__worker_main(void *arg)
         if (n < 0 && errno != EINTR) {
             fo_panic("epoll wait failed");
         }
+        fo__sock_polled(w, events, n < 0 ? 0 : n);
         for (int i = 0; i < n; i++) {
             if (fo__sock_is(events[i].data.u64)) {
                 if (fo__sock_event(w, events[i].data.u64, events[i].events))

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <string.h>
 
 #define NBUCKETS 1024u
@@ -25,6 +26,8 @@ struct ent {
     uint8_t family;    /* AF_INET or AF_INET6. */
     uint8_t reg;       /* EPOLLIN | EPOLLOUT bits in the worker's epoll set. */
     bool unwanted;     /* Registered, but curl no longer watches it. */
+    bool input;        /* A poll saw input (or EOF, or an error) on it while unwanted. */
+    uint32_t idle_gen; /* The poll generation in which it became unwanted. */
     uint16_t lport;    /* Host order; ENT_BOUND only. */
     uint16_t rport;    /* Host order. */
     uint8_t laddr[16]; /* ENT_BOUND only; 4 bytes for AF_INET. */
@@ -37,6 +40,7 @@ struct fo_socktab {
     size_t nents;        /* Entries allocated. */
     int heads[NBUCKETS]; /* First bound fd per bucket (lport % NBUCKETS), -1 = none. */
     int unbound;         /* First unbound fd, -1 = none. */
+    uint32_t gen;        /* Poll generation: fo_socktab_polled() calls so far. */
 };
 
 int fo_socktab_create(struct fo_socktab **out)
@@ -155,9 +159,35 @@ void fo_socktab_set_reg(struct fo_socktab *t, int fd, unsigned events, bool want
 {
     struct ent *e = known(t, fd);
     if (e) {
+        if (!wanted && !e->unwanted)
+            e->idle_gen = t->gen;
         e->reg = (uint8_t)events;
         e->unwanted = !wanted;
     }
+}
+
+void fo_socktab_polled(struct fo_socktab *t)
+{
+    t->gen++;
+}
+
+void fo_socktab_mark_input(struct fo_socktab *t, int fd)
+{
+    struct ent *e = known(t, fd);
+    if (e && e->unwanted)
+        e->input = true;
+}
+
+int fo_socktab_idle_input(const struct fo_socktab *t, int fd)
+{
+    const struct ent *e = known(t, fd);
+    if (!e || !e->unwanted)
+        return -1;
+    if (e->input)
+        return 1;
+    /* Still registered for input since before the last poll, and that poll
+     * reported nothing for it (fo_socktab_mark_input would have said). */
+    return (e->reg & EPOLLIN) && e->idle_gen != t->gen ? 0 : -1;
 }
 
 /* Read the local address of every unbound socket that has one. */

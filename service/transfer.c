@@ -5,12 +5,19 @@
  * (or an EOF) already waiting on it were sent for no request of ours -- a
  * backend that answered twice -- and curl 7.88 would read them as the next
  * call's answer, whoever's call that is. on_prereq runs once curl has chosen
- * the connection and before anything is sent; it peeks at the socket (found
- * by its addresses in the worker's socket table, since curl 7.88 cannot name
- * it yet), and a dirty reused connection aborts the attempt (curl then
- * closes, not caches, that connection) and fo_xfer_retry sets the same call
- * up again on a fresh connection within the same budget. Nothing was sent,
- * so this is safe for any method. */
+ * the connection and before anything is sent. It finds the socket by its
+ * addresses in the worker's socket table (curl 7.88 cannot name it yet) and
+ * asks what the worker's last poll saw there: an idle connection stays in the
+ * worker's epoll set for input, so input on it is noted before any event of
+ * that poll is acted on (socktab.h). Only when that is not known -- the
+ * connection became idle after the last poll, or is not registered -- does
+ * it peek at the socket itself (one recv per call saved on the rest). A dirty
+ * reused connection aborts the attempt (curl then closes, not caches, that
+ * connection) and fo_xfer_retry sets the same call up again on a fresh
+ * connection within the same budget. Nothing was sent, so this is safe for
+ * any method. Input that arrives after the last poll (a backend's second
+ * answer written just then) is as unknowable as input that arrives just
+ * after a peek: either way it comes before our request's answer. */
 #include "transfer.h"
 
 #include <errno.h>
@@ -113,6 +120,9 @@ static bool conn_dirty(const struct fo_xfer *x, const char *ip, const char *lip,
     int s = fo_socktab_find(x->env->socks, ip, rport, lip, lport);
     if (s < 0)
         return false;
+    int seen = fo_socktab_idle_input(x->env->socks, s); /* What the worker's poll saw. */
+    if (seen >= 0)
+        return seen;
     char c;
     ssize_t r = recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);

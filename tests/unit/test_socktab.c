@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -130,12 +131,73 @@ static void test_other_families_are_ignored(void **state)
     fo_socktab_destroy(t);
 }
 
+/* Input on idle sockets: known from the worker's polls only when the socket
+ * has been idle and registered for input since before the last poll; else
+ * unknown (-1), and the caller looks at the socket itself. */
+static void test_idle_input_from_polls(void **state)
+{
+    (void)state;
+    struct fo_socktab *t;
+    assert_int_equal(fo_socktab_create(&t), 0);
+    struct sockaddr_in sa;
+    int l = listener(&sa);
+    int a = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(fo_socktab_add(t, a, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(fo_socktab_idle_input(t, a), -1); /* Curl watches it (connecting). */
+    fo_socktab_set_reg(t, a, EPOLLIN, true);
+    fo_socktab_polled(t);
+    fo_socktab_mark_input(t, a); /* Input while curl wants it: a response, not noted. */
+    assert_int_equal(fo_socktab_idle_input(t, a), -1);
+
+    fo_socktab_set_reg(t, a, EPOLLIN, false); /* The transfer ended: idle from this round. */
+    assert_int_equal(fo_socktab_idle_input(t, a), -1); /* No poll since: unknown. */
+    fo_socktab_polled(t);
+    assert_int_equal(fo_socktab_idle_input(t, a), 0);  /* That poll saw nothing: clean. */
+    fo_socktab_set_reg(t, a, 0, false);                /* Taken out of the set, quiet. */
+    assert_int_equal(fo_socktab_idle_input(t, a), -1); /* Not registered: unknown. */
+
+    fo_socktab_set_reg(t, a, EPOLLIN, true); /* Reused, then idle again. */
+    fo_socktab_set_reg(t, a, EPOLLIN, false);
+    fo_socktab_polled(t);
+    assert_int_equal(fo_socktab_idle_input(t, a), 0);
+    fo_socktab_polled(t);
+    fo_socktab_mark_input(t, a); /* A later poll saw input: dirty from then on. */
+    assert_int_equal(fo_socktab_idle_input(t, a), 1);
+    fo_socktab_set_reg(t, a, 0, false); /* Out of the set after the event: still dirty. */
+    fo_socktab_polled(t);
+    assert_int_equal(fo_socktab_idle_input(t, a), 1);
+
+    /* Only for EPOLLIN: an idle socket registered for output alone is not known. */
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(fo_socktab_add(t, b, (struct sockaddr *)&sa, sizeof sa), 0);
+    fo_socktab_set_reg(t, b, EPOLLOUT, true);
+    fo_socktab_set_reg(t, b, EPOLLOUT, false);
+    fo_socktab_polled(t);
+    assert_int_equal(fo_socktab_idle_input(t, b), -1);
+
+    /* A number recorded again (a new socket) starts clean of the old one's input. */
+    fo_socktab_remove(t, a);
+    assert_int_equal(fo_socktab_idle_input(t, a), -1);
+    assert_int_equal(fo_socktab_add(t, a, (struct sockaddr *)&sa, sizeof sa), 0);
+    fo_socktab_set_reg(t, a, EPOLLIN, true);
+    fo_socktab_set_reg(t, a, EPOLLIN, false);
+    fo_socktab_polled(t);
+    assert_int_equal(fo_socktab_idle_input(t, a), 0);
+    fo_socktab_mark_input(t, 9999); /* Unknown fds are ignored. */
+    assert_int_equal(fo_socktab_idle_input(t, 9999), -1);
+    close(a);
+    close(b);
+    close(l);
+    fo_socktab_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_by_four_tuple),
         cmocka_unit_test(test_readded_unbound_head),
         cmocka_unit_test(test_other_families_are_ignored),
+        cmocka_unit_test(test_idle_input_from_polls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

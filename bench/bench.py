@@ -537,6 +537,7 @@ def measure(url, threads, conns, secs, script, env, fanout_pid, nginx, headers=N
     row = {"rps": w["rps"], "p50_ms": w["p50_us"] / 1000.0, "p99_ms": w["p99_us"] / 1000.0,
            "p90_ms": w["p90_us"] / 1000.0, "p999_ms": w["p999_us"] / 1000.0,
            "max_ms": w["lat_max_us"] / 1000.0, "errors": w["errors"], "wrk": w,
+           "p99_of_3_ms": w["p99_of_3_us"] / 1000.0 if w.get("p99_of_3_us") else None,
            "threads": threads, "conns": conns, "secs": secs}
     if w.get("req_n"):  # tail.lua: latency per request as the client saw it (common.lua)
         row["wrk_p50_ms"], row["wrk_p99_ms"] = row["p50_ms"], row["p99_ms"]
@@ -1187,8 +1188,12 @@ def evaluate(rows_by_run, keys):
         lat = rows.get("latency")
         if good(lat) and good(lref):
             lim = lref["p99_ms"] + T_LAT_MS
+            # The slowest of 3 calls: even with no cost of its own, an aggregate's p99 is the
+            # p99 of the max of 3 draws, i.e. the reference's p99.67 (wrk/common.lua).
+            of3 = lref.get("p99_of_3_ms")
             add("p99 <= ref p99 + 1 ms", "latency", lat["p99_ms"], lat["p99_ms"] <= lim,
-                "%.2f vs %.2f" % (lat["p99_ms"], lim))
+                "%.2f vs %.2f" % (lat["p99_ms"], lim) + (
+                    " (slowest of 3 reference draws: p99 %.2f)" % of3 if of3 else ""))
         else:
             add("p99 <= ref p99 + 1 ms", "latency", None, False, "")
 

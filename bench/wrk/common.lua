@@ -174,6 +174,8 @@ function done(summary, latency, requests)
         {"lat_min_us", latency.min}, {"lat_mean_us", latency.mean}, {"lat_max_us", latency.max},
         {"p50_us", latency:percentile(50)}, {"p90_us", latency:percentile(90)},
         {"p99_us", latency:percentile(99)}, {"p999_us", latency:percentile(99.9)},
+        -- The p99 of the slowest of 3 independent draws from this distribution: F(x)^3 = 0.99.
+        {"p99_of_3_us", latency:percentile(100 * 0.99 ^ (1 / 3))},
     }
     local rp, rn, rlost, rmean = request_percentiles()
     if rp then

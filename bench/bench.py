@@ -598,6 +598,13 @@ def scenarios(long_s, short_s):
          "t": 2, "c": 64, "d": long_s},
         {"key": "throughput", "label": "throughput: 3 static backends", "backends": STATIC3,
          "t": 2, "c": 64, "d": long_s, "e_n": 3},
+        # The Go peer and the floor probes right after fanout's throughput run: on a shared
+        # machine the speed drifts over minutes, and these are compared with it.
+        {"key": "throughput_go", "label": "Go peer: throughput, 3 static", "backends": STATIC3,
+         "t": 2, "c": 64, "d": long_s, "e_n": 3, "peer": "go", "strace": True},
+        {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
+        {"key": "floor_mhd", "label": "floor: libmicrohttpd probe", "probe": "mhd",
+         "t": 2, "c": 64, "d": short_s},
         {"key": "shaping", "label": "shaping: 3 static, target + allow 5 + rename",
          "backends": WRAPPED3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "shape": SHAPE},
         {"key": "shaping_items", "label": "shaping: the same over every item (*)",
@@ -608,11 +615,6 @@ def scenarios(long_s, short_s):
          "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "jwt": True},
         {"key": "throughput_tls", "label": "throughput over TLS: client -> fanout HTTPS",
          "backends": STATIC3, "t": 2, "c": 64, "d": long_s, "e_n": 3, "tls": True},
-        {"key": "throughput_go", "label": "Go peer: throughput, 3 static", "backends": STATIC3,
-         "t": 2, "c": 64, "d": long_s, "e_n": 3, "peer": "go", "strace": True},
-        {"key": "floor_curl", "label": "floor: libcurl probe, per transfer", "probe": "curl"},
-        {"key": "floor_mhd", "label": "floor: libmicrohttpd probe", "probe": "mhd",
-         "t": 2, "c": 64, "d": short_s},
         {"key": "instructions", "label": "instructions: callgrind, 1 client", "probe":
          "callgrind"},
         {"key": "latency_ref", "label": "reference: nginx 20 ms", "ref_path": "/slow/20/s1k.json",

@@ -941,6 +941,20 @@ def run_curl_probe(sc, nginx, tmp, first_round):
     return row
 
 
+def run_probe_under(tool, args, timeout):
+    """The curl probe with 'args' under 'tool' (an argv prefix: strace, valgrind), to its end."""
+    p = PROCS.start(tool[0], tool + [CURL_PROBE] + args, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        PROCS.stop(p, signal.SIGKILL)
+        raise RuntimeError("the curl probe under %s did not finish" % tool[0])
+    PROCS.stop(p)
+    if p.returncode != 0:
+        raise RuntimeError("the curl probe under %s exited %s" % (tool[0], p.returncode))
+
+
 def curl_probe_syscalls(urls, tmp):
     """Syscalls per transfer of the curl probe at the concurrency of fanout's strace run (its
     STRACE_CONNS clients x 3 calls): 'strace -c -f' over the whole probe, 3 x STRACE_N timed
@@ -948,17 +962,7 @@ def curl_probe_syscalls(urls, tmp):
     connections) are counted too, and divided over all transfers."""
     conc, n = 3 * STRACE_CONNS, 3 * STRACE_N
     out = os.path.join(tmp, "strace-curl-probe.txt")
-    p = PROCS.start("strace", ["strace", "-c", "-f", "-o", out, CURL_PROBE, str(conc), str(n)]
-                    + urls, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-    try:
-        p.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        PROCS.stop(p, signal.SIGKILL)
-        raise RuntimeError("the curl probe under strace did not finish")
-    PROCS.stop(p)
-    if p.returncode != 0:
-        raise RuntimeError("the curl probe under strace exited %s" % p.returncode)
+    run_probe_under(["strace", "-c", "-f", "-o", out], [str(conc), str(n)] + urls, 120)
     per = strace_summary(out, n + 2 * conc)
     return {"transfers": n, "concurrency": conc, "per_req": per,
             "total_per_req": sum(per.values())}
@@ -970,18 +974,8 @@ def curl_probe_ir(urls, tmp):
     probe's timed function (--toggle-collect=measured), 3 x CALLGRIND_N transfers."""
     n = 3 * CALLGRIND_N
     out = os.path.join(tmp, "callgrind-curl-probe.out")
-    p = PROCS.start("valgrind", ["valgrind", "--tool=callgrind", "--toggle-collect=measured",
-                                 "--callgrind-out-file=" + out, CURL_PROBE, "3", str(n)] + urls,
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-    try:
-        p.wait(timeout=300)
-    except subprocess.TimeoutExpired:
-        PROCS.stop(p, signal.SIGKILL)
-        raise RuntimeError("the curl probe under callgrind did not finish")
-    PROCS.stop(p)
-    if p.returncode != 0:
-        raise RuntimeError("the curl probe under callgrind exited %s" % p.returncode)
+    run_probe_under(["valgrind", "--tool=callgrind", "--toggle-collect=measured",
+                     "--callgrind-out-file=" + out], ["3", str(n)] + urls, 300)
     ir = callgrind_total(out)
     if not ir:
         raise RuntimeError("no instruction count in the curl probe's callgrind output")
@@ -1605,10 +1599,11 @@ PROFILE_TAG = "-shaping" if SHAPED else ""
 VALGRIND_WINDOW = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no"]
 
 
-def callgrind_window(fo, out, count, conns):
+def callgrind_window(fo, out, count, conns, nginx=None):
     """For a server started under VALGRIND_WINDOW (output 'out'): 100 warm-up requests to
     /api/d/42, then 'count' over 'conns' keep-alive connections with instrumentation on for that
-    window only. Returns (client result, dump file of the window, its instruction total)."""
+    window only. Returns (client result, dump file of the window, its instruction total); with
+    'nginx', the client result also holds its counters around the window ("c0", "c1")."""
     url = fo.url("/api/d/42")
     warm = client.run_requests(url, 100, conns)
     if warm["bad"]:
@@ -1617,7 +1612,9 @@ def callgrind_window(fo, out, count, conns):
     pid = str(fo.proc.pid)
     subprocess.run(ctl + ["-i", "on", pid], check=True, capture_output=True, timeout=60)
     subprocess.run(ctl + ["-z", pid], check=True, capture_output=True, timeout=60)
+    c0 = nginx.counters() if nginx else None
     r = client.run_requests(url, count, conns)
+    r["c0"], r["c1"] = c0, nginx.counters() if nginx else None
     subprocess.run(ctl + ["-d", "window", pid], check=True, capture_output=True, timeout=120)
     subprocess.run(ctl + ["-i", "off", pid], check=True, capture_output=True, timeout=60)
     dumps = sorted(glob.glob(out + ".*"), key=os.path.getmtime)
@@ -1636,9 +1633,8 @@ def callgrind_count(nginx, tmp, name, backends, shape, count, conns):
     fo = Fanout(tmp, name, cfg, wrapper=VALGRIND_WINDOW + ["--callgrind-out-file=" + out])
     fo.start(timeout=120.0)
     try:
-        c0 = nginx.counters()
-        r, dump, ir = callgrind_window(fo, out, count, conns)
-        c1 = nginx.counters()
+        r, dump, ir = callgrind_window(fo, out, count, conns, nginx)
+        c0, c1 = r["c0"], r["c1"]
     finally:
         problem = fo.stop()
     res = {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": conns, "total_ir": ir,

@@ -9,7 +9,7 @@
  * allow_hosts. Any violation aborts.
  *
  *   clang -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_config.c \
- *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
+ *       service/config.c service/config_backend.c service/config_io.c service/config_routes.c service/config_schema.c \
  *       service/tmpl.c service/path.c service/placeholder.c service/forward.c service/token.c service/buf.c \
  *       service/auth_config.c service/auth.c service/cors.c service/jwks.c service/jwt_verify.c \
  *       service/jwt_cache.c service/b64url.c service/json.c service/json_raw.c service/config_tls.c \

@@ -11,7 +11,7 @@
  *       service/jwks.c service/b64url.c service/auth_config.c service/auth.c \
  *       service/jwt_verify.c service/jwt_cache.c service/json.c service/json_raw.c service/buf.c service/token.c \
  *       service/cors.c \
- *       service/config.c service/config_io.c service/config_routes.c service/config_schema.c \
+ *       service/config.c service/config_backend.c service/config_io.c service/config_routes.c service/config_schema.c \
  *       service/tmpl.c service/path.c service/placeholder.c service/clock.c service/log.c \
  *       -ljwt -lcrypto -lcjson -lcurl -lmicrohttpd -o /tmp/fuzz_jwks */
 #include <errno.h>

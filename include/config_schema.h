@@ -1,7 +1,8 @@
 /* config_schema.h -- the configuration's schema tables and the walker that reads JSON with them.
  *
- * Private to the config module: config.c holds one table per JSON object (root, endpoint,
- * backend, aggregate, log) and the parsers of the keys that need their own; config_schema.c
+ * Private to the config module: config.c and config_backend.c hold one table per JSON object
+ * (root, endpoint, backend, aggregate, log) and the parsers of the keys that need their own
+ * (config_rows.h is what they share); config_schema.c
  * walks a table over a cJSON object (unknown and duplicate keys, missing required keys,
  * types, ranges, writing each field at its offset), applies the defaults and writes the
  * JSON Schema that `fanout --schema` prints. Every key of the config is a row, so the

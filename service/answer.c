@@ -237,8 +237,10 @@ void fo__access_log(struct request *r, enum MHD_RequestTerminationCode toe)
                 fo_buf_puts(&b, ",\"start_ms\":");
                 fo_buf_put_int(&b, c->start_ms);
             }
-            if (c->gathered)
-                fo_buf_printf(&b, ",\"items_failed\":%u", c->items_failed);
+            if (c->gathered) {
+                fo_buf_puts(&b, ",\"items_failed\":");
+                fo_buf_put_int(&b, c->items_failed);
+            }
             fo_resil_put_report(&b, c); /* Attempts, host, stale (resil.h). */
             fo_buf_putc(&b, '}');
         }

@@ -18,7 +18,6 @@
 #include "resil.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,8 +351,10 @@ static void write_report(struct writer *w, const struct fo_call *r, size_t n,
             puts_(w, ",\"start_ms\":");
             put_int(w, x->start_ms);
         }
-        if (x->gathered && w->rc == 0)
-            w->rc = fo_buf_printf(w->b, ",\"items_failed\":%u", x->items_failed);
+        if (x->gathered) {
+            puts_(w, ",\"items_failed\":");
+            put_int(w, x->items_failed);
+        }
         if (w->rc == 0)
             w->rc = fo_resil_put_report(w->b, x); /* Attempts, host, stale (resil.h). */
         put(w, "}", 1);

@@ -141,9 +141,10 @@ void *fo__worker_main(void *arg);
 
 /* ---- pool_worker.c, for attempts.c and pool_held.c ---- */
 
-/* A transfer from the worker's free list (or a new one) / back to it. */
+/* A transfer from the worker's free list (or a new one) / back to it. The
+ * get prefers one that last ran 'url' (borrowed): its parsed URL is kept. */
 
-struct fo_xfer *fo__xfer_get(struct fo_worker *w);
+struct fo_xfer *fo__xfer_get(struct fo_worker *w, const char *url);
 void fo__xfer_put(struct fo_worker *w, struct fo_xfer *x);
 
 /* Into the multi, or into the gate's queue for its host (it starts from fo__gate_admit):

@@ -1,10 +1,9 @@
 /* transfer.h -- one backend call on a reusable curl easy handle.
  *
  * The worker pool (pool_worker.c) runs transfers on its curl multi handle; this
- * module owns what one call is: the easy handle's options, the outgoing
- * header policy (fanout's own X-Timeout-Ms and X-Request-Id, never Expect,
- * empty values sent empty, the body's Content-Type, Accept unless the call
- * has its own), the caps on what comes back (body per call and
+ * module owns what one call is: the easy handle's options, its URL (parsed
+ * once per URL the handle runs), its header lines (xfer_headers.h), the caps
+ * on what comes back (body per call and
  * per request, head size, the buffered-bytes budget), the refusal of a
  * kept-alive connection with unread input, and the transport result of its
  * end (the pipeline judges the answer: pipeline.h).
@@ -25,6 +24,7 @@
 #include "pool.h"
 #include "socktab.h"
 #include "tls_back.h"
+#include "xfer_headers.h"
 
 /* What the transfers of one worker share. Set up by the worker. */
 struct fo_xfer_env {
@@ -46,7 +46,9 @@ struct fo_xfer {
     struct fo_call *call;        /* Borrowed while it runs. */
     struct fo_xfer_group *group; /* Borrowed while it runs. */
     struct fo_xfer *prev, *next; /* The worker's lists. */
-    struct curl_slist *hdrs;     /* Request headers, from curl_slist_append. */
+    struct fo_hdrs hdrs;         /* Request headers, in storage kept between calls. */
+    CURLU *uh;                   /* From curl_url(), or NULL: the parsed URL, kept. */
+    char *uh_url;                /* From malloc(): the URL 'uh' holds, NULL when none. */
     struct fo_buf body;          /* Response body, capped at max_response_bytes. */
     int64_t start_us;            /* When it started. */
     int64_t budget_ms;           /* Its curl timeout, from start_us. */
@@ -84,6 +86,10 @@ void fo_xfer_free(struct fo_xfer *x);
  * 'budget_ms'. Returns 0, or -ENOMEM (then fo_xfer_reset it). */
 int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_call *call,
                     int64_t budget_ms);
+
+/* True when the last call it ran went to 'url' (borrowed): a call to the
+ * same URL on it needs no new parse. */
+bool fo_xfer_ran(const struct fo_xfer *x, const char *url);
 
 /* Ended on a connection refused for unread input: set it up to run again on
  * a fresh connection within what is left of its budget. Returns true when

@@ -135,17 +135,19 @@ static enum fo_outcome attempt_start(struct fo_worker *w, struct job *j, struct 
             fo_retry_budget_put(budget);
         return stop;
     }
-    struct fo_xfer *x = fo__xfer_get(w);
+    char *host_url = NULL; /* This attempt's URL on a host of its own (hosts). */
+    if (host >= 0) {
+        r->tried |= UINT64_C(1) << host;
+        host_url = fo_hosts_url(call->rconf->hosts[host], call->url);
+    }
+    struct fo_xfer *x = fo__xfer_get(w, host_url ? host_url : call->url);
     x->run = r;
     x->host = host;
     x->probe = probe;
     x->retry_slot = slot;
     x->limit = limit;
     x->attempt = call->tries.attempts + 1;
-    if (host >= 0) {
-        r->tried |= UINT64_C(1) << host;
-        x->url = fo_hosts_url(call->rconf->hosts[host], call->url);
-    }
+    x->url = host_url;
     if ((host >= 0 && !x->url) || fo_xfer_prepare(x, &j->group, call, left) < 0 ||
         fo__xfer_add(w, x) < 0) {
         fo_resil_attempt_end(call, host, probe, -1, now_us);

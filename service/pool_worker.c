@@ -64,11 +64,22 @@
 
 /* ---- transfers and jobs (worker thread) ---- */
 
-struct fo_xfer *fo__xfer_get(struct fo_worker *w)
+/* How far down the free list a get looks for a transfer that last ran the
+ * same URL. The list is last in, first out: a fan-out's transfers come back
+ * together, so the one for the same backend is near the top. */
+#define FREE_XFERS_SCAN 8
+
+struct fo_xfer *fo__xfer_get(struct fo_worker *w, const char *url)
 {
-    struct fo_xfer *x = w->free_xfers;
+    struct fo_xfer **at = &w->free_xfers;
+    for (int i = 0; *at && i < FREE_XFERS_SCAN; i++, at = &(*at)->next)
+        if (fo_xfer_ran(*at, url))
+            break;
+    if (!*at || !fo_xfer_ran(*at, url))
+        at = &w->free_xfers; /* None: the top one. */
+    struct fo_xfer *x = *at;
     if (x) {
-        w->free_xfers = x->next;
+        *at = x->next;
         w->nfree_xfers--;
         x->next = NULL;
         return x;
@@ -298,7 +309,7 @@ enum fo_outcome fo__ctx_outcome(int err)
 /* Set the per-call options and add the transfer to the multi. */
 static int xfer_start(struct fo_worker *w, struct job *j, struct fo_call *call, int64_t budget_ms)
 {
-    struct fo_xfer *x = fo__xfer_get(w);
+    struct fo_xfer *x = fo__xfer_get(w, call->url);
     if (fo_xfer_prepare(x, &j->group, call, budget_ms) < 0 || fo__xfer_add(w, x) < 0) {
         fo__xfer_put(w, x);
         return -ENOMEM;

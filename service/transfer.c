@@ -128,14 +128,9 @@ static bool conn_dirty(const struct fo_xfer *x, const char *ip, const char *lip,
     return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-/* The first line of every call's header list; on_prereq rewrites its value. */
-#define TIMEOUT_PREFIX     "X-Timeout-Ms: "
-#define TIMEOUT_PREFIX_LEN (sizeof TIMEOUT_PREFIX - 1)
-
 /* Just before the request is sent (after a wait for a connection, perhaps):
  * refuse a connection with unread input (see DESIGN), then rewrite the
- * X-Timeout-Ms line, the slist's first, with what is left now. The value
- * only shrinks, so it fits the line's original allocation. */
+ * X-Timeout-Ms line with what is left now. */
 static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
 {
     struct fo_xfer *x = arg;
@@ -152,12 +147,7 @@ static int on_prereq(void *arg, char *ip, char *lip, int rport, int lport)
     int64_t left = time_left_ms(x);
     if (left < 1)
         left = 1;
-    char *line = x->hdrs->data, digits[FO_FMT_MAX];
-    size_t n = fo_fmt_i64(digits, left), room = strlen(line) - TIMEOUT_PREFIX_LEN;
-    if (n <= room) {
-        memcpy(line + TIMEOUT_PREFIX_LEN, digits, n);
-        line[TIMEOUT_PREFIX_LEN + n] = '\0';
-    }
+    fo_hdrs_set_timeout(&x->hdrs, left);
     return CURL_PREREQFUNC_OK;
 }
 
@@ -173,6 +163,7 @@ struct fo_xfer *fo_xfer_new(struct fo_xfer_env *env)
     x->env = env;
     fo_tls_call_init(&x->tls, e);
     fo_buf_init(&x->body, env->max_response_bytes);
+    fo_hdrs_init(&x->hdrs);
     /* Options that never change between calls. */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -187,7 +178,6 @@ struct fo_xfer *fo_xfer_new(struct fo_xfer_env *env)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, env); /* Not x: a connection outlives it. */
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "fanout/" FO_VERSION);
     /* Every handle, in flight or kept for reuse, holds one receive buffer:
      * 4 KiB instead of curl's 16 KiB took private memory at 64 clients x 3
      * backends from 11.6 to 9.1 MB with the same throughput; a bigger body
@@ -206,8 +196,10 @@ void fo_xfer_free(struct fo_xfer *x)
     if (!x)
         return;
     free(x->url);
-    curl_slist_free_all(x->hdrs);
+    fo_hdrs_free(&x->hdrs);
     curl_easy_cleanup(x->easy);
+    curl_url_cleanup(x->uh);
+    free(x->uh_url);
     fo_tls_call_clear(&x->tls);
     fo_buf_free(&x->body);
     free(x);
@@ -222,8 +214,7 @@ void fo_xfer_reset(struct fo_xfer *x)
         x->group->bytes -= x->body.len;
         fo_budget_release(x->env->buffered, x->body.len);
     }
-    curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
+    fo_hdrs_clear(&x->hdrs);
     free(x->url);
     x->url = NULL;
     x->attempt = 0;
@@ -239,121 +230,33 @@ void fo_xfer_reset(struct fo_xfer *x)
     x->prev = x->next = NULL;
 }
 
-/* True for a configured or client-given header line that would repeat one
- * fanout sets itself: X-Timeout-Ms, X-Request-Id and X-Fanout-Attempt always, Content-Type
- * when fanout sends a JSON body. Fanout's own value wins. Expect is never
- * sent: "100-continue" would hold every call with a body until curl gives up
- * waiting (1 s). */
-static bool own_header(const char *line, bool body)
+/* The URL for curl: its parsed form (CURLOPT_CURLU) is kept with the
+ * transfer and parsed again only when a call's URL differs from the last
+ * one's (the pool gives a call an idle transfer that last ran the same URL
+ * when it has one: fo_xfer_ran). Curl's own parse of CURLOPT_URL, and its
+ * rebuild of the string from the parts, cost some 13k instructions per call.
+ * The string is set as well: curl connects by the handle and keeps the string
+ * as the transfer's URL, so both must say the same, and do. A URL the parser
+ * refuses goes to curl as a string alone, to fail there as it always did. */
+static void set_url(struct fo_xfer *x, const char *url)
 {
-    size_t n = strcspn(line, ":");
-    return (n == 12 && strncasecmp(line, "X-Timeout-Ms", n) == 0) ||
-           (n == 12 && strncasecmp(line, "X-Request-Id", n) == 0) ||
-           (n == 16 && strncasecmp(line, "X-Fanout-Attempt", n) == 0) ||
-           (n == 6 && strncasecmp(line, "Expect", n) == 0) ||
-           (body && n == 12 && strncasecmp(line, "Content-Type", n) == 0);
-}
-
-/* Append one header line; on failure the list is freed and *h is NULL. */
-static bool add_header(struct curl_slist **h, const char *line)
-{
-    struct curl_slist *n = curl_slist_append(*h, line);
-    if (!n) {
-        curl_slist_free_all(*h);
-        *h = NULL;
-        return false;
+    if (!x->uh_url || strcmp(x->uh_url, url) != 0) {
+        free(x->uh_url);
+        x->uh_url = NULL;
+        if (!x->uh && !(x->uh = curl_url()))
+            fo_panic("out of memory (curl_url)");
+        /* The flags curl 7.88 parses CURLOPT_URL with. */
+        if (curl_url_set(x->uh, CURLUPART_URL, url,
+                         CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK)
+            x->uh_url = fo_xstrdup(url);
     }
-    *h = n;
-    return true;
+    curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    curl_easy_setopt(x->easy, CURLOPT_CURLU, x->uh_url ? x->uh : NULL);
 }
 
-/* Append a configured or client-given "Name: value" line. Curl reads
- * "Name:" with nothing after it as "remove my own Name header", so an empty
- * value goes as "Name;", curl's syntax for a header sent empty. */
-static bool add_call_header(struct curl_slist **h, const char *line)
+bool fo_xfer_ran(const struct fo_xfer *x, const char *url)
 {
-    const char *colon = strchr(line, ':');
-    if (!colon || colon[1 + strspn(colon + 1, " \t")] != '\0')
-        return add_header(h, line);
-    char *empty;
-    if (asprintf(&empty, "%.*s;", (int)(colon - line), line) < 0) {
-        curl_slist_free_all(*h);
-        *h = NULL;
-        return false;
-    }
-    bool ok = add_header(h, empty);
-    free(empty);
-    return ok;
-}
-
-/* A method whose request carries a body: without one of ours it is sent
- * with Content-Length: 0, so the backend does not wait for a body. */
-static bool takes_body(const char *m)
-{
-    return fo_method_has_body(m);
-}
-
-/* True when the call's own headers name 'name'. */
-static bool has_header(const struct fo_call *call, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < call->nheaders; i++)
-        if (strncasecmp(call->headers[i], name, n) == 0 && call->headers[i][n] == ':')
-            return true;
-    return false;
-}
-
-/* The request's headers: fanout's own first (X-Timeout-Ms is the first line,
- * rewritten by on_prereq), then the call's. NULL when out of memory. */
-static struct curl_slist *request_headers(const struct fo_xfer_group *g, const struct fo_call *call,
-                                          int64_t budget_ms, unsigned attempt)
-{
-    char line[TIMEOUT_PREFIX_LEN + FO_FMT_MAX + 1];
-    memcpy(line, TIMEOUT_PREFIX, TIMEOUT_PREFIX_LEN);
-    line[TIMEOUT_PREFIX_LEN + fo_fmt_i64(line + TIMEOUT_PREFIX_LEN, budget_ms)] = '\0';
-    struct curl_slist *h = NULL;
-    bool ok = add_header(&h, line);
-    if (ok && g->f->request_id) {
-        static const char name[] = "X-Request-Id: ";
-        size_t n = strlen(g->f->request_id);
-        char small[128], *rid = n < sizeof small - sizeof name ? small : malloc(sizeof name + n);
-        if (!rid) {
-            ok = false;
-        } else {
-            memcpy(rid, name, sizeof name - 1);
-            memcpy(rid + sizeof name - 1, g->f->request_id, n + 1);
-            ok = add_header(&h, rid);
-            if (rid != small)
-                free(rid);
-        }
-    }
-    if (ok && attempt > 0) {
-        char att[40];
-        snprintf(att, sizeof att, "X-Fanout-Attempt: %u", attempt);
-        ok = add_header(&h, att);
-    }
-    for (size_t i = 0; ok && i < call->nheaders; i++)
-        if (!own_header(call->headers[i], call->body != NULL))
-            ok = add_call_header(&h, call->headers[i]);
-    if (ok && !has_header(call, "Accept")) /* A forwarded Accept says what the client takes. */
-        ok = add_header(&h, "Accept: application/json");
-    if (ok && call->body && call->body_type && call->body_type[0]) {
-        char *ct; /* The client's, with a forwarded body. */
-        if (asprintf(&ct, "Content-Type: %s", call->body_type) < 0) {
-            curl_slist_free_all(h);
-            h = NULL;
-            ok = false;
-        } else {
-            ok = add_header(&h, ct);
-            free(ct);
-        }
-    } else if (ok && call->body) {
-        ok = add_header(&h, call->body_type ? "Content-Type:" : "Content-Type: application/json");
-    } else if (ok && takes_body(call->method) && !has_header(call, "Content-Type"))
-        ok = add_header(&h, "Content-Type:"); /* Not curl's form type for an empty body. */
-    if (ok && (call->body || takes_body(call->method)))
-        ok = add_header(&h, "Expect:"); /* No 100-continue round trip. */
-    return ok ? h : NULL;
+    return x->uh_url && strcmp(x->uh_url, url) == 0;
 }
 
 int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_call *call,
@@ -369,8 +272,7 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
     x->dirty_fresh = false;
     x->retried = false;
     x->no_fds = false;
-    x->hdrs = request_headers(group, call, budget_ms, x->attempt);
-    if (!x->hdrs)
+    if (fo_hdrs_build(&x->hdrs, call, group->f->request_id, budget_ms, x->attempt) < 0)
         return -ENOMEM;
     const char *attempt_url = x->url ? x->url : call->url; /* A host of its own (hosts). */
     x->https = fo_tls_back_is_https(attempt_url);
@@ -378,13 +280,13 @@ int fo_xfer_prepare(struct fo_xfer *x, struct fo_xfer_group *group, struct fo_ca
     if (fo_tls_back_apply(e, call->tls, attempt_url, &x->tls, &url) < 0)
         return -ENOMEM;
 
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    set_url(x, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, fo_hdrs_list(&x->hdrs));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)budget_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)budget_ms);
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L); /* A retry before left it set. */
     const char *m = call->method;
-    if (call->body || takes_body(m)) {
+    if (call->body || fo_method_has_body(m)) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 0L); /* A HEAD before left it set. */
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body ? call->body : "");

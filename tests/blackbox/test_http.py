@@ -1,5 +1,7 @@
 """HTTP surface: routing errors, path parameters reaching backends, keep-alive, connection reuse."""
 
+import concurrent.futures
+import re
 import string
 import urllib.parse
 
@@ -121,5 +123,58 @@ def test_backend_connections_are_reused(spawn):
             assert r.status == 200, r
         assert b.nrequests() == n
         assert b.nconns() <= 3, "%d requests opened %d backend connections" % (n, b.nconns())
+    finally:
+        b.close()
+
+
+def test_reused_transfers_carry_each_calls_own_url(spawn):
+    """One worker keeps its transfers, with their parsed URLs, between calls: every call
+    still goes to its own URL, when the next call on a transfer has another one (static,
+    templated, another endpoint's) and when many run at once."""
+    b = Backend()
+    try:
+        fo = spawn({"workers": 1, "endpoints": [
+            ep("/one/{v}", [be("a", b.url("/echo/a?k=1")), be("b", b.url("/echo/b")),
+                            be("t", b.url("/echo/t/{v}?v={v}"))]),
+            ep("/two/{v}", [be("c", b.url("/echo/c?k=2")), be("t", b.url("/echo/u/{v}"))]),
+        ]})
+        want = {
+            "one": lambda v: {"a": "/echo/a?k=1", "b": "/echo/b", "t": "/echo/t/%s?v=%s" % (v, v)},
+            "two": lambda v: {"c": "/echo/c?k=2", "t": "/echo/u/%s" % v},
+        }
+
+        def check(i):
+            name = "one" if i % 3 else "two"
+            v = "v%d" % i
+            r = fo.get("/%s/%s" % (name, v))
+            assert r.status == 200, r
+            got = {k: r.json()[k]["target"] for k in want[name](v)}
+            assert got == want[name](v), (i, got)
+
+        for i in range(60):
+            check(i)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(check, range(60, 260)))
+    finally:
+        b.close()
+
+
+def test_user_agent_is_fanouts_unless_the_call_sets_one(spawn):
+    b = Backend()
+    try:
+        fo = spawn({"endpoints": [
+            ep("/plain", [be("e", b.url("/echo"))]),
+            ep("/own", [be("e", b.url("/echo"), headers={"user-agent": "mine/1"})]),
+        ]})
+        for _ in range(3):  # On new and on reused transfers alike.
+            for path, want in (("/plain", None), ("/own", "mine/1")):
+                r = fo.get(path)
+                assert r.status == 200, r
+                agents = [v for k, v in r.json()["e"]["headers"] if k.lower() == "user-agent"]
+                assert len(agents) == 1, (path, r.json()["e"]["headers"])
+                if want:
+                    assert agents[0] == want, agents
+                else:
+                    assert re.fullmatch(r"fanout/[0-9][0-9A-Za-z.+~-]*", agents[0]), agents
     finally:
         b.close()

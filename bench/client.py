@@ -20,6 +20,7 @@ import json
 import os
 import selectors
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -27,7 +28,8 @@ import urllib.parse
 
 
 def run_requests(url, count, conns=1, method="GET", body=None, headers=None, expect_status=200):
-    """Send exactly 'count' requests to 'url' over 'conns' keep-alive connections (threads).
+    """Send exactly 'count' requests to 'url' (http or https) over 'conns' keep-alive
+    connections (threads).
 
     Returns a dict: sent, ok (status == expect_status), bad (other status or error),
     reconnects (connections the server closed under us), seconds, first_error.
@@ -55,8 +57,14 @@ def run_requests(url, count, conns=1, method="GET", body=None, headers=None, exp
             if err and state["first_error"] is None:
                 state["first_error"] = err
 
+    def connect():
+        if u.scheme == "https":  # the bench's own certificate: encrypted, not verified
+            return http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=30,
+                                               context=ssl._create_unverified_context())
+        return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30)
+
     def worker():
-        c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30)
+        c = connect()
         while take():
             try:
                 c.request(method, target, body=body, headers=hdrs)

@@ -28,6 +28,11 @@ void fo_buf_init(struct fo_buf *b, size_t max);
 /* Make room for 'extra' more bytes. Returns 0, -E2BIG (over max) or -ENOMEM. */
 int fo_buf_reserve(struct fo_buf *b, size_t extra);
 
+/* Make room for 'extra' more bytes in one allocation of just that size (plus
+ * the NUL), for a size known ahead; a buffer with the room already is left as
+ * it is. Same returns as fo_buf_reserve. */
+int fo_buf_presize(struct fo_buf *b, size_t extra);
+
 /* Append 'n' bytes. Returns 0, -E2BIG or -ENOMEM; on error nothing is appended. */
 int fo_buf_append(struct fo_buf *b, const void *p, size_t n);
 

@@ -38,6 +38,21 @@ int fo_buf_reserve(struct fo_buf *b, size_t extra)
     return 0;
 }
 
+int fo_buf_presize(struct fo_buf *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra || b->len + extra >= SIZE_MAX - 1)
+        return -E2BIG;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    char *p = realloc(b->data, need);
+    if (!p)
+        return -ENOMEM;
+    b->data = p;
+    b->cap = need;
+    return 0;
+}
+
 int fo_buf_append(struct fo_buf *b, const void *p, size_t n)
 {
     int rc = fo_buf_reserve(b, n);

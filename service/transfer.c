@@ -39,6 +39,25 @@
 
 /* ---- curl callbacks (worker thread) ---- */
 
+/* The largest body buffer sized ahead from a Content-Length. Past it the
+ * buffer grows as bytes arrive, so a length claimed but not sent costs no
+ * more than this. */
+#define PRESIZE_MAX (16 * 1024)
+
+/* With the first body bytes: one allocation of the whole body when its
+ * Content-Length says how long it is (growing by doubling from 256 bytes
+ * took five reallocs for a 4 KiB body and kept 8 KiB for it). Best effort:
+ * a failure leaves the growth to fo_buf_append, which reports it. */
+static void presize_body(struct fo_xfer *x, size_t first)
+{
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) != CURLE_OK || cl <= 0)
+        return;
+    size_t want = (uint64_t)cl > PRESIZE_MAX ? PRESIZE_MAX : (size_t)cl;
+    if (want > first)
+        fo_buf_presize(&x->body, want);
+}
+
 /* Body bytes: capped per call (the buffer's max), per request (the fan-out's
  * max_bytes, shared by its calls) and charged to the process budget. */
 static size_t on_write(char *data, size_t size, size_t n, void *arg)
@@ -47,7 +66,13 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg)
     struct fo_xfer_group *g = x->group;
     size_t len = size * n;
     size_t cap = g->f->max_bytes;
-    if ((cap && len > cap - g->bytes) || fo_buf_append(&x->body, data, len) < 0) {
+    if (cap && len > cap - g->bytes) {
+        x->too_large = true;
+        return 0;
+    }
+    if (x->body.len == 0)
+        presize_body(x, len);
+    if (fo_buf_append(&x->body, data, len) < 0) {
         x->too_large = true;
         return 0; /* Abort the transfer: CURLE_WRITE_ERROR. */
     }

@@ -4,7 +4,8 @@
  *
  * DESIGN: one thread, one multi handle driven by curl_multi_socket_action on an epoll set (as
  * fanout's workers drive theirs), CONCURRENCY easy handles reused for every transfer, cycling
- * through the URLs, over the multi's kept-alive connections. A warm-up of 2 x CONCURRENCY
+ * through the URLs (each parsed once into a CURLU handle that every transfer to it is given, as
+ * fanout's transfers keep theirs), over the multi's kept-alive connections. A warm-up of 2 x CONCURRENCY
  * transfers opens the connections; then TOTAL transfers are timed. Bodies are counted, not kept.
  * Prints one JSON line: transfers, errors, wall seconds, user and sys CPU per transfer (getrusage
  * of the process over the timed part), new connections seen in the timed part. The timed part
@@ -25,6 +26,7 @@ struct probe {
     int ep;           /* epoll descriptor. */
     long timeout_ms;  /* From the timer callback; -1 = none. */
     char **urls;      /* Borrowed from argv. */
+    CURLU **uh;       /* From curl_url(): urls[i] parsed once, as fanout keeps them. */
     int nurls;        /* Entries in urls. */
     long started;     /* Transfers added so far. */
     long done;        /* Transfers finished so far. */
@@ -80,7 +82,9 @@ static void start(struct probe *pr, CURL *e)
 {
     if (pr->started >= pr->limit)
         return;
-    curl_easy_setopt(e, CURLOPT_URL, pr->urls[pr->started % pr->nurls]);
+    int u = (int)(pr->started % pr->nurls);
+    curl_easy_setopt(e, CURLOPT_URL, pr->urls[u]);
+    curl_easy_setopt(e, CURLOPT_CURLU, pr->uh[u]);
     pr->started++;
     curl_multi_add_handle(pr->multi, e);
 }
@@ -156,6 +160,17 @@ int main(int argc, char **argv)
     struct probe pr = {.timeout_ms = -1, .urls = argv + 3, .nurls = argc - 3};
     if (n < 1 || total < 1 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return 2;
+    pr.uh = calloc((size_t)pr.nurls, sizeof(*pr.uh));
+    for (int i = 0; pr.uh && i < pr.nurls; i++) {
+        pr.uh[i] = curl_url();
+        if (!pr.uh[i] || curl_url_set(pr.uh[i], CURLUPART_URL, pr.urls[i],
+                                      CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+            fprintf(stderr, "bad URL: %s\n", pr.urls[i]);
+            return 2;
+        }
+    }
+    if (!pr.uh)
+        return 1;
     pr.ep = epoll_create1(EPOLL_CLOEXEC);
     pr.multi = curl_multi_init();
     curl_multi_setopt(pr.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -200,6 +215,8 @@ int main(int argc, char **argv)
            pr.done / wall, usr, sys, usr + sys);
     for (int i = 0; i < n; i++)
         curl_easy_cleanup(easy[i]);
+    for (int i = 0; i < pr.nurls; i++)
+        curl_url_cleanup(pr.uh[i]);
     curl_multi_cleanup(pr.multi);
     curl_global_cleanup();
     return pr.errors ? 1 : 0;

@@ -388,6 +388,31 @@ static void test_put_int_and_ms_respect_the_limit(void **state)
     fo_buf_free(&b);
 }
 
+static void test_presize_is_exact_and_capped(void **state)
+{
+    (void)state;
+    struct fo_buf b;
+    fo_buf_init(&b, 10000);
+    assert_int_equal(fo_buf_presize(&b, 4096), 0);
+    assert_int_equal(b.cap, 4097); /* The bytes and the NUL, not a power of two. */
+    char *was = b.data;
+    assert_int_equal(fo_buf_presize(&b, 100), 0); /* Room already: as it was. */
+    assert_ptr_equal(b.data, was);
+    assert_int_equal(b.cap, 4097);
+    char chunk[4096];
+    memset(chunk, 'x', sizeof chunk);
+    assert_int_equal(fo_buf_append(&b, chunk, sizeof chunk), 0);
+    assert_ptr_equal(b.data, was); /* No realloc for the body it was sized for. */
+    assert_int_equal(b.len, 4096);
+    assert_int_equal(b.data[4096], '\0');
+    assert_int_equal(fo_buf_presize(&b, 10000 - 4096 + 1), -E2BIG); /* Past max: unchanged. */
+    assert_int_equal(b.cap, 4097);
+    assert_int_equal(fo_buf_presize(&b, SIZE_MAX), -E2BIG);
+    assert_int_equal(fo_buf_append(&b, "y", 1), 0); /* Growth goes on past the presize. */
+    assert_int_equal(b.len, 4097);
+    fo_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_fmt_ms_one_decimal),
         cmocka_unit_test(test_fmt_hex_fixed_width),
         cmocka_unit_test(test_put_int_and_ms_respect_the_limit),
+        cmocka_unit_test(test_presize_is_exact_and_capped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -447,8 +447,11 @@ def test_hedge_after_p95_waits_for_100_samples(fo):
     parallel(150, timed(fo, "/p95"), threads=10)
     m = parse(fo.get("/metrics").body.decode())
     sent = m.get("fanout_backend_hedges_total", endpoint="GET /p95", backend="x")
-    assert b.count() - base == 210 + sent
     assert sent >= 1
+    # A hedge counts once it is started; one started just before its primary answers (a 20 ms
+    # call a little over the p95 on a slow machine) is cancelled before its request leaves, so
+    # the backend sees between one and all of them, and nothing else.
+    assert 210 < b.count() - base <= 210 + sent, (b.count() - base, sent)
 
 
 def test_breaker_counts_invalid_json_not_4xx_nor_the_deadline(fo):

@@ -186,6 +186,19 @@ def cpu_ticks(pid):
     return None if t is None else t[0] + t[1]
 
 
+def wait_quiet(pid, limit_s=5.0):
+    """Wait (up to limit_s) until PID used no CPU over 0.2 s: what a timed run left in flight
+    (a closed wrk connection's request still calls its backends) is done."""
+    end = time.monotonic() + limit_s
+    last = cpu_ticks(pid)
+    while time.monotonic() < end:
+        time.sleep(0.2)
+        now = cpu_ticks(pid)
+        if now is None or now == last:
+            return
+        last = now
+
+
 def fd_count(pid):
     try:
         return len(os.listdir("/proc/%d/fd" % pid))
@@ -867,6 +880,7 @@ def strace_count(pid, url, count, tmp, name, **req):
     {"requests", "ok", "per_req": {syscall: calls per request}, "total_per_req"}."""
     out = os.path.join(tmp, "strace-%s.txt" % name)
     err = os.path.join(tmp, "strace-%s.err" % name)
+    wait_quiet(pid)  # count only this run's requests
     p = PROCS.start("strace", ["strace", "-c", "-f", "-p", str(pid), "-o", out],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(err, "w"))
     try:
@@ -888,7 +902,8 @@ def strace_count(pid, url, count, tmp, name, **req):
             pass
         PROCS.stop(p)
     per = strace_summary(out, count)
-    return {"requests": count, "ok": r["ok"], "bad": r["bad"], "conns": STRACE_CONNS,
+    return {"requests": count, "ok": r["ok"], "bad": r["bad"], "first_error": r["first_error"],
+            "conns": STRACE_CONNS,
             "per_req": per, "total_per_req": sum(per.values())}
 
 
@@ -1461,7 +1476,7 @@ def syscalls_md(order, rows_by_run):
             if not sc or "requests" not in sc:  # the curl probe's are per transfer (peers_md)
                 continue
             top = ", ".join("%s %.2f" % kv for kv in list(sc["per_req"].items())[:7])
-            bad = " (%d not 200)" % sc["bad"] if sc.get("bad") else ""
+            bad = " (%d not 200: %s)" % (sc["bad"], sc.get("first_error")) if sc.get("bad") else ""
             rows.append([label, str(rnd), "%d%s" % (sc["requests"], bad),
                          "%.1f" % sc["total_per_req"], top])
     if not rows:
